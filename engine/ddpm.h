@@ -1,0 +1,257 @@
+/* ddpm.h: the public interface of libddpm, the GIMP DDPM diffusion engine.
+ *
+ * OVERVIEW
+ *
+ * libddpm implements Denoising Diffusion Probabilistic Models (Ho et al.
+ * 2020) on the CPU.  It depends on GLib and OpenBLAS only; it knows nothing
+ * of GIMP.  The pieces, in the order data flows through them:
+ *
+ *   DdpmRng         counter-based random numbers (Philox4x32-10): the noise
+ *                   of element i of stream s under seed k is a pure function
+ *                   of (k, s, i), so results never depend on threads or tiles.
+ *   DdpmSchedule    the noise schedule β_1..β_T and every table derived from
+ *                   it (ᾱ, √ᾱ, posterior coefficients, ...), in double; also
+ *                   respaced schedules for sampling in fewer steps.
+ *   ddpm_q_*        the forward process q(x_t|x_0) and posterior
+ *                   q(x_{t-1}|x_t,x_0) on float tensors.
+ *   ddpm_*_kl, ...  likelihood terms of the ELBO (DDPM §3.3).
+ *
+ * WORKED EXAMPLE: noise an image to t = 400 and recover x_0 from the noise.
+ *
+ *   GError *error = NULL;
+ *   DdpmSchedule *s = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, &error);
+ *   float *eps = g_new (float, n), *xt = g_new (float, n), *x0 = g_new (float, n);
+ *   ddpm_rng_normal_fill (eps, n, seed, 0, 0);
+ *   ddpm_q_sample (xt, image, eps, n, s, 400);       // √ᾱ·x0 + √(1−ᾱ)·ε
+ *   ddpm_predict_x0_from_eps (x0, xt, eps, n, s, 400);  // == image, to rounding
+ *   ddpm_schedule_free (s);
+ *
+ * CONVENTIONS
+ *
+ * - Timesteps are 1-based as in the paper: t = 1..T, and every table has an
+ *   entry at t = 0 that stands for the data itself (ᾱ_0 = 1, β_0 = 0).
+ *   A network trained in the 0-based convention of the reference code sees
+ *   t − 1 (see DdpmSchedule.timestep).
+ * - Tensors are float, NCHW, contiguous.  Elementwise functions take the
+ *   output first, then inputs, then sizes (as llm.c does).
+ * - Fallible functions return FALSE or NULL and set a GError in DDPM_ERROR.
+ */
+#ifndef DDPM_H
+#define DDPM_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* ------------------------------------------------------------------ errors */
+
+#define DDPM_ERROR (ddpm_error_quark ())
+GQuark ddpm_error_quark (void);
+
+typedef enum
+{
+  DDPM_ERROR_INVALID_ARGUMENT, /* a parameter out of its range */
+  DDPM_ERROR_IO,               /* a file could not be read or written */
+  DDPM_ERROR_CORRUPT_FILE,     /* a file is truncated, damaged or foreign */
+  DDPM_ERROR_UNSUPPORTED,      /* valid, but not something we can handle */
+  DDPM_ERROR_NO_MEMORY,        /* an allocation failed (huge image) */
+  DDPM_ERROR_CANCELLED         /* the progress callback asked to stop */
+} DdpmError;
+
+/* ------------------------------------------------------------------ random */
+
+/* Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as
+ * 1, 2, 3"): a bijection of a 128-bit counter under a 64-bit key.  We use
+ * counter = (block, stream) and key = seed. */
+void     ddpm_philox4x32_10   (guint32        out[4],
+                               const guint32  counter[4],
+                               const guint32  key[2]);
+
+/* Uniform in [0, 1) with 53 random bits: element `index` of `stream`. */
+double   ddpm_rng_uniform     (guint64 seed, guint64 stream, guint64 index);
+
+/* Standard normal (Box–Muller): element `index` of `stream`. */
+float    ddpm_rng_normal      (guint64 seed, guint64 stream, guint64 index);
+
+/* out[i] = ddpm_rng_normal (seed, stream, first + i) for i < n, but faster
+ * (one Philox block serves four consecutive elements). */
+void     ddpm_rng_normal_fill (float   *out,
+                               gsize    n,
+                               guint64  seed,
+                               guint64  stream,
+                               guint64  first);
+
+/* out[i] = ddpm_rng_uniform (seed, stream, first + i) for i < n. */
+void     ddpm_rng_uniform_fill (double  *out,
+                                gsize    n,
+                                guint64  seed,
+                                guint64  stream,
+                                guint64  first);
+
+/* A sequential generator over the same function, for code that just wants
+ * "the next number" (data augmentation, timestep draws).  Its whole state is
+ * these three integers, which is what a training checkpoint saves. */
+typedef struct
+{
+  guint64 seed;
+  guint64 stream;
+  guint64 counter;  /* index of the next element */
+} DdpmRng;
+
+void     ddpm_rng_init        (DdpmRng *rng, guint64 seed, guint64 stream);
+double   ddpm_rng_next_uniform (DdpmRng *rng);
+float    ddpm_rng_next_normal  (DdpmRng *rng);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+guint32  ddpm_rng_next_below   (DdpmRng *rng, guint32 n);
+
+/* ---------------------------------------------------------------- schedule */
+
+typedef enum
+{
+  DDPM_SCHEDULE_LINEAR,        /* Ho et al. 2020: β from 1e-4 to 0.02 at T = 1000 */
+  DDPM_SCHEDULE_COSINE,        /* Nichol & Dhariwal 2021, s = 0.008 */
+  DDPM_SCHEDULE_SCALED_LINEAR, /* Rombach et al. 2022: √β linear, 0.00085..0.012 */
+  DDPM_SCHEDULE_SIGMOID,       /* Jabri et al. 2022: β = σ(linspace(−6, 6)) scaled */
+  DDPM_SCHEDULE_COUNT
+} DdpmScheduleKind;
+
+const char *ddpm_schedule_kind_name        (DdpmScheduleKind kind);
+/* Returns FALSE (and sets error listing the valid names) for an unknown name. */
+gboolean    ddpm_schedule_kind_from_string (const char        *name,
+                                            DdpmScheduleKind  *kind,
+                                            GError           **error);
+
+/* How a respaced schedule picks its N timesteps among 1..t_max. */
+typedef enum
+{
+  DDPM_SPACING_TRAILING, /* t_i = round(i·t_max/N): always includes t_max */
+  DDPM_SPACING_LEADING,  /* t_i = 1 + (i−1)·⌊t_max/N⌋: always includes 1 */
+  DDPM_SPACING_LINSPACE, /* t_i = round(linspace(1, t_max, N)): both ends */
+  DDPM_SPACING_COUNT
+} DdpmSpacing;
+
+const char *ddpm_spacing_name        (DdpmSpacing spacing);
+gboolean    ddpm_spacing_from_string (const char   *name,
+                                      DdpmSpacing  *spacing,
+                                      GError      **error);
+
+/* A noise schedule and its derived tables.  Every array has T + 1 entries,
+ * indexed by t = 0..T; entry 0 is the noise-free data.  All in double: the
+ * products ᾱ_t reach 4e-5 and their complements must not lose digits. */
+typedef struct
+{
+  DdpmScheduleKind kind;
+  int     T;                   /* number of diffusion steps */
+  int     T_base;              /* T of the schedule this was respaced from */
+  int    *timestep;            /* (T+1) the base schedule's t for each step:
+                                  identity unless respaced */
+  double *beta;                /* (T+1) β_t */
+  double *alpha;               /* (T+1) α_t = 1 − β_t */
+  double *alpha_bar;           /* (T+1) ᾱ_t = ∏_{s≤t} α_s */
+  double *sqrt_alpha_bar;      /* (T+1) √ᾱ_t */
+  double *sqrt_one_minus_alpha_bar; /* (T+1) √(1 − ᾱ_t) */
+  double *sqrt_recip_alpha_bar;     /* (T+1) 1/√ᾱ_t */
+  double *sqrt_recipm1_alpha_bar;   /* (T+1) √(1/ᾱ_t − 1) */
+  double *posterior_variance;       /* (T+1) β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t)·β_t */
+  double *posterior_log_variance_clipped; /* (T+1) log β̃_t, with β̃_1 := β̃_2 */
+  double *posterior_mean_coef_x0;   /* (T+1) √ᾱ_{t−1}·β_t/(1−ᾱ_t) */
+  double *posterior_mean_coef_xt;   /* (T+1) √α_t·(1−ᾱ_{t−1})/(1−ᾱ_t) */
+  double *log_beta;                 /* (T+1) log β_t (σ² = β variance) */
+} DdpmSchedule;
+
+/* A named schedule with T steps (T ≥ 1).  The linear schedule is scaled by
+ * 1000/T as in improved DDPM, so that any T spans the same noise levels as
+ * the T = 1000 original. */
+DdpmSchedule *ddpm_schedule_new  (DdpmScheduleKind   kind,
+                                  int                T,
+                                  GError           **error);
+
+/* A schedule from explicit ᾱ_1..ᾱ_T (alpha_bar[0] is ignored and taken as
+ * 1; ᾱ must be strictly decreasing in (0, 1)).  `timestep` (may be NULL for
+ * the identity) records, for each step, the base schedule's t. */
+DdpmSchedule *ddpm_schedule_new_from_alpha_bar (DdpmScheduleKind   kind,
+                                                const double      *alpha_bar,
+                                                const int         *timestep,
+                                                int                T,
+                                                int                T_base,
+                                                GError           **error);
+
+/* Respacing (Nichol & Dhariwal 2021, §4): keep N of the base timesteps in
+ * 1..t_max (t_max ≤ base->T, N ≤ t_max) and build the chain whose steps jump
+ * between them, with β'_i = 1 − ᾱ_{t_i}/ᾱ_{t_{i−1}} (ᾱ_{t_0} = 1).  The new
+ * chain's cumulative products are exactly the base ᾱ at the kept steps, so
+ * its marginals q(x_{t_i}|x_0) are unchanged. */
+DdpmSchedule *ddpm_schedule_respace (const DdpmSchedule  *base,
+                                     int                  t_max,
+                                     int                  n_steps,
+                                     DdpmSpacing          spacing,
+                                     GError             **error);
+
+/* The kept timesteps alone: fills out[1..n_steps] (out[0] = 0), increasing. */
+gboolean ddpm_spacing_timesteps (int           *out,
+                                 int            t_max,
+                                 int            n_steps,
+                                 DdpmSpacing    spacing,
+                                 GError       **error);
+
+void          ddpm_schedule_free (DdpmSchedule *schedule);
+
+/* --------------------------------------------------------------- diffusion */
+
+/* Ho et al. 2020, eq. 4 with the reparameterisation of §3.2:
+ * out = √ᾱ_t·x0 + √(1−ᾱ_t)·eps.  0 ≤ t ≤ T; t = 0 copies x0. */
+void ddpm_q_sample (float              *out,
+                    const float        *x0,
+                    const float        *eps,
+                    gsize               n,
+                    const DdpmSchedule *schedule,
+                    int                 t);
+
+/* Inverse of q_sample for x0: out = x0 = (x_t − √(1−ᾱ_t)·eps)/√ᾱ_t,
+ * computed as √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·eps. */
+void ddpm_predict_x0_from_eps (float              *out,
+                               const float        *xt,
+                               const float        *eps,
+                               gsize               n,
+                               const DdpmSchedule *schedule,
+                               int                 t);
+
+/* Inverse of q_sample for eps: out = (x_t − √ᾱ_t·x0)/√(1−ᾱ_t).  t ≥ 1. */
+void ddpm_predict_eps_from_x0 (float              *out,
+                               const float        *xt,
+                               const float        *x0,
+                               gsize               n,
+                               const DdpmSchedule *schedule,
+                               int                 t);
+
+/* Ho et al. 2020, eqs. 6–7: the posterior q(x_{t−1}|x_t, x_0) =
+ * N(μ̃, β̃_t·I) with μ̃ = coef_x0·x0 + coef_xt·x_t.  Writes μ̃ to mean
+ * (n floats); returns β̃_t and log β̃_t (clipped at t = 1) through the
+ * optional pointers.  1 ≤ t ≤ T. */
+void ddpm_q_posterior (float              *mean,
+                       double             *variance,
+                       double             *log_variance_clipped,
+                       const float        *x0,
+                       const float        *xt,
+                       gsize               n,
+                       const DdpmSchedule *schedule,
+                       int                 t);
+
+/* -------------------------------------------------------------- likelihood */
+
+/* KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) per element, in nats:
+ * ½(−1 + logvar2 − logvar1 + e^(logvar1−logvar2) + (mean1−mean2)²·e^−logvar2). */
+double ddpm_normal_kl (double mean1, double logvar1,
+                       double mean2, double logvar2);
+
+/* log of the probability that N(mean, e^(2·log_scale)) puts on the 8-bit bin
+ * of x, for data x ∈ [−1, 1] on the grid −1 + 2k/255 (DDPM §3.3, eq. 13):
+ * the bin is [x − 1/255, x + 1/255], with the outermost bins extended to
+ * ±∞, so the 256 probabilities sum to exactly 1. */
+double ddpm_discretized_gaussian_log_likelihood (double x,
+                                                 double mean,
+                                                 double log_scale);
+
+G_END_DECLS
+
+#endif /* DDPM_H */

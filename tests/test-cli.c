@@ -1,0 +1,155 @@
+/* test-cli.c: the `ddpm` command as a user runs it: output format,
+ * values, and clear errors with a non-zero exit for bad arguments.  The
+ * binary's path comes from the DDPM_CLI environment variable (meson). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+/* Run ddpm with `args` (NULL-terminated); return the exit status. */
+static int
+run_ddpm (char **out, char **err, ...)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+  const char *arg;
+  va_list ap;
+  int status = -1;
+  GError *error = NULL;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("DDPM_CLI"));
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  g_assert_nonnull (g_getenv ("DDPM_CLI"));
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                out, err, &status, &error);
+  g_assert_no_error (error);
+  g_ptr_array_free (argv, TRUE);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+/* The issue's acceptance check: the CSV's header names the columns and its
+ * last row (t = 1000) has ᾱ ≈ 4.04e-5. */
+static void
+test_schedule_csv (void)
+{
+  char *out, *err;
+  int status = run_ddpm (&out, &err, "schedule", "--schedule", "linear",
+                         "--timesteps", "1000", "--csv", NULL);
+
+  g_assert_cmpint (status, ==, 0);
+  char **lines = g_strsplit (g_strchomp (out), "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 1001);
+
+  char **header = g_strsplit (lines[0], ",", -1);
+  int col_t = -1, col_ab = -1, col_beta = -1, col_pv = -1;
+  for (int i = 0; header[i]; i++)
+    {
+      if (!strcmp (header[i], "t")) col_t = i;
+      if (!strcmp (header[i], "alpha_bar")) col_ab = i;
+      if (!strcmp (header[i], "beta")) col_beta = i;
+      if (!strcmp (header[i], "posterior_variance")) col_pv = i;
+    }
+  g_assert_cmpint (col_t, ==, 0);
+  g_assert_cmpint (col_ab, >, 0);
+  g_assert_cmpint (col_beta, >, 0);
+  g_assert_cmpint (col_pv, >, 0);
+
+  char **first = g_strsplit (lines[1], ",", -1);
+  char **last = g_strsplit (lines[1000], ",", -1);
+  g_assert_cmpstr (first[col_t], ==, "1");
+  g_assert_cmpstr (last[col_t], ==, "1000");
+  g_assert_cmpfloat_with_epsilon (g_ascii_strtod (first[col_beta], NULL), 1e-4, 1e-12);
+  g_assert_cmpfloat_with_epsilon (g_ascii_strtod (last[col_beta], NULL), 0.02, 1e-12);
+  double ab = g_ascii_strtod (last[col_ab], NULL);
+  g_assert_cmpfloat (fabs (ab - 4.04e-5), <, 0.01e-5);
+
+  g_strfreev (first);
+  g_strfreev (last);
+  g_strfreev (header);
+  g_strfreev (lines);
+  g_free (out);
+  g_free (err);
+}
+
+static void
+test_respaced_table (void)
+{
+  char *out, *err;
+  int status = run_ddpm (&out, &err, "schedule", "--schedule", "cosine", "--steps", "10",
+                         "--csv", NULL);
+
+  g_assert_cmpint (status, ==, 0);
+  char **lines = g_strsplit (g_strchomp (out), "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 11);
+  char **last = g_strsplit (lines[10], ",", -1);
+  g_assert_cmpstr (last[0], ==, "10");
+  g_assert_cmpstr (last[1], ==, "1000"); /* the base timestep of the last step */
+  g_strfreev (last);
+  g_strfreev (lines);
+  g_free (out);
+  g_free (err);
+}
+
+/* Bad arguments: a message that names the problem, exit status 2. */
+static void
+test_errors (void)
+{
+  const char *cases[][4] = {
+    { "schedule", "--schedule", "quadratic", "unknown schedule" },
+    { "schedule", "--timesteps", "0", "between 1 and" },
+    { "schedule", "--timesteps", "abc", "abc" },
+    { "schedule", "--steps", "5000", "5000 steps" },
+    { "frobnicate", NULL, NULL, "unknown command" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      char *out, *err;
+      int status = cases[i][1]
+                   ? run_ddpm (&out, &err, cases[i][0], cases[i][1], cases[i][2], NULL)
+                   : run_ddpm (&out, &err, cases[i][0], NULL);
+      char *lower = g_ascii_strdown (err, -1);
+
+      g_test_message ("%s → %s", cases[i][0], err);
+      g_assert_cmpint (status, ==, 2);
+      g_assert_nonnull (strstr (lower, cases[i][3]));
+      g_free (lower);
+      g_free (out);
+      g_free (err);
+    }
+}
+
+static void
+test_help_and_version (void)
+{
+  char *out, *err;
+
+  g_assert_cmpint (run_ddpm (&out, &err, "--version", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "ddpm "));
+  g_free (out);
+  g_free (err);
+  g_assert_cmpint (run_ddpm (&out, &err, "--help", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "schedule"));
+  g_free (out);
+  g_free (err);
+  g_assert_cmpint (run_ddpm (&out, &err, "schedule", "--help", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "--timesteps"));
+  g_free (out);
+  g_free (err);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/schedule-csv", test_schedule_csv);
+  g_test_add_func ("/cli/respaced-table", test_respaced_table);
+  g_test_add_func ("/cli/errors", test_errors);
+  g_test_add_func ("/cli/help-and-version", test_help_and_version);
+  return g_test_run ();
+}
