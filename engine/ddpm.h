@@ -252,6 +252,233 @@ double ddpm_discretized_gaussian_log_likelihood (double x,
                                                  double mean,
                                                  double log_scale);
 
+/* ---------------------------------------------------------------- progress */
+
+/* What long work reports after each unit (a sampling or training step). */
+typedef struct
+{
+  int    step;        /* units done so far, 1..n_steps */
+  int    n_steps;     /* units in all */
+  double loss;        /* training: the (EMA-smoothed) loss; sampling: NAN */
+  double elapsed;     /* seconds since the work began */
+  double per_second;  /* units per second so far */
+  double remaining;   /* estimated seconds left */
+} DdpmProgress;
+
+/* Return FALSE to cancel: the engine stops at the next safe point and fails
+ * with DDPM_ERROR_CANCELLED, leaving its outputs untouched (sampling) or its
+ * last checkpoint in place (training). */
+typedef gboolean (*DdpmProgressFunc) (const DdpmProgress *progress,
+                                      gpointer            user_data);
+
+/* ---------------------------------------------------------------- denoiser */
+
+/* ε_θ(x_t, t): predict the noise in a batch of images x (B, C, H, W) at the
+ * base schedule's timestep t (1-based; a UNet trained in the reference
+ * code's 0-based convention is given t − 1 by its adapter).  All images in
+ * a batch share t.  Returns FALSE with error set on failure. */
+typedef gboolean (*DdpmDenoiseFunc) (float       *eps,
+                                     const float *x,
+                                     int          B,
+                                     int          C,
+                                     int          H,
+                                     int          W,
+                                     int          t,
+                                     gpointer     user_data,
+                                     GError     **error);
+
+/* A denoiser and what the samplers must know about it.  Anything can stand
+ * behind it: the UNet, or an analytic optimum in the tests. */
+typedef struct
+{
+  DdpmDenoiseFunc denoise;
+  gpointer        user_data;
+  int             channels;   /* C the denoiser expects */
+  int             tile_size;  /* its native H = W; 0 if any size works
+                                 (no tiling needed) */
+  int             max_batch;  /* tiles per call; 0 = no limit */
+} DdpmDenoiser;
+
+/* ---------------------------------------------------------------- samplers */
+
+typedef enum
+{
+  DDPM_SAMPLER_DDPM,   /* ancestral sampling, Ho et al. 2020, Algorithm 2 */
+  DDPM_SAMPLER_DDIM,   /* Song et al. 2021, eq. 12, with η */
+  DDPM_SAMPLER_COUNT
+} DdpmSamplerKind;
+
+const char *ddpm_sampler_kind_name        (DdpmSamplerKind kind);
+gboolean    ddpm_sampler_kind_from_string (const char       *name,
+                                           DdpmSamplerKind  *kind,
+                                           GError          **error);
+
+/* The reverse-process variance of the DDPM sampler (Ho et al. 2020, §3.2). */
+typedef enum
+{
+  DDPM_VARIANCE_POSTERIOR, /* σ² = β̃_t: the right default for few steps */
+  DDPM_VARIANCE_BETA,      /* σ² = β_t */
+  DDPM_VARIANCE_COUNT
+} DdpmVariance;
+
+const char *ddpm_variance_name        (DdpmVariance variance);
+gboolean    ddpm_variance_from_string (const char    *name,
+                                       DdpmVariance  *variance,
+                                       GError       **error);
+
+typedef struct
+{
+  DdpmSamplerKind  sampler;      /* default DDIM */
+  DdpmVariance     variance;     /* DDPM sampler only; default posterior */
+  double           eta;          /* DDIM only, in [0, 1]; default 0 */
+  gboolean         clip_x0;      /* clip predicted x0 to [−1, 1]; default TRUE */
+  int              steps;        /* denoising steps actually run; default 20 */
+  double           strength;     /* t0 = round(strength·T); default 1 */
+  guint64          seed;
+  DdpmSpacing      spacing;      /* default trailing */
+  int              tile_overlap; /* pixels shared by neighbouring tiles;
+                                    default: a quarter of the tile */
+  int              threads;      /* 0 = all cores */
+  DdpmProgressFunc progress;     /* may be NULL */
+  gpointer         progress_data;
+} DdpmSampleParams;
+
+/* Fill `params` with the defaults above (seed 0). */
+void     ddpm_sample_params_init (DdpmSampleParams *params);
+
+/* What img2img will run, for display before running it: t0 =
+ * round(strength·T) and the number of denoising steps (steps, capped at
+ * t0 since there are only t0 distinct timesteps below it; 0 when strength
+ * is 0).  Fails on strength outside [0, 1] or steps < 1. */
+gboolean ddpm_img2img_plan (const DdpmSchedule *schedule,
+                            double              strength,
+                            int                 steps,
+                            int                *t0,
+                            int                *n_steps,
+                            GError            **error);
+
+/* SDEdit (Meng et al. 2021) with masks and tiling, in place on one image
+ * (C, H, W) with values in [−1, 1]:
+ *   x_t0 = √ᾱ_t0·x + √(1−ᾱ_t0)·ε, then params->steps denoising steps from
+ *   t0 down to 0.  strength = 0 leaves image bit for bit; strength = 1
+ *   starts from pure noise (generation).
+ * mask (H, W) in [0, 1] or NULL (= all ones): where it is 0, at every step
+ * the state is replaced by the original forward-noised to the current t,
+ * and the result is composited as mask·generated + (1 − mask)·original.
+ * Images larger than denoiser->tile_size are processed in overlapping
+ * tiles whose ε are blended with a smooth window (MultiDiffusion); smaller
+ * ones are reflect-padded.  Noise is keyed by (seed, step, pixel), so the
+ * result does not depend on threads or tile size.  On failure or cancel
+ * the image is left unchanged. */
+gboolean ddpm_img2img (float                  *image,
+                       const float            *mask,
+                       int                     C,
+                       int                     H,
+                       int                     W,
+                       const DdpmSchedule     *schedule,
+                       const DdpmDenoiser     *denoiser,
+                       const DdpmSampleParams *params,
+                       GError                **error);
+
+/* -------------------------------------------------------------------- unet */
+
+#define DDPM_MAX_LEVELS 8
+
+/* The DDPM UNet (Ho et al. 2020, appendix B), as in the reference
+ * ../shared/bench/torch_unet.py.  Attention is tied to a depth level:
+ * resolution r at training size S means level log2(S/r). */
+typedef struct
+{
+  int   in_channels;       /* 1 (gray) or 3 (RGB) */
+  int   out_channels;      /* = in_channels for an ε-predictor */
+  int   ch;                /* base channel count (multiple of 32) */
+  int   n_levels;
+  int   ch_mult[DDPM_MAX_LEVELS];
+  int   num_res_blocks;
+  int   n_attn;
+  int   attn_resolutions[DDPM_MAX_LEVELS];
+  int   image_size;        /* training resolution */
+  float dropout;
+} DdpmUNetConfig;
+
+/* Presets: "tiny" (32, [1,2,2], 1, attn 8), "small" (64, [1,2,2,2], 2,
+ * attn 16), "cifar" (128, [1,2,2,2], 2, attn 16, dropout 0.1); image 32. */
+gboolean ddpm_unet_config_from_preset (const char     *name,
+                                       int             channels,
+                                       DdpmUNetConfig *config,
+                                       GError        **error);
+/* Checks every field; the error names the first bad one. */
+gboolean ddpm_unet_config_validate    (const DdpmUNetConfig *config,
+                                       GError              **error);
+gsize    ddpm_unet_config_n_params    (const DdpmUNetConfig *config);
+
+/* ------------------------------------------------------------------- model */
+
+/* A trained model: UNet configuration, weights (the EMA weights when the
+ * file has them) and noise schedule, as read from a .safetensors file. */
+typedef struct _DdpmModel DdpmModel;
+
+DdpmModel            *ddpm_model_load         (const char  *path,
+                                               GError     **error);
+void                  ddpm_model_free         (DdpmModel   *model);
+const DdpmUNetConfig *ddpm_model_get_config   (const DdpmModel *model);
+const DdpmSchedule   *ddpm_model_get_schedule (const DdpmModel *model);
+/* A denoiser running this model's UNet with `threads` threads (0 = all
+ * cores).  Valid while the model lives. */
+void                  ddpm_model_get_denoiser (DdpmModel    *model,
+                                               int           threads,
+                                               DdpmDenoiser *denoiser);
+/* The installed default model: $DDPM_MODEL_DIR/default.safetensors if that
+ * variable is set, else the data directory's.  Newly allocated. */
+char                 *ddpm_model_default_path (void);
+
+/* ------------------------------------------------------------------- train */
+
+/* Training images: patches of one image, or random crops of the images in
+ * a folder; pixels in [−1, 1]. */
+typedef struct _DdpmDataset DdpmDataset;
+
+DdpmDataset *ddpm_dataset_new_from_pixels (const float *pixels, /* (C, H, W) */
+                                           int          C,
+                                           int          H,
+                                           int          W,
+                                           GError     **error);
+DdpmDataset *ddpm_dataset_new_from_folder (const char  *path,
+                                           int          channels,
+                                           int          resize_short, /* 0: no resize */
+                                           GError     **error);
+void         ddpm_dataset_free            (DdpmDataset *dataset);
+
+typedef struct
+{
+  DdpmUNetConfig   config;           /* ignored when resuming */
+  DdpmScheduleKind schedule;         /* default linear */
+  int              T;                /* default 1000 */
+  int              steps;            /* optimizer steps in all */
+  int              batch;            /* default 16 */
+  double           lr;               /* default 2e-4 */
+  double           beta1, beta2;     /* default 0.9, 0.999 */
+  double           weight_decay;     /* AdamW; default 0 */
+  int              warmup;           /* linear warm-up steps; default 100 */
+  double           grad_clip;        /* max global gradient norm; default 1 */
+  double           ema_decay;        /* default 0.999 */
+  gboolean         hflip;            /* random horizontal flips; default TRUE */
+  guint64          seed;
+  int              threads;          /* 0 = all cores */
+  const char      *out_path;         /* the model file to write */
+  const char      *resume_path;      /* a checkpoint to continue, or NULL */
+  int              checkpoint_every; /* steps between checkpoints; 0: end only */
+  DdpmProgressFunc progress;
+  gpointer         progress_data;
+} DdpmTrainParams;
+
+void     ddpm_train_params_init (DdpmTrainParams *params);
+/* Train (or resume) and write params->out_path atomically; on cancel the
+ * last checkpoint is written and DDPM_ERROR_CANCELLED returned. */
+gboolean ddpm_train             (const DdpmTrainParams *params,
+                                 DdpmDataset           *dataset,
+                                 GError               **error);
+
 G_END_DECLS
 
 #endif /* DDPM_H */

@@ -1,0 +1,167 @@
+/* layers.h: the network layers, forward and backward side by side (internal
+ * to libddpm; the UNet in unet.c is their only user besides the tests).
+ *
+ * Conventions (llm.c): outputs first, then inputs, then sizes.  Tensors are
+ * float, NCHW, contiguous; shapes in the comments.  Backward functions
+ * ACCUMULATE into their gradient outputs (+=); the caller zeroes them.  A
+ * NULL gradient pointer means "not needed" (e.g. dinp of the first layer).
+ * No function allocates: scratch space comes from the caller, sized by the
+ * matching _scratch_size() function, so a training step touches no new
+ * pages.  The heavy products go through cblas_sgemm; every layer also has a
+ * naive reference kernel (…_reference) that the tests use as an oracle.
+ */
+#ifndef DDPM_LAYERS_H
+#define DDPM_LAYERS_H
+
+#include <glib.h>
+
+#include "ddpm.h"
+
+G_BEGIN_DECLS
+
+/* ------------------------------------------------------------------ conv2d */
+
+/* 2-D convolution, square kernel k (1 or 3), stride 1 or 2, with explicit
+ * padding: pad_begin rows/columns of zeros on the top/left and pad_end on
+ * the bottom/right.  "same" 3×3: (1, 1); the DDPM down-sampling conv: pad
+ * right/bottom by one then 3×3 stride 2, i.e. (0, 1); 1×1: (0, 0).
+ * Output size: H_out = (H + pad_begin + pad_end − k)/stride + 1. */
+typedef struct
+{
+  int B, C_in, H, W;     /* input (B, C_in, H, W) */
+  int C_out, k, stride;  /* weight (C_out, C_in, k, k), bias (C_out) */
+  int pad_begin, pad_end;
+} DdpmConvShape;
+
+int   ddpm_conv2d_out_size      (int size, int k, int stride, int pad_begin, int pad_end);
+/* Floats of scratch that forward and backward need (im2col columns). */
+gsize ddpm_conv2d_scratch_size  (const DdpmConvShape *shape);
+
+void  ddpm_conv2d_forward       (float               *out,     /* (B, C_out, H_out, W_out) */
+                                 const float         *inp,     /* (B, C_in, H, W) */
+                                 const float         *weight,  /* (C_out, C_in, k, k) */
+                                 const float         *bias,    /* (C_out) or NULL */
+                                 const DdpmConvShape *shape,
+                                 float               *scratch);
+void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W) or NULL */
+                                 float               *dweight, /* (C_out, C_in, k, k) */
+                                 float               *dbias,   /* (C_out) or NULL */
+                                 const float         *dout,    /* (B, C_out, H_out, W_out) */
+                                 const float         *inp,
+                                 const float         *weight,
+                                 const DdpmConvShape *shape,
+                                 float               *scratch);
+/* Direct 7-loop convolution: the oracle. */
+void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
+                                     const float *bias, const DdpmConvShape *shape);
+
+/* --------------------------------------------------------------- groupnorm */
+
+/* GroupNorm (Wu & He 2018): per sample and group of C/G channels, normalise
+ * over (C/G, HW), then y = γ·x̂ + β per channel.  Saves mean and 1/σ per
+ * (sample, group) for the backward pass. */
+void ddpm_groupnorm_forward  (float       *out,   /* (B, C, HW) */
+                              float       *mean,  /* (B, G) saved */
+                              float       *rstd,  /* (B, G) saved */
+                              const float *inp,   /* (B, C, HW) */
+                              const float *gamma, /* (C) */
+                              const float *beta,  /* (C) */
+                              int B, int C, int HW, int G, float eps);
+void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
+                              float       *dgamma,/* (C) */
+                              float       *dbeta, /* (C) */
+                              const float *dout,
+                              const float *inp,
+                              const float *mean,
+                              const float *rstd,
+                              const float *gamma,
+                              int B, int C, int HW, int G);
+
+/* -------------------------------------------------------------------- silu */
+
+/* SiLU (swish): y = x·σ(x). */
+void ddpm_silu_forward  (float *out, const float *inp, gsize n);
+void ddpm_silu_backward (float *dinp, const float *dout, const float *inp, gsize n);
+
+/* ------------------------------------------------------------------ linear */
+
+/* y = x·Wᵀ + b (PyTorch nn.Linear layout). */
+void ddpm_linear_forward  (float       *out,    /* (B, OC) */
+                           const float *inp,    /* (B, IC) */
+                           const float *weight, /* (OC, IC) */
+                           const float *bias,   /* (OC) or NULL */
+                           int B, int IC, int OC);
+void ddpm_linear_backward (float       *dinp,   /* (B, IC) or NULL */
+                           float       *dweight,/* (OC, IC) */
+                           float       *dbias,  /* (OC) or NULL */
+                           const float *dout,   /* (B, OC) */
+                           const float *inp,
+                           const float *weight,
+                           int B, int IC, int OC);
+
+/* --------------------------------------------------------------- embedding */
+
+/* The sinusoidal timestep embedding of the original DDPM code
+ * (diffusion_tf nn.get_timestep_embedding): half = dim/2,
+ * f_i = exp(−ln(10000)·i/(half − 1)), out = [sin(t·f), cos(t·f)].
+ * t is the network's (0-based) timestep.  No parameters, no backward. */
+void ddpm_timestep_embedding (float *out, /* (B, dim) */
+                              const int *t, /* (B) */
+                              int B, int dim);
+
+/* --------------------------------------------------------------- attention */
+
+/* The core of single-head self-attention over N = H·W positions, with
+ * q, k, v given as (B, C, N) (the outputs of the 1×1 projections):
+ * P = softmax_j(qᵢ·kⱼ/√C) (B, N, N), out_i = Σ_j P_ij v_j, as (B, C, N).
+ * Saves P for the backward pass. */
+void ddpm_attention_forward  (float       *out,   /* (B, C, N) */
+                              float       *probs, /* (B, N, N) saved */
+                              const float *q,     /* (B, C, N) */
+                              const float *k,
+                              const float *v,
+                              int B, int C, int N);
+void ddpm_attention_backward (float       *dq,    /* (B, C, N) */
+                              float       *dk,
+                              float       *dv,
+                              const float *dout,  /* (B, C, N) */
+                              const float *probs,
+                              const float *q,
+                              const float *k,
+                              const float *v,
+                              int B, int C, int N,
+                              float       *scratch); /* B·N·N floats */
+
+/* ------------------------------------------------------ shape and misc ops */
+
+/* Nearest-neighbour ×2 up-sampling. */
+void ddpm_upsample2x_forward  (float *out,  /* (B, C, 2H, 2W) */
+                               const float *inp, /* (B, C, H, W) */
+                               int B, int C, int H, int W);
+void ddpm_upsample2x_backward (float *dinp, const float *dout, int B, int C, int H, int W);
+
+/* Channel concatenation [a, b] → (B, Ca + Cb, HW), and its split. */
+void ddpm_concat_forward  (float *out, const float *a, const float *b,
+                           int B, int Ca, int Cb, int HW);
+void ddpm_concat_backward (float *da, float *db, const float *dout,
+                           int B, int Ca, int Cb, int HW);
+
+/* out = a + b elementwise (residual add); its backward is dout to both. */
+void ddpm_add_forward (float *out, const float *a, const float *b, gsize n);
+
+/* out[b, c, :] = inp[b, c, :] + vec[b, c] (the time embedding added to
+ * every pixel of a residual block); backward: dvec[b, c] += Σ dout[b, c, :]. */
+void ddpm_add_channel_bias_forward  (float *out, const float *inp, const float *vec,
+                                     int B, int C, int HW);
+void ddpm_add_channel_bias_backward (float *dvec, const float *dout, int B, int C, int HW);
+
+/* Inverted dropout: out = inp·mask/(1−p), mask ∈ {0, 1} drawn from the
+ * counter-based RNG (seed, stream) so it is reproducible; p = 0 copies. */
+void ddpm_dropout_forward  (float *out, guint8 *mask, const float *inp, gsize n,
+                            float p, guint64 seed, guint64 stream);
+void ddpm_dropout_backward (float *dinp, const float *dout, const guint8 *mask,
+                            gsize n, float p);
+
+G_END_DECLS
+
+#endif /* DDPM_LAYERS_H */
