@@ -337,7 +337,8 @@ typedef struct
   guint64          seed;
   DdpmSpacing      spacing;      /* default trailing */
   int              tile_overlap; /* pixels shared by neighbouring tiles;
-                                    default: a quarter of the tile */
+                                    default: a quarter of the tile
+                                    (negative, as set by _init) */
   int              threads;      /* 0 = all cores */
   DdpmProgressFunc progress;     /* may be NULL */
   gpointer         progress_data;
@@ -478,6 +479,12 @@ void     ddpm_train_params_init (DdpmTrainParams *params);
 gboolean ddpm_train             (const DdpmTrainParams *params,
                                  DdpmDataset           *dataset,
                                  GError               **error);
+/* Where ddpm_train writes its checkpoint (the model file plus raw weights,
+ * Adam moments, step and random state; resume from it with resume_path):
+ * "X.safetensors" → "X.ckpt.safetensors", other names → "<name>.ckpt".
+ * Checkpoints are written every checkpoint_every steps, on cancel and at
+ * the end, each time together with the model file.  Newly allocated. */
+char    *ddpm_train_checkpoint_path (const char *model_path);
 
 G_END_DECLS
 

@@ -17,6 +17,8 @@ typedef struct
 } CliCommand;
 
 int cli_schedule (int argc, char **argv);
+int cli_train (int argc, char **argv);
+int cli_info (int argc, char **argv);
 
 /* Print "ddpm COMMAND: message" to stderr and return `code`. */
 int cli_fail (const char *command, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);

@@ -12,6 +12,7 @@
 
 static const CliCommand commands[] = {
   { "schedule", "print a noise schedule and its derived tables", cli_schedule },
+  { "info", "describe a model file or a preset", cli_info },
 };
 
 static void

@@ -34,7 +34,8 @@ typedef struct
 } DdpmConvShape;
 
 int   ddpm_conv2d_out_size      (int size, int k, int stride, int pad_begin, int pad_end);
-/* Floats of scratch that forward and backward need (im2col columns). */
+/* Floats of scratch that forward and backward need (im2col columns of one
+ * image).  0 for a 1×1 stride-1 unpadded conv, whose scratch may be NULL. */
 gsize ddpm_conv2d_scratch_size  (const DdpmConvShape *shape);
 
 void  ddpm_conv2d_forward       (float               *out,     /* (B, C_out, H_out, W_out) */
@@ -130,7 +131,8 @@ void ddpm_attention_backward (float       *dq,    /* (B, C, N) */
                               const float *k,
                               const float *v,
                               int B, int C, int N,
-                              float       *scratch); /* B·N·N floats */
+                              float       *scratch); /* B·N·N floats; may be
+                                                        NULL if dq, dk are */
 
 /* ------------------------------------------------------ shape and misc ops */
 
@@ -156,7 +158,9 @@ void ddpm_add_channel_bias_forward  (float *out, const float *inp, const float *
 void ddpm_add_channel_bias_backward (float *dvec, const float *dout, int B, int C, int HW);
 
 /* Inverted dropout: out = inp·mask/(1−p), mask ∈ {0, 1} drawn from the
- * counter-based RNG (seed, stream) so it is reproducible; p = 0 copies. */
+ * counter-based RNG (seed, stream) so it is reproducible; p = 0 copies.
+ * Element i is dropped when ddpm_rng_uniform (seed, stream, i) < p; mask
+ * may be NULL when p = 0, and out may be inp. */
 void ddpm_dropout_forward  (float *out, guint8 *mask, const float *inp, gsize n,
                             float p, guint64 seed, guint64 stream);
 void ddpm_dropout_backward (float *dinp, const float *dout, const guint8 *mask,

@@ -1,0 +1,50 @@
+/* adam.c: the Adam / AdamW update on flat parameter arrays.
+ *
+ * One loop over all n parameters (they live in one allocation), the
+ * per-step scalars computed once in double, the per-element work in float
+ * so gcc vectorises it.  The order of operations follows
+ * torch.optim.AdamW (decay first, then the moment update) so that results
+ * can be compared with PyTorch to rounding.
+ */
+#include <math.h>
+
+#include "train.h"
+
+/* Kingma & Ba 2015, Algorithm 1; decoupled weight decay: Loshchilov &
+ * Hutter 2019, Algorithm 2 (line 12, with the schedule multiplier η = 1). */
+void
+ddpm_adam_step (float       *params,
+                float       *m,
+                float       *v,
+                const float *grads,
+                gsize        n,
+                double       lr,
+                double       beta1,
+                double       beta2,
+                double       eps,
+                double       weight_decay,
+                gint64       step)
+{
+  g_return_if_fail (step >= 1);
+
+  const double bias1 = 1.0 - pow (beta1, (double) step);
+  const double bias2 = 1.0 - pow (beta2, (double) step);
+  const float decay = (float) (1.0 - lr * weight_decay);
+  const float b1 = (float) beta1, c1 = (float) (1.0 - beta1);
+  const float b2 = (float) beta2, c2 = (float) (1.0 - beta2);
+  const float step_size = (float) (lr / bias1);
+  const float inv_sqrt_bias2 = (float) (1.0 / sqrt (bias2));
+  const float feps = (float) eps;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      float g = grads[i];
+      float mi = b1 * m[i] + c1 * g;
+      float vi = b2 * v[i] + c2 * g * g;
+
+      m[i] = mi;
+      v[i] = vi;
+      params[i] = params[i] * decay
+                  - step_size * mi / (sqrtf (vi) * inv_sqrt_bias2 + feps);
+    }
+}

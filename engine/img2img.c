@@ -1,0 +1,700 @@
+/* img2img.c: the sampling driver — strength (SDEdit), masks (inpainting),
+ * tiles (MultiDiffusion), noise keys, threads, progress and cancel.
+ *
+ * HOW IT WORKS
+ *
+ * Strength (Meng et al. 2021, SDEdit).  t0 = round(strength·T).  The base
+ * timesteps 1..t0 are respaced into n = min(steps, t0) steps (trailing by
+ * default, so t0 itself is the first step); the image is forward-noised to
+ * the top of that chain, x = √ᾱ·image + √(1−ᾱ)·ε (Ho et al. 2020, eq. 4),
+ * and the n steps run down to t = 0.  strength = 0 returns at once;
+ * strength = 1 starts from x = ε itself (generation: the input is unused).
+ *
+ * Masks (RePaint, Lugmayr et al. 2022, eq. 8).  After every step to t > 0
+ * the known region is replaced by the original forward-noised to that t,
+ * x ← m·x + (1−m)·(√ᾱ_t·image + √(1−ᾱ_t)·z), with z drawn for that step;
+ * after the last step x ← m·x + (1−m)·image, so a mask-0 pixel is the
+ * input's bit for bit and a feathered edge blends.
+ *
+ * Tiles (Bar-Tal et al. 2023, MultiDiffusion, eq. 5 with a window).  A
+ * denoiser with a native size S sees S×S tiles laid on a grid that covers
+ * the image with at least `overlap` pixels shared by neighbours.  At every
+ * step the full-image ε is the average of the tiles' ε weighted by a
+ * separable raised-cosine window w(u) = sin²(π(u + ½)/S), positive
+ * everywhere; the weights are normalised per pixel once, per axis (the
+ * grid is a product of two 1-D layouts, so is the sum of the weights).
+ * An image side shorter than S is reflect-padded: the tile reads the
+ * current state mirrored about the edge (replicated for a 1-pixel side),
+ * and only the real pixels keep their ε.  Memory: the state and ε (two
+ * full-image float buffers) and one batch of tiles in and out.
+ *
+ * Noise keys.  Every normal is ddpm_rng_normal (seed, stream, index) with
+ * index = c·H·W + y·W + x in the FULL image and a stream made of the step
+ * index and the purpose (initial, ancestral, mask renoising), so no two
+ * draws share a key and the result depends neither on tiles nor threads.
+ *
+ * Threads.  The elementwise work (noise, the step, masks, tile copies) is
+ * split over a small pool; the denoiser always runs on the caller's thread,
+ * one call at a time (the UNet threads inside through OpenBLAS).  Chunks
+ * cover disjoint pixels and tiles are added in a fixed order, so the
+ * output is bit-identical for any thread count.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "sampler-private.h"
+
+#define MAX_THREADS 64
+#define DEFAULT_MAX_BATCH 16 /* tiles per denoiser call when it sets no limit */
+#define CHUNK 4096           /* elements per noise buffer */
+#define GRAIN 32768          /* elements below which a thread isn't worth it */
+
+/* Streams: "SAMP" in the high word, then step index and purpose. */
+#define STREAM_TAG (G_GUINT64_CONSTANT (0x53414d50) << 32)
+enum { NOISE_INITIAL = 0, NOISE_ANCESTRAL = 1, NOISE_MASK = 2 };
+
+static inline guint64
+noise_stream (int step, int purpose)
+{
+  return STREAM_TAG | ((guint64) step << 2) | (guint64) purpose;
+}
+
+void
+ddpm_sample_params_init (DdpmSampleParams *params)
+{
+  g_return_if_fail (params != NULL);
+  memset (params, 0, sizeof *params);
+  params->sampler = DDPM_SAMPLER_DDIM;
+  params->variance = DDPM_VARIANCE_POSTERIOR;
+  params->eta = 0.0;
+  params->clip_x0 = TRUE;
+  params->steps = 20;
+  params->strength = 1.0;
+  params->seed = 0;
+  params->spacing = DDPM_SPACING_TRAILING;
+  params->tile_overlap = -1;
+  params->threads = 0;
+  params->progress = NULL;
+  params->progress_data = NULL;
+}
+
+gboolean
+ddpm_img2img_plan (const DdpmSchedule *schedule,
+                   double              strength,
+                   int                 steps,
+                   int                *t0,
+                   int                *n_steps,
+                   GError            **error)
+{
+  g_return_val_if_fail (schedule != NULL, FALSE);
+
+  if (!(strength >= 0.0 && strength <= 1.0))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "The strength must be between 0 and 1, not %g", strength);
+      return FALSE;
+    }
+  if (steps < 1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "The number of steps must be at least 1, not %d", steps);
+      return FALSE;
+    }
+
+  int start = (int) llround (strength * schedule->T);
+  if (t0 != NULL)
+    *t0 = start;
+  if (n_steps != NULL)
+    *n_steps = MIN (steps, start);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ thread team */
+
+/* A fixed pool that runs one function over a split range and waits. */
+typedef void (*RangeFunc) (gsize begin, gsize end, gpointer data);
+
+typedef struct
+{
+  GThreadPool *pool;
+  int          threads;
+  GMutex       lock;
+  GCond        cond;
+  int          pending;
+} Team;
+
+typedef struct
+{
+  Team      *team;
+  RangeFunc  func;
+  gpointer   data;
+  gsize      begin, end;
+} TeamTask;
+
+static void
+team_worker (gpointer task_data, gpointer pool_data)
+{
+  TeamTask *task = task_data;
+  Team *team = task->team;
+
+  task->func (task->begin, task->end, task->data);
+  g_mutex_lock (&team->lock);
+  team->pending--;
+  g_cond_signal (&team->cond);
+  g_mutex_unlock (&team->lock);
+}
+
+static void
+team_init (Team *team, int threads)
+{
+  memset (team, 0, sizeof *team);
+  team->threads = CLAMP (threads, 1, MAX_THREADS);
+  g_mutex_init (&team->lock);
+  g_cond_init (&team->cond);
+  if (team->threads > 1)
+    {
+      team->pool = g_thread_pool_new (team_worker, team, team->threads - 1,
+                                      TRUE, NULL);
+      if (team->pool == NULL) /* no threads to be had: run alone */
+        team->threads = 1;
+    }
+}
+
+static void
+team_clear (Team *team)
+{
+  if (team->pool != NULL)
+    g_thread_pool_free (team->pool, FALSE, TRUE);
+  g_mutex_clear (&team->lock);
+  g_cond_clear (&team->cond);
+}
+
+/* func over [0, n) in up to team->threads contiguous parts of at least
+ * `grain` items; the caller's thread takes the first part. */
+static void
+team_run (Team *team, gsize n, gsize grain, RangeFunc func, gpointer data)
+{
+  gsize parts = MIN ((gsize) team->threads, MAX ((gsize) 1, n / MAX (grain, 1)));
+  TeamTask tasks[MAX_THREADS];
+
+  if (parts <= 1 || team->pool == NULL)
+    {
+      func (0, n, data);
+      return;
+    }
+  team->pending = (int) parts - 1;
+  for (gsize p = 0; p < parts; p++)
+    {
+      tasks[p].team = team;
+      tasks[p].func = func;
+      tasks[p].data = data;
+      tasks[p].begin = n * p / parts;
+      tasks[p].end = n * (p + 1) / parts;
+    }
+  for (gsize p = 1; p < parts; p++)
+    g_thread_pool_push (team->pool, &tasks[p], NULL);
+  func (tasks[0].begin, tasks[0].end, data);
+  g_mutex_lock (&team->lock);
+  while (team->pending > 0)
+    g_cond_wait (&team->cond, &team->lock);
+  g_mutex_unlock (&team->lock);
+}
+
+/* ------------------------------------------------------------ tile layout */
+
+/* The tiles along one image axis of length L for tiles of size S. */
+typedef struct
+{
+  int    n;       /* tiles along the axis */
+  int   *pos;     /* (n) first pixel of each tile */
+  float *weight;  /* (n, S) normalised window weight at tile offset u;
+                     0 where pos + u is padding */
+} TileAxis;
+
+/* i mirrored into [0, L) (numpy "reflect": the edge pixel is not repeated),
+ * repeating the mirror for padding longer than L; a 1-pixel side replicates. */
+static inline int
+reflect_index (int i, int L)
+{
+  if (L == 1)
+    return 0;
+  int period = 2 * (L - 1);
+  i %= period;
+  if (i < 0)
+    i += period;
+  return i < L ? i : period - i;
+}
+
+static void
+tile_axis_init (TileAxis *axis, int L, int S, int overlap)
+{
+  if (L <= S)
+    axis->n = 1;
+  else
+    {
+      int stride = S - overlap;
+      axis->n = (L - S + stride - 1) / stride + 1;
+    }
+  axis->pos = g_new (int, axis->n);
+  axis->weight = g_new0 (float, (gsize) axis->n * S);
+
+  /* Spread the tiles evenly between 0 and L − S: the gaps are at most the
+   * stride, so neighbours share at least `overlap` pixels. */
+  for (int k = 0; k < axis->n; k++)
+    axis->pos[k] = axis->n == 1 ? 0
+                   : (int) (((gint64) k * (L - S) + (axis->n - 1) / 2) / (axis->n - 1));
+
+  double *sum = g_new0 (double, L);
+  for (int k = 0; k < axis->n; k++)
+    for (int u = 0; u < S && axis->pos[k] + u < L; u++)
+      {
+        double w = sin (G_PI * (u + 0.5) / S);
+        sum[axis->pos[k] + u] += w * w;
+      }
+  for (int k = 0; k < axis->n; k++)
+    for (int u = 0; u < S && axis->pos[k] + u < L; u++)
+      {
+        double w = sin (G_PI * (u + 0.5) / S);
+        axis->weight[(gsize) k * S + u] = (float) (w * w / sum[axis->pos[k] + u]);
+      }
+  g_free (sum);
+}
+
+static void
+tile_axis_clear (TileAxis *axis)
+{
+  g_free (axis->pos);
+  g_free (axis->weight);
+}
+
+/* ---------------------------------------------------------------- the run */
+
+typedef struct
+{
+  /* the problem */
+  const float            *image;   /* (C, H, W) the original, never written */
+  const float            *mask;    /* (H, W) or NULL */
+  int                     C, H, W;
+  gsize                   hw, n;   /* H·W, C·H·W */
+  DdpmSchedule           *chain;   /* the respaced chain, steps 1..n_steps (owned) */
+  const DdpmSampleParams *params;
+  const DdpmDenoiser     *denoiser;
+  Team                    team;
+
+  /* the state */
+  float *x;                        /* (C, H, W) x_t */
+  float *eps;                      /* (C, H, W) ε_θ(x_t, t) */
+  int    step;                     /* current chain index i */
+  gboolean pure_noise;             /* strength 1: start from ε alone */
+
+  /* tiling (S = tile size; unused when the denoiser takes the image whole) */
+  int      S;
+  TileAxis ty, tx;
+  int      batch_max;
+  int      batch_first, batch_count; /* tiles of the batch in flight */
+  float   *tiles_in, *tiles_out;    /* (batch_max, C, S, S) */
+} Run;
+
+/* Blend the known region into x[e0 .. e0 + len) after a step to chain
+ * index i: with the original forward-noised to t_i (noise from `stream`)
+ * when i > 0, with the original itself when i = 0. */
+static void
+mask_blend_chunk (const Run *run, gsize e0, gsize len, int i, guint64 stream)
+{
+  const double a = run->chain->sqrt_alpha_bar[i];
+  const double b = run->chain->sqrt_one_minus_alpha_bar[i];
+  gboolean any_known = FALSE;
+  float z[CHUNK];
+
+  for (gsize k = 0; k < len && !any_known; k++)
+    any_known = run->mask[(e0 + k) % run->hw] < 1.0f;
+  if (!any_known)
+    return;
+  if (i > 0)
+    ddpm_rng_normal_fill (z, len, run->params->seed, stream, e0);
+
+  for (gsize k = 0; k < len; k++)
+    {
+      gsize e = e0 + k;
+      double m = run->mask[e % run->hw];
+
+      if (m == 1.0)
+        continue;
+      double known = i > 0 ? a * run->image[e] + b * z[k] : run->image[e];
+      run->x[e] = (float) (m == 0.0 ? known : m * run->x[e] + (1.0 - m) * known);
+    }
+}
+
+/* x_top = √ᾱ·image + √(1−ᾱ)·ε (or ε alone), masks applied. */
+static void
+init_range (gsize begin, gsize end, gpointer data)
+{
+  Run *run = data;
+  const int top = run->chain->T;
+  const double a = run->chain->sqrt_alpha_bar[top];
+  const double b = run->chain->sqrt_one_minus_alpha_bar[top];
+  const guint64 stream = noise_stream (top, NOISE_INITIAL);
+  float z[CHUNK];
+
+  for (gsize e0 = begin; e0 < end; e0 += CHUNK)
+    {
+      gsize len = MIN ((gsize) CHUNK, end - e0);
+
+      ddpm_rng_normal_fill (z, len, run->params->seed, stream, e0);
+      for (gsize k = 0; k < len; k++)
+        {
+          gsize e = e0 + k;
+          double noised = a * run->image[e] + b * z[k];
+          double v = run->pure_noise ? z[k] : noised;
+
+          /* With strength < 1 both regions start from the same noised
+           * original; with strength 1 the known region still starts from
+           * it, with the same ε. */
+          if (run->mask != NULL && run->pure_noise)
+            {
+              double m = run->mask[e % run->hw];
+              v = m == 1.0 ? v : m == 0.0 ? noised : m * v + (1.0 - m) * noised;
+            }
+          run->x[e] = (float) v;
+        }
+    }
+}
+
+/* One reverse step on [begin, end), then the mask. */
+static void
+step_range (gsize begin, gsize end, gpointer data)
+{
+  Run *run = data;
+  const DdpmSampleParams *p = run->params;
+  const int i = run->step;
+  const gboolean noisy = ddpm_sampler_step_needs_noise (p, i);
+  const guint64 stream = noise_stream (i, NOISE_ANCESTRAL);
+  const guint64 mask_stream = noise_stream (i, NOISE_MASK);
+  float z[CHUNK];
+
+  for (gsize e0 = begin; e0 < end; e0 += CHUNK)
+    {
+      gsize len = MIN ((gsize) CHUNK, end - e0);
+
+      if (noisy)
+        ddpm_rng_normal_fill (z, len, p->seed, stream, e0);
+      if (p->sampler == DDPM_SAMPLER_DDPM)
+        ddpm_sampler_ddpm_step (run->x + e0, run->eps + e0, noisy ? z : NULL,
+                                len, run->chain, i, p->variance, p->clip_x0);
+      else
+        ddpm_sampler_ddim_step (run->x + e0, run->eps + e0, noisy ? z : NULL,
+                                len, run->chain, i, p->eta, p->clip_x0);
+      if (run->mask != NULL)
+        mask_blend_chunk (run, e0, len, i - 1, mask_stream);
+    }
+}
+
+static void
+zero_range (gsize begin, gsize end, gpointer data)
+{
+  Run *run = data;
+
+  memset (run->eps + begin, 0, (end - begin) * sizeof (float));
+}
+
+/* Copy tiles [begin, end) of the batch in flight out of the state. */
+static void
+extract_range (gsize begin, gsize end, gpointer data)
+{
+  Run *run = data;
+  const int S = run->S;
+  const gsize tile_len = (gsize) run->C * S * S;
+
+  for (gsize b = begin; b < end; b++)
+    {
+      int j = run->batch_first + (int) b;
+      int y0 = run->ty.pos[j / run->tx.n], x0 = run->tx.pos[j % run->tx.n];
+      float *dst = run->tiles_in + b * tile_len;
+
+      for (int c = 0; c < run->C; c++)
+        for (int u = 0; u < S; u++)
+          {
+            int y = y0 + u < run->H ? y0 + u : reflect_index (y0 + u, run->H);
+            const float *src = run->x + ((gsize) c * run->H + y) * run->W;
+            float *row = dst + ((gsize) c * S + u) * S;
+
+            if (x0 + S <= run->W)
+              memcpy (row, src + x0, S * sizeof (float));
+            else
+              for (int v = 0; v < S; v++)
+                row[v] = src[reflect_index (x0 + v, run->W)];
+          }
+    }
+}
+
+/* Add the batch's weighted ε to image rows [begin, end) (over all channels),
+ * tile after tile in a fixed order. */
+static void
+accumulate_range (gsize begin, gsize end, gpointer data)
+{
+  Run *run = data;
+  const int S = run->S;
+  const gsize tile_len = (gsize) run->C * S * S;
+
+  for (int b = 0; b < run->batch_count; b++)
+    {
+      int j = run->batch_first + b;
+      int ky = j / run->tx.n, kx = j % run->tx.n;
+      int y0 = run->ty.pos[ky], x0 = run->tx.pos[kx];
+      const float *wy = run->ty.weight + (gsize) ky * S;
+      const float *wx = run->tx.weight + (gsize) kx * S;
+      int u_lo = MAX (0, (int) begin - y0);
+      int u_hi = MIN (S, MIN ((int) end, run->H) - y0);
+      int v_hi = MIN (S, run->W - x0);
+      const float *tile = run->tiles_out + b * tile_len;
+
+      for (int c = 0; c < run->C; c++)
+        for (int u = u_lo; u < u_hi; u++)
+          {
+            const float *src = tile + ((gsize) c * S + u) * S;
+            float *dst = run->eps + ((gsize) c * run->H + y0 + u) * run->W + x0;
+
+            for (int v = 0; v < v_hi; v++)
+              dst[v] += wy[u] * wx[v] * src[v];
+          }
+    }
+}
+
+/* ε_θ(x_t, t) for the whole image, whole or in tiles. */
+static gboolean
+predict_eps (Run *run, int t, GError **error)
+{
+  const DdpmDenoiser *d = run->denoiser;
+
+  if (run->S == 0)
+    return d->denoise (run->eps, run->x, 1, run->C, run->H, run->W, t,
+                       d->user_data, error);
+
+  const int n_tiles = run->ty.n * run->tx.n;
+
+  team_run (&run->team, run->n, GRAIN, zero_range, run);
+  for (int first = 0; first < n_tiles; first += run->batch_max)
+    {
+      run->batch_first = first;
+      run->batch_count = MIN (run->batch_max, n_tiles - first);
+      team_run (&run->team, run->batch_count, 1, extract_range, run);
+      if (!d->denoise (run->tiles_out, run->tiles_in, run->batch_count,
+                       run->C, run->S, run->S, t, d->user_data, error))
+        return FALSE;
+      team_run (&run->team, run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
+                accumulate_range, run);
+    }
+  return TRUE;
+}
+
+static gboolean
+check_arguments (const float            *mask,
+                 int                     C,
+                 int                     H,
+                 int                     W,
+                 const DdpmSchedule     *schedule,
+                 const DdpmDenoiser     *denoiser,
+                 const DdpmSampleParams *p,
+                 GError                **error)
+{
+#define FAIL(...) \
+  do { g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+       return FALSE; } while (0)
+
+  if (C < 1 || H < 1 || W < 1)
+    FAIL ("The image must have at least one channel and one pixel, not %d×%d×%d",
+          C, H, W);
+  if (denoiser == NULL || denoiser->denoise == NULL)
+    FAIL ("No model to denoise with: load a model first");
+  if (denoiser->channels != C)
+    FAIL ("The model works on %d-channel images but the image has %d channels",
+          denoiser->channels, C);
+  if (denoiser->tile_size < 0 || denoiser->max_batch < 0)
+    FAIL ("The model reports a negative tile size (%d) or batch (%d)",
+          denoiser->tile_size, denoiser->max_batch);
+  if (!ddpm_img2img_plan (schedule, p->strength, p->steps, NULL, NULL, error))
+    return FALSE;
+  if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
+    FAIL ("Unknown sampler %d", (int) p->sampler);
+  if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
+    FAIL ("Unknown sampler variance %d", (int) p->variance);
+  if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
+    FAIL ("Unknown timestep spacing %d", (int) p->spacing);
+  if (!(p->eta >= 0.0 && p->eta <= 1.0))
+    FAIL ("The DDIM η must be between 0 and 1, not %g", p->eta);
+  if (p->threads < 0)
+    FAIL ("The number of threads must be 0 (all cores) or more, not %d",
+          p->threads);
+  if (denoiser->tile_size > 0 && p->tile_overlap >= denoiser->tile_size)
+    FAIL ("The tile overlap (%d pixels) must be smaller than the tile (%d)",
+          p->tile_overlap, denoiser->tile_size);
+  if (mask != NULL)
+    for (gsize k = 0; k < (gsize) H * W; k++)
+      if (!(mask[k] >= 0.0f && mask[k] <= 1.0f))
+        FAIL ("Mask values must lie between 0 and 1; pixel (%d, %d) is %g",
+              (int) (k % W), (int) (k / W), mask[k]);
+  return TRUE;
+#undef FAIL
+}
+
+/* Tiles are needed unless the denoiser takes any size or the image is
+ * exactly its size. */
+static gboolean
+run_setup_tiles (Run *run, GError **error)
+{
+  const int S = run->denoiser->tile_size;
+  const DdpmSampleParams *p = run->params;
+
+  if (S == 0 || (run->H == S && run->W == S))
+    {
+      run->S = 0;
+      return TRUE;
+    }
+  run->S = S;
+  int overlap = p->tile_overlap >= 0 ? p->tile_overlap : S / 4;
+  tile_axis_init (&run->ty, run->H, S, overlap);
+  tile_axis_init (&run->tx, run->W, S, overlap);
+
+  int n_tiles = run->ty.n * run->tx.n;
+  int limit = run->denoiser->max_batch > 0 ? run->denoiser->max_batch
+                                            : DEFAULT_MAX_BATCH;
+  run->batch_max = MIN (limit, n_tiles);
+  gsize len = (gsize) run->batch_max * run->C * S * S;
+  run->tiles_in = g_try_new (float, len);
+  run->tiles_out = g_try_new (float, len);
+  if (run->tiles_in == NULL || run->tiles_out == NULL)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                   "Not enough memory for a batch of %d tiles of %d×%d",
+                   run->batch_max, S, S);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+run_clear (Run *run)
+{
+  g_free (run->x);
+  g_free (run->eps);
+  g_free (run->tiles_in);
+  g_free (run->tiles_out);
+  if (run->S > 0)
+    {
+      tile_axis_clear (&run->ty);
+      tile_axis_clear (&run->tx);
+    }
+  team_clear (&run->team);
+  ddpm_schedule_free (run->chain);
+}
+
+/* Meng et al. 2021 (SDEdit), with RePaint masks and MultiDiffusion tiles;
+ * see the essay at the top of this file. */
+gboolean
+ddpm_img2img (float                  *image,
+              const float            *mask,
+              int                     C,
+              int                     H,
+              int                     W,
+              const DdpmSchedule     *schedule,
+              const DdpmDenoiser     *denoiser,
+              const DdpmSampleParams *params,
+              GError                **error)
+{
+  g_return_val_if_fail (image != NULL, FALSE);
+  g_return_val_if_fail (schedule != NULL, FALSE);
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_arguments (mask, C, H, W, schedule, denoiser, params, error))
+    return FALSE;
+
+  int t0, n_steps;
+  if (!ddpm_img2img_plan (schedule, params->strength, params->steps,
+                          &t0, &n_steps, error))
+    return FALSE;
+  if (n_steps == 0)
+    return TRUE; /* strength 0 (or below half a timestep): nothing to do */
+
+  DdpmSchedule *chain = ddpm_schedule_respace (schedule, t0, n_steps,
+                                               params->spacing, error);
+  if (chain == NULL)
+    return FALSE;
+
+  Run run = { 0 };
+  run.image = image;
+  run.mask = mask;
+  run.C = C;
+  run.H = H;
+  run.W = W;
+  run.hw = (gsize) H * W;
+  run.n = run.hw * C;
+  run.chain = chain;
+  run.params = params;
+  run.denoiser = denoiser;
+  run.pure_noise = params->strength >= 1.0;
+  team_init (&run.team, params->threads > 0 ? params->threads
+                                            : (int) g_get_num_processors ());
+
+  gboolean ok = FALSE;
+  gint64 start = g_get_monotonic_time ();
+
+  run.x = g_try_new (float, run.n);
+  run.eps = g_try_new (float, run.n);
+  if (run.x == NULL || run.eps == NULL)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                   "Not enough memory for a %d×%d image with %d channels",
+                   W, H, C);
+      goto out;
+    }
+  if (!run_setup_tiles (&run, error))
+    goto out;
+
+  team_run (&run.team, run.n, GRAIN, init_range, &run);
+  for (int i = n_steps; i >= 1; i--)
+    {
+      const int done = n_steps - i + 1;
+      GError *local = NULL;
+
+      run.step = i;
+      if (!predict_eps (&run, chain->timestep[i], &local))
+        {
+          if (local == NULL) /* a denoiser that forgot its error */
+            g_set_error (&local, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                         "The model failed without saying why");
+          g_propagate_prefixed_error (error, local,
+                                      "Denoising step %d of %d failed: ",
+                                      done, n_steps);
+          goto out;
+        }
+      team_run (&run.team, run.n, GRAIN, step_range, &run);
+
+      if (params->progress != NULL)
+        {
+          DdpmProgress progress;
+          double elapsed = (g_get_monotonic_time () - start) / 1e6;
+
+          progress.step = done;
+          progress.n_steps = n_steps;
+          progress.loss = NAN;
+          progress.elapsed = elapsed;
+          progress.per_second = elapsed > 0 ? done / elapsed : 0.0;
+          progress.remaining = done > 0 ? elapsed / done * (n_steps - done) : 0.0;
+          if (!params->progress (&progress, params->progress_data))
+            {
+              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
+                           "Cancelled after step %d of %d", done, n_steps);
+              goto out;
+            }
+        }
+    }
+
+  /* Success: only now is the caller's image written. */
+  memcpy (image, run.x, run.n * sizeof (float));
+  ok = TRUE;
+
+out:
+  run_clear (&run);
+  return ok;
+}

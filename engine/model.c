@@ -1,0 +1,655 @@
+/* model.c: model files and checkpoints (safetensors), and the DdpmDenoiser
+ * that runs a loaded model's UNet for the samplers.
+ *
+ * A MODEL FILE holds the EMA weights under their diffusers names
+ * ("conv_in.weight", "down_blocks.0.resnets.0.norm1.weight", …), so it
+ * reads like a published checkpoint, and in "__metadata__" (string →
+ * string) everything needed to rebuild the network and its schedule:
+ *
+ *   format = "gimp-ddpm", format_version = "1",
+ *   in_channels, out_channels, ch, ch_mult ("1,2,2"), num_res_blocks,
+ *   attn_resolutions ("8", or "" for none), image_size, dropout,
+ *   schedule ("linear", …), T, and training info: train_steps, train_loss.
+ *
+ * A CHECKPOINT is a model file plus what resuming needs: the raw weights
+ * and Adam moments under "train.params.", "train.adam_m.", "train.adam_v."
+ * + name, and the training state as small tensors "train.state.*" (step,
+ * seed, generator counters, data cursor, losses).  It loads as a model too.
+ *
+ * Loading validates the metadata (ddpm_unet_config_validate) and the
+ * presence, dtype and shape of every tensor; errors name the file and the
+ * problem.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "safetensors.h"
+#include "train.h"
+
+#define MODEL_FORMAT "gimp-ddpm"
+#define MODEL_FORMAT_VERSION 1
+/* Images per UNet call in the denoiser: bounds the activation memory of a
+ * sampler that hands over many tiles at once. */
+#define MODEL_MAX_BATCH 8
+
+struct _DdpmModel
+{
+  char           *path;
+  DdpmUNet       *unet;
+  DdpmSchedule   *schedule;
+  GHashTable     *metadata;  /* key → value, the file's __metadata__ */
+  int             threads;   /* for the denoiser; 0 = all cores */
+  int            *t_buf;     /* (MODEL_MAX_BATCH) 0-based t per image */
+};
+
+/* ---------------------------------------------------------------- writing */
+
+static char *
+format_int_list (const int *values, int n)
+{
+  GString *s = g_string_new (NULL);
+
+  for (int i = 0; i < n; i++)
+    g_string_append_printf (s, "%s%d", i ? "," : "", values[i]);
+  return g_string_free (s, FALSE);
+}
+
+static void
+set_metadata_int (DdpmTensorWriter *writer, const char *key, gint64 value)
+{
+  char buf[32];
+
+  g_snprintf (buf, sizeof buf, "%" G_GINT64_FORMAT, value);
+  ddpm_tensor_writer_set_metadata (writer, key, buf);
+}
+
+static void
+set_metadata_double (DdpmTensorWriter *writer, const char *key, double value)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  /* %.17g reads back exactly; the C locale whatever the user's. */
+  g_ascii_formatd (buf, sizeof buf, "%.17g", value);
+  ddpm_tensor_writer_set_metadata (writer, key, buf);
+}
+
+static void
+add_weights (DdpmTensorWriter *writer,
+             GPtrArray        *names,
+             const DdpmUNet   *unet,
+             const char       *prefix,
+             const float      *base)
+{
+  int n = ddpm_unet_n_tensors (unet);
+
+  for (int i = 0; i < n; i++)
+    {
+      const DdpmParamInfo *info = ddpm_unet_tensor (unet, i);
+      char *name = g_strconcat (prefix, info->name, NULL);
+
+      g_ptr_array_add (names, name);  /* freed after the write */
+      ddpm_tensor_writer_add (writer, name, DDPM_DTYPE_F32, base + info->offset,
+                              info->ndim, info->shape);
+    }
+}
+
+gboolean
+ddpm_model_file_write (const char            *path,
+                       const DdpmUNet        *unet,
+                       const float           *weights,
+                       DdpmScheduleKind       schedule,
+                       int                    T,
+                       const float           *params,
+                       const float           *adam_m,
+                       const float           *adam_v,
+                       const DdpmTrainState  *state,
+                       GError               **error)
+{
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (unet != NULL && weights != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  const DdpmUNetConfig *c = ddpm_unet_get_config (unet);
+  gboolean checkpoint = params != NULL;
+  DdpmTensorWriter *writer = ddpm_tensor_writer_new ();
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  char *list;
+
+  g_return_val_if_fail (!checkpoint || (adam_m && adam_v && state), FALSE);
+
+  ddpm_tensor_writer_set_metadata (writer, "format", MODEL_FORMAT);
+  set_metadata_int (writer, "format_version", MODEL_FORMAT_VERSION);
+  set_metadata_int (writer, "in_channels", c->in_channels);
+  set_metadata_int (writer, "out_channels", c->out_channels);
+  set_metadata_int (writer, "ch", c->ch);
+  list = format_int_list (c->ch_mult, c->n_levels);
+  ddpm_tensor_writer_set_metadata (writer, "ch_mult", list);
+  g_free (list);
+  set_metadata_int (writer, "num_res_blocks", c->num_res_blocks);
+  list = format_int_list (c->attn_resolutions, c->n_attn);
+  ddpm_tensor_writer_set_metadata (writer, "attn_resolutions", list);
+  g_free (list);
+  set_metadata_int (writer, "image_size", c->image_size);
+  set_metadata_double (writer, "dropout", c->dropout);
+  ddpm_tensor_writer_set_metadata (writer, "schedule", ddpm_schedule_kind_name (schedule));
+  set_metadata_int (writer, "T", T);
+  if (state)
+    {
+      set_metadata_int (writer, "train_steps", state->step);
+      if (!isnan (state->loss_ema))
+        set_metadata_double (writer, "train_loss", state->loss_ema);
+    }
+  ddpm_tensor_writer_set_metadata (writer, "checkpoint", checkpoint ? "true" : "false");
+
+  add_weights (writer, names, unet, "", weights);
+
+  /* The state, as small tensors: exact 64-bit integers survive, which a
+   * JSON number (a double in most readers) would not promise. */
+  guint64 seed[1], t_rng[3], data_rng[3], cursor[1];
+  gint64 step[1];
+  double losses[2];
+  if (checkpoint)
+    {
+      static const gint64 one[1] = { 1 }, three[1] = { 3 }, two[1] = { 2 };
+
+      add_weights (writer, names, unet, "train.params.", params);
+      add_weights (writer, names, unet, "train.adam_m.", adam_m);
+      add_weights (writer, names, unet, "train.adam_v.", adam_v);
+      step[0] = state->step;
+      seed[0] = state->seed;
+      t_rng[0] = state->t_rng.seed;
+      t_rng[1] = state->t_rng.stream;
+      t_rng[2] = state->t_rng.counter;
+      data_rng[0] = state->data.rng.seed;
+      data_rng[1] = state->data.rng.stream;
+      data_rng[2] = state->data.rng.counter;
+      cursor[0] = state->data.cursor;
+      losses[0] = state->loss;
+      losses[1] = state->loss_ema;
+      ddpm_tensor_writer_add (writer, "train.state.step", DDPM_DTYPE_I64, step, 1, one);
+      ddpm_tensor_writer_add (writer, "train.state.seed", DDPM_DTYPE_U64, seed, 1, one);
+      ddpm_tensor_writer_add (writer, "train.state.t_rng", DDPM_DTYPE_U64, t_rng, 1, three);
+      ddpm_tensor_writer_add (writer, "train.state.data_rng", DDPM_DTYPE_U64, data_rng, 1, three);
+      ddpm_tensor_writer_add (writer, "train.state.data_cursor", DDPM_DTYPE_U64, cursor, 1, one);
+      ddpm_tensor_writer_add (writer, "train.state.loss", DDPM_DTYPE_F64, losses, 1, two);
+    }
+
+  gboolean ok = ddpm_tensor_writer_write (writer, path, error);
+  ddpm_tensor_writer_free (writer);
+  g_ptr_array_free (names, TRUE);
+  return ok;
+}
+
+char *
+ddpm_train_checkpoint_path (const char *model_path)
+{
+  g_return_val_if_fail (model_path != NULL, NULL);
+
+  if (g_str_has_suffix (model_path, ".safetensors"))
+    {
+      gsize stem = strlen (model_path) - strlen (".safetensors");
+      char *base = g_strndup (model_path, stem);
+      char *path = g_strconcat (base, ".ckpt.safetensors", NULL);
+      g_free (base);
+      return path;
+    }
+  return g_strconcat (model_path, ".ckpt", NULL);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static gboolean
+parse_int (const DdpmTensorFile *file, const char *key, gint64 min, gint64 max,
+           gint64 *out, GError **error)
+{
+  const char *value = ddpm_tensor_file_get_metadata (file, key);
+  GError *parse_error = NULL;
+
+  if (!value)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: the model metadata has no “%s”",
+                   ddpm_tensor_file_get_display_name (file), key);
+      return FALSE;
+    }
+  if (!g_ascii_string_to_signed (value, 10, min, max, out, &parse_error))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad “%s” in the model metadata: %s",
+                   ddpm_tensor_file_get_display_name (file), key, parse_error->message);
+      g_error_free (parse_error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_int_list (const DdpmTensorFile *file, const char *key, int *values, int *n,
+                GError **error)
+{
+  const char *value = ddpm_tensor_file_get_metadata (file, key);
+
+  if (!value)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: the model metadata has no “%s”",
+                   ddpm_tensor_file_get_display_name (file), key);
+      return FALSE;
+    }
+
+  char **parts = value[0] ? g_strsplit (value, ",", -1) : g_new0 (char *, 1);
+  guint count = g_strv_length (parts);
+  gboolean ok = count <= DDPM_MAX_LEVELS;
+
+  for (guint i = 0; ok && i < count; i++)
+    {
+      gint64 v;
+      ok = g_ascii_string_to_signed (g_strstrip (parts[i]), 10, 1, 1 << 20, &v, NULL);
+      values[i] = (int) v;
+    }
+  g_strfreev (parts);
+  if (!ok)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad “%s” in the model metadata: “%s” (expected up to %d "
+                   "positive integers separated by commas)",
+                   ddpm_tensor_file_get_display_name (file), key, value, DDPM_MAX_LEVELS);
+      return FALSE;
+    }
+  *n = (int) count;
+  return TRUE;
+}
+
+/* Config and schedule from the metadata, validated. */
+static gboolean
+read_header (const DdpmTensorFile *file,
+             DdpmUNetConfig       *config,
+             DdpmScheduleKind     *kind,
+             int                  *T,
+             GError              **error)
+{
+  const char *name = ddpm_tensor_file_get_display_name (file);
+  const char *format = ddpm_tensor_file_get_metadata (file, "format");
+  gint64 v[6];
+
+  if (!format || strcmp (format, MODEL_FORMAT) != 0)
+    {
+      if (format)
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                     "%s: not a GIMP DDPM model (its format is “%s”)", name, format);
+      else
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                     "%s: not a GIMP DDPM model (its metadata does not describe a "
+                     "model: no “format” entry)", name);
+      return FALSE;
+    }
+  if (!parse_int (file, "format_version", 1, G_MAXINT, &v[0], error))
+    return FALSE;
+  if (v[0] > MODEL_FORMAT_VERSION)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                   "%s: model format version %" G_GINT64_FORMAT " is newer than this "
+                   "program reads (%d); update GIMP DDPM", name, v[0], MODEL_FORMAT_VERSION);
+      return FALSE;
+    }
+
+  memset (config, 0, sizeof *config);
+  if (!parse_int (file, "in_channels", 1, 1 << 16, &v[0], error)
+      || !parse_int (file, "out_channels", 1, 1 << 16, &v[1], error)
+      || !parse_int (file, "ch", 1, 1 << 16, &v[2], error)
+      || !parse_int (file, "num_res_blocks", 0, 1 << 10, &v[3], error)
+      || !parse_int (file, "image_size", 1, 1 << 16, &v[4], error)
+      || !parse_int (file, "T", 1, 1 << 24, &v[5], error)
+      || !parse_int_list (file, "ch_mult", config->ch_mult, &config->n_levels, error)
+      || !parse_int_list (file, "attn_resolutions", config->attn_resolutions,
+                          &config->n_attn, error))
+    return FALSE;
+  config->in_channels = (int) v[0];
+  config->out_channels = (int) v[1];
+  config->ch = (int) v[2];
+  config->num_res_blocks = (int) v[3];
+  config->image_size = (int) v[4];
+  *T = (int) v[5];
+
+  const char *dropout = ddpm_tensor_file_get_metadata (file, "dropout");
+  char *end = NULL;
+  double d = dropout ? g_ascii_strtod (dropout, &end) : NAN;
+  if (!dropout || end == dropout || *end || !(d >= 0 && d < 1))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad “dropout” in the model metadata: “%s”", name,
+                   dropout ? dropout : "missing");
+      return FALSE;
+    }
+  config->dropout = (float) d;
+
+  GError *local = NULL;
+  const char *schedule = ddpm_tensor_file_get_metadata (file, "schedule");
+  if (!schedule || !ddpm_schedule_kind_from_string (schedule, kind, &local))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad “schedule” in the model metadata: %s", name,
+                   local ? local->message : "missing");
+      g_clear_error (&local);
+      return FALSE;
+    }
+  if (!ddpm_unet_config_validate (config, &local))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad model configuration: %s", name, local->message);
+      g_error_free (local);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Every tensor of the UNet, under prefix + its name, into base. */
+static gboolean
+read_weights (const DdpmTensorFile *file,
+              const DdpmUNet       *unet,
+              const char           *prefix,
+              float                *base,
+              GError              **error)
+{
+  const DdpmUNetConfig *c = ddpm_unet_get_config (unet);
+  int n = ddpm_unet_n_tensors (unet);
+
+  for (int i = 0; i < n; i++)
+    {
+      const DdpmParamInfo *info = ddpm_unet_tensor (unet, i);
+      char *name = g_strconcat (prefix, info->name, NULL);
+      gboolean ok;
+
+      if (!ddpm_tensor_file_has (file, name))
+        {
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                       "%s: tensor “%s” missing",
+                       ddpm_tensor_file_get_display_name (file), name);
+          g_free (name);
+          return FALSE;
+        }
+
+      /* The first convolution tells the channels the weights were trained
+       * for; say so in those words when the metadata disagrees. */
+      if (strcmp (info->name, "conv_in.weight") == 0)
+        {
+          gint64 shape[DDPM_TENSOR_MAX_DIMS];
+          int ndim = 0;
+          if (ddpm_tensor_file_get_shape (file, name, NULL, &ndim, shape)
+              && ndim == 4 && shape[1] != c->in_channels)
+            {
+              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                           "%s: “%s” was trained for %" G_GINT64_FORMAT " channel%s, "
+                           "but the metadata says %d",
+                           ddpm_tensor_file_get_display_name (file), name, shape[1],
+                           shape[1] == 1 ? "" : "s", c->in_channels);
+              g_free (name);
+              return FALSE;
+            }
+        }
+
+      ok = ddpm_tensor_file_read_f32 (file, name, base + info->offset, info->ndim,
+                                      info->shape, error);
+      g_free (name);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+read_state (const DdpmTensorFile *file, DdpmTrainState *state, GError **error)
+{
+  guint64 seed[1], t_rng[3], data_rng[3], cursor[1];
+  gint64 step[1];
+  double losses[2];
+
+  if (!ddpm_tensor_file_read_raw (file, "train.state.step", DDPM_DTYPE_I64, step,
+                                  sizeof step, error)
+      || !ddpm_tensor_file_read_raw (file, "train.state.seed", DDPM_DTYPE_U64, seed,
+                                     sizeof seed, error)
+      || !ddpm_tensor_file_read_raw (file, "train.state.t_rng", DDPM_DTYPE_U64, t_rng,
+                                     sizeof t_rng, error)
+      || !ddpm_tensor_file_read_raw (file, "train.state.data_rng", DDPM_DTYPE_U64,
+                                     data_rng, sizeof data_rng, error)
+      || !ddpm_tensor_file_read_raw (file, "train.state.data_cursor", DDPM_DTYPE_U64,
+                                     cursor, sizeof cursor, error)
+      || !ddpm_tensor_file_read_raw (file, "train.state.loss", DDPM_DTYPE_F64, losses,
+                                     sizeof losses, error))
+    return FALSE;
+  if (step[0] < 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: negative training step %" G_GINT64_FORMAT,
+                   ddpm_tensor_file_get_display_name (file), step[0]);
+      return FALSE;
+    }
+  state->step = step[0];
+  state->seed = seed[0];
+  state->t_rng.seed = t_rng[0];
+  state->t_rng.stream = t_rng[1];
+  state->t_rng.counter = t_rng[2];
+  state->data.rng.seed = data_rng[0];
+  state->data.rng.stream = data_rng[1];
+  state->data.rng.counter = data_rng[2];
+  state->data.cursor = cursor[0];
+  state->loss = losses[0];
+  state->loss_ema = losses[1];
+  return TRUE;
+}
+
+gboolean
+ddpm_checkpoint_read (const char        *path,
+                      DdpmUNetConfig    *config,
+                      DdpmScheduleKind  *schedule,
+                      int               *T,
+                      const DdpmUNet    *unet,
+                      float             *params,
+                      float             *adam_m,
+                      float             *adam_v,
+                      float             *ema,
+                      DdpmTrainState    *state,
+                      GError           **error)
+{
+  g_return_val_if_fail (path != NULL && config != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  DdpmTensorFile *file = ddpm_tensor_file_open (path, error);
+  gboolean ok = FALSE;
+
+  if (!file)
+    return FALSE;
+  if (!read_header (file, config, schedule, T, error))
+    goto out;
+  if (!ddpm_tensor_file_has (file, "train.state.step"))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "%s: a model file, not a training checkpoint (it has no optimizer "
+                   "state); resume from the .ckpt.safetensors file written beside it",
+                   ddpm_tensor_file_get_display_name (file));
+      goto out;
+    }
+  if (unet)
+    {
+      const DdpmUNetConfig *c = ddpm_unet_get_config (unet);
+      if (c->in_channels != config->in_channels || c->ch != config->ch
+          || c->n_levels != config->n_levels || c->image_size != config->image_size)
+        {
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                       "%s: the checkpoint's model differs from the network given",
+                       ddpm_tensor_file_get_display_name (file));
+          goto out;
+        }
+      if ((params && !read_weights (file, unet, "train.params.", params, error))
+          || (adam_m && !read_weights (file, unet, "train.adam_m.", adam_m, error))
+          || (adam_v && !read_weights (file, unet, "train.adam_v.", adam_v, error))
+          || (ema && !read_weights (file, unet, "", ema, error)))
+        goto out;
+    }
+  if (state && !read_state (file, state, error))
+    goto out;
+  ok = TRUE;
+
+out:
+  ddpm_tensor_file_free (file);
+  return ok;
+}
+
+DdpmModel *
+ddpm_model_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  DdpmTensorFile *file = ddpm_tensor_file_open (path, error);
+  DdpmUNetConfig config;
+  DdpmScheduleKind kind;
+  int T;
+  DdpmModel *model = NULL;
+
+  if (!file)
+    return NULL;
+  if (!read_header (file, &config, &kind, &T, error))
+    goto fail;
+
+  model = g_new0 (DdpmModel, 1);
+  model->path = g_strdup (path);
+  model->t_buf = g_new (int, MODEL_MAX_BATCH);
+  model->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (!(model->unet = ddpm_unet_new (&config, error))
+      || !(model->schedule = ddpm_schedule_new (kind, T, error))
+      || !read_weights (file, model->unet, "", ddpm_unet_params (model->unet), error))
+    goto fail;
+
+  const char **keys = ddpm_tensor_file_list_metadata (file);
+  for (int i = 0; keys[i]; i++)
+    g_hash_table_insert (model->metadata, g_strdup (keys[i]),
+                         g_strdup (ddpm_tensor_file_get_metadata (file, keys[i])));
+  g_free (keys);
+  ddpm_tensor_file_free (file);
+  return model;
+
+fail:
+  ddpm_tensor_file_free (file);
+  ddpm_model_free (model);
+  return NULL;
+}
+
+void
+ddpm_model_free (DdpmModel *model)
+{
+  if (!model)
+    return;
+  ddpm_unet_free (model->unet);
+  ddpm_schedule_free (model->schedule);
+  if (model->metadata)
+    g_hash_table_unref (model->metadata);
+  g_free (model->t_buf);
+  g_free (model->path);
+  g_free (model);
+}
+
+const DdpmUNetConfig *
+ddpm_model_get_config (const DdpmModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return ddpm_unet_get_config (model->unet);
+}
+
+const DdpmSchedule *
+ddpm_model_get_schedule (const DdpmModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->schedule;
+}
+
+DdpmUNet *
+ddpm_model_get_unet (DdpmModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->unet;
+}
+
+const char *
+ddpm_model_get_metadata (const DdpmModel *model, const char *key)
+{
+  g_return_val_if_fail (model != NULL && key != NULL, NULL);
+  return g_hash_table_lookup (model->metadata, key);
+}
+
+/* The DdpmDenoiser adapter: the samplers speak the base schedule's 1-based
+ * t; the UNet was trained on t − 1 (the reference code's convention). */
+static gboolean
+model_denoise (float       *eps,
+               const float *x,
+               int          B,
+               int          C,
+               int          H,
+               int          W,
+               int          t,
+               gpointer     user_data,
+               GError     **error)
+{
+  DdpmModel *model = user_data;
+  const DdpmUNetConfig *c = ddpm_unet_get_config (model->unet);
+  gsize per_image = (gsize) C * H * W;
+
+  if (C != c->in_channels)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "%s was trained for %d channel%s (%s), not %d",
+                   model->path, c->in_channels, c->in_channels == 1 ? "" : "s",
+                   c->in_channels == 1 ? "grayscale" : c->in_channels == 3 ? "RGB" : "other",
+                   C);
+      return FALSE;
+    }
+  if (t < 1 || t > model->schedule->T)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "Timestep %d is outside the model's 1..%d", t, model->schedule->T);
+      return FALSE;
+    }
+
+  openblas_set_num_threads (model->threads > 0 ? model->threads
+                                               : (int) g_get_num_processors ());
+  for (int b0 = 0; b0 < B; b0 += MODEL_MAX_BATCH)
+    {
+      int nb = MIN (MODEL_MAX_BATCH, B - b0);
+
+      for (int b = 0; b < nb; b++)
+        model->t_buf[b] = t - 1;
+      if (!ddpm_unet_forward (model->unet, eps + b0 * per_image, x + b0 * per_image,
+                              model->t_buf, nb, H, W, FALSE, 0, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+void
+ddpm_model_get_denoiser (DdpmModel    *model,
+                         int           threads,
+                         DdpmDenoiser *denoiser)
+{
+  g_return_if_fail (model != NULL && denoiser != NULL);
+
+  model->threads = MAX (threads, 0);
+  denoiser->denoise = model_denoise;
+  denoiser->user_data = model;
+  denoiser->channels = ddpm_unet_get_config (model->unet)->in_channels;
+  denoiser->tile_size = ddpm_unet_get_config (model->unet)->image_size;
+  denoiser->max_batch = MODEL_MAX_BATCH;
+}
+
+char *
+ddpm_model_default_path (void)
+{
+  const char *dir = g_getenv ("DDPM_MODEL_DIR");
+
+  if (dir && *dir)
+    return g_build_filename (dir, "default.safetensors", NULL);
+  return g_build_filename (DDPM_MODELDIR, "default.safetensors", NULL);
+}

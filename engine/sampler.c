@@ -1,0 +1,198 @@
+/* sampler.c: the reverse process, one step at a time.
+ *
+ * Two samplers share the ε-predictor ε_θ(x_t, t):
+ *
+ *   DDPM ancestral (Ho et al. 2020, Algorithm 2) written through the
+ *   predicted x̂0 and the posterior q(x_{t−1}|x_t, x̂0) (eqs. 6–7), which is
+ *   the same step as Algorithm 2 when nothing is clipped, and lets x̂0 be
+ *   clipped to the data range when something is.
+ *
+ *   DDIM (Song et al. 2021, eq. 12), with η ∈ [0, 1] moving from the
+ *   deterministic implicit model (η = 0) to a DDPM-like chain (η = 1).
+ *
+ * Both run on a respaced chain (Nichol & Dhariwal 2021, §4): the caller
+ * passes the respaced schedule and the step index i; the chain's ᾱ' are the
+ * base ᾱ at the kept timesteps, so the same formulas serve T = 1000 and
+ * 20-step sampling.  The driver (tiles, masks, threads, noise keys) is in
+ * img2img.c.  Per-element arithmetic is in double: at t near T,
+ * √(1/ᾱ) ≈ 140 and x̂0 = 140·x − 140·ε cancels two digits in float.
+ */
+#include <math.h>
+
+#include "sampler-private.h"
+
+static const char *const sampler_names[DDPM_SAMPLER_COUNT] = {
+  [DDPM_SAMPLER_DDPM] = "ddpm",
+  [DDPM_SAMPLER_DDIM] = "ddim",
+};
+
+static const char *const variance_names[DDPM_VARIANCE_COUNT] = {
+  [DDPM_VARIANCE_POSTERIOR] = "posterior",
+  [DDPM_VARIANCE_BETA] = "beta",
+};
+
+/* Look `name` up in `names`, or say which names exist. */
+static gboolean
+lookup_name (const char *const *names,
+             int                 count,
+             const char         *what,
+             const char         *name,
+             int                *out,
+             GError            **error)
+{
+  for (int i = 0; i < count; i++)
+    if (name != NULL && g_ascii_strcasecmp (name, names[i]) == 0)
+      {
+        *out = i;
+        return TRUE;
+      }
+
+  GString *valid = g_string_new (NULL);
+  for (int i = 0; i < count; i++)
+    g_string_append_printf (valid, "%s%s", i ? ", " : "", names[i]);
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+               "Unknown %s “%s” (expected one of: %s)",
+               what, name ? name : "", valid->str);
+  g_string_free (valid, TRUE);
+  return FALSE;
+}
+
+const char *
+ddpm_sampler_kind_name (DdpmSamplerKind kind)
+{
+  g_return_val_if_fail (kind >= 0 && kind < DDPM_SAMPLER_COUNT, NULL);
+  return sampler_names[kind];
+}
+
+gboolean
+ddpm_sampler_kind_from_string (const char       *name,
+                               DdpmSamplerKind  *kind,
+                               GError          **error)
+{
+  int value;
+
+  g_return_val_if_fail (kind != NULL, FALSE);
+  if (!lookup_name (sampler_names, DDPM_SAMPLER_COUNT, "sampler",
+                    name, &value, error))
+    return FALSE;
+  *kind = (DdpmSamplerKind) value;
+  return TRUE;
+}
+
+const char *
+ddpm_variance_name (DdpmVariance variance)
+{
+  g_return_val_if_fail (variance >= 0 && variance < DDPM_VARIANCE_COUNT, NULL);
+  return variance_names[variance];
+}
+
+gboolean
+ddpm_variance_from_string (const char    *name,
+                           DdpmVariance  *variance,
+                           GError       **error)
+{
+  int value;
+
+  g_return_val_if_fail (variance != NULL, FALSE);
+  if (!lookup_name (variance_names, DDPM_VARIANCE_COUNT, "sampler variance",
+                    name, &value, error))
+    return FALSE;
+  *variance = (DdpmVariance) value;
+  return TRUE;
+}
+
+gboolean
+ddpm_sampler_step_needs_noise (const DdpmSampleParams *params,
+                               int                     i)
+{
+  if (i <= 1)
+    return FALSE;
+  if (params->sampler == DDPM_SAMPLER_DDIM)
+    return params->eta > 0.0;
+  return TRUE;
+}
+
+static inline double
+clip_unit (double v)
+{
+  return v < -1.0 ? -1.0 : v > 1.0 ? 1.0 : v;
+}
+
+/* Ho et al. 2020, Algorithm 2 via eqs. 6–7 and 15 (x̂0 from ε). */
+void
+ddpm_sampler_ddpm_step (float              *x,
+                        const float        *eps,
+                        const float        *noise,
+                        gsize               n,
+                        const DdpmSchedule *s,
+                        int                 i,
+                        DdpmVariance        variance,
+                        gboolean            clip_x0)
+{
+  g_return_if_fail (s != NULL && i >= 1 && i <= s->T);
+  const double a = s->sqrt_recip_alpha_bar[i];
+  const double b = s->sqrt_recipm1_alpha_bar[i];
+  const double c0 = s->posterior_mean_coef_x0[i];
+  const double ct = s->posterior_mean_coef_xt[i];
+  /* no noise at the last step: x_0 is the posterior mean (Algorithm 2, z = 0
+   * at t = 1) */
+  const double sigma = i > 1 && noise != NULL
+    ? sqrt (variance == DDPM_VARIANCE_BETA ? s->beta[i]
+                                            : s->posterior_variance[i])
+    : 0.0;
+
+  for (gsize k = 0; k < n; k++)
+    {
+      double xt = x[k];
+      double x0 = a * xt - b * eps[k];
+
+      if (clip_x0)
+        x0 = clip_unit (x0);
+      double mean = c0 * x0 + ct * xt;
+      x[k] = (float) (sigma > 0.0 ? mean + sigma * noise[k] : mean);
+    }
+}
+
+/* Song et al. 2021, eq. 12 (σ from eq. 16 scaled by η). */
+void
+ddpm_sampler_ddim_step (float              *x,
+                        const float        *eps,
+                        const float        *noise,
+                        gsize               n,
+                        const DdpmSchedule *s,
+                        int                 i,
+                        double              eta,
+                        gboolean            clip_x0)
+{
+  g_return_if_fail (s != NULL && i >= 1 && i <= s->T);
+  const double ab = s->alpha_bar[i];
+  const double ab_prev = s->alpha_bar[i - 1];
+  const double a = s->sqrt_recip_alpha_bar[i];
+  const double b = s->sqrt_recipm1_alpha_bar[i];
+  const double sqrt_ab = s->sqrt_alpha_bar[i];
+  const double inv_sqrt_1mab = 1.0 / s->sqrt_one_minus_alpha_bar[i];
+  const double sqrt_ab_prev = sqrt (ab_prev);
+  /* σ_i(η) = η·√((1−ᾱ_prev)/(1−ᾱ))·√(1−ᾱ/ᾱ_prev); 0 at i = 1 (ᾱ_prev = 1) */
+  const double sigma = eta * sqrt ((1.0 - ab_prev) / (1.0 - ab))
+                           * sqrt (1.0 - ab / ab_prev);
+  /* the "direction pointing to x_t": √(1 − ᾱ_prev − σ²), ≥ 0 since
+   * σ² ≤ (1 − ᾱ_prev)(1 − ᾱ/ᾱ_prev) ≤ 1 − ᾱ_prev */
+  const double dir = sqrt (MAX (0.0, 1.0 - ab_prev - sigma * sigma));
+  const gboolean add_noise = sigma > 0.0 && noise != NULL;
+
+  for (gsize k = 0; k < n; k++)
+    {
+      double xt = x[k];
+      double e = eps[k];
+      double x0 = a * xt - b * e;
+
+      if (clip_x0)
+        {
+          x0 = clip_unit (x0);
+          /* ε consistent with the clipped x̂0: (x_t − √ᾱ·x̂0)/√(1−ᾱ) */
+          e = (xt - sqrt_ab * x0) * inv_sqrt_1mab;
+        }
+      double v = sqrt_ab_prev * x0 + dir * e;
+      x[k] = (float) (add_noise ? v + sigma * noise[k] : v);
+    }
+}

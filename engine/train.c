@@ -1,0 +1,405 @@
+/* train.c: the DDPM training loop (Ho et al. 2020, Algorithm 1).
+ *
+ *   repeat
+ *     x_0 ~ q(x_0)                       random crops of the dataset
+ *     t ~ Uniform({1, …, T})             the UNet sees t − 1
+ *     ε ~ N(0, I)
+ *     take a gradient step on ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t)‖²
+ *   until converged
+ *
+ * with Adam/AdamW, linear warm-up, global-norm gradient clipping and an EMA
+ * of the weights (what a model file holds and sampling uses).
+ *
+ * MEMORY: parameters and gradients are the UNet's own two allocations; the
+ * Adam moments m, v and the EMA weights are one allocation each; the batch
+ * buffers are allocated once.  A step allocates nothing.
+ *
+ * DETERMINISM: every random number comes from Philox keyed by the seed: the
+ * noise of step s is a pure function of (seed, s), timestep draws and crops
+ * come from sequential generators whose counters a checkpoint saves, and
+ * dropout is keyed by (seed, s).  So for a given seed and thread count,
+ * N steps + checkpoint + resume + N steps gives the same bits as 2N steps.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "train.h"
+
+/* Random streams of the training (all under the training seed). */
+#define TRAIN_STREAM_NOISE   G_GUINT64_CONSTANT (0x747261696e01)
+#define TRAIN_STREAM_T       G_GUINT64_CONSTANT (0x747261696e02)
+#define TRAIN_STREAM_DATA    G_GUINT64_CONSTANT (0x747261696e03)
+#define TRAIN_STREAM_DROPOUT G_GUINT64_CONSTANT (0x747261696e04)
+
+/* Smoothing of the loss that progress reports (a ~20-step window). */
+#define LOSS_EMA_DECAY 0.95
+
+void
+ddpm_train_params_init (DdpmTrainParams *params)
+{
+  g_return_if_fail (params != NULL);
+
+  memset (params, 0, sizeof *params);
+  ddpm_unet_config_from_preset ("tiny", 3, &params->config, NULL);
+  params->schedule = DDPM_SCHEDULE_LINEAR;
+  params->T = 1000;
+  params->steps = 1000;
+  params->batch = 16;
+  params->lr = 2e-4;
+  params->beta1 = 0.9;
+  params->beta2 = 0.999;
+  params->weight_decay = 0;
+  params->warmup = 100;
+  params->grad_clip = 1.0;
+  params->ema_decay = 0.999;
+  params->hflip = TRUE;
+  params->seed = 0;
+  params->threads = 0;
+}
+
+double
+ddpm_train_warmup_lr (double lr, int warmup, gint64 step)
+{
+  if (warmup <= 0 || step >= warmup)
+    return lr;
+  return lr * (double) step / warmup;
+}
+
+double
+ddpm_train_clip_grad_norm (float *grads, gsize n, double max_norm)
+{
+  double sum = 0;
+
+  for (gsize i = 0; i < n; i++)
+    sum += (double) grads[i] * grads[i];
+
+  double norm = sqrt (sum);
+  if (max_norm > 0 && norm > max_norm)
+    {
+      float scale = (float) (max_norm / (norm + 1e-6));
+      for (gsize i = 0; i < n; i++)
+        grads[i] *= scale;
+    }
+  return norm;
+}
+
+double
+ddpm_train_ema_decay (double decay, gint64 step)
+{
+  return MIN (decay, (1.0 + step) / (10.0 + step));
+}
+
+void
+ddpm_train_ema_update (float *ema, const float *params, gsize n, double d)
+{
+  const float a = (float) d, b = (float) (1.0 - d);
+
+  for (gsize i = 0; i < n; i++)
+    ema[i] = a * ema[i] + b * params[i];
+}
+
+double
+ddpm_train_mse_loss (float *dout, const float *pred, const float *eps, gsize n)
+{
+  double sum = 0;
+  const float scale = (float) (2.0 / n);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      float d = pred[i] - eps[i];
+      sum += (double) d * d;
+      if (dout)
+        dout[i] = scale * d;
+    }
+  return sum / n;
+}
+
+static gboolean
+check_params (const DdpmTrainParams *p, GError **error)
+{
+  const char *bad = NULL;
+
+  if (p->steps < 1)
+    bad = "the number of steps must be at least 1";
+  else if (p->batch < 1)
+    bad = "the batch size must be at least 1";
+  else if (!(p->lr > 0) || !isfinite (p->lr))
+    bad = "the learning rate must be positive";
+  else if (!(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
+    bad = "Adam's betas must be in [0, 1)";
+  else if (!(p->weight_decay >= 0))
+    bad = "the weight decay must not be negative";
+  else if (p->warmup < 0)
+    bad = "the warm-up must not be negative";
+  else if (!(p->grad_clip >= 0))
+    bad = "the gradient clipping norm must not be negative (0 disables it)";
+  else if (!(p->ema_decay >= 0 && p->ema_decay <= 1))
+    bad = "the EMA decay must be in [0, 1]";
+  else if (p->T < 1)
+    bad = "the number of diffusion steps T must be at least 1";
+  else if (p->checkpoint_every < 0)
+    bad = "the checkpoint interval must not be negative";
+  else if (!p->out_path || !*p->out_path)
+    bad = "no output model file was given";
+
+  if (bad)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, "Training: %s", bad);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Everything one training run holds, allocated once. */
+typedef struct
+{
+  DdpmUNet     *unet;
+  DdpmSchedule *schedule;
+  DdpmScheduleKind kind;
+  int           T;
+  gsize         n_params;
+  float        *m;       /* (n_params) Adam first moment */
+  float        *v;       /* (n_params) Adam second moment */
+  float        *ema;     /* (n_params) EMA weights */
+  float        *x0;      /* (B, C, S, S) clean crops */
+  float        *eps;     /* (B, C, S, S) the noise */
+  float        *xt;      /* (B, C, S, S) the noised batch */
+  float        *pred;    /* (B, C, S, S) ε_θ */
+  float        *dpred;   /* (B, C, S, S) ∂L/∂ε_θ */
+  int          *tb;      /* (B) base t − 1 per sample */
+  char         *ckpt_path;
+  DdpmTrainState state;
+} Trainer;
+
+static void
+trainer_clear (Trainer *tr)
+{
+  ddpm_unet_free (tr->unet);
+  ddpm_schedule_free (tr->schedule);
+  g_free (tr->m);
+  g_free (tr->v);
+  g_free (tr->ema);
+  g_free (tr->x0);
+  g_free (tr->eps);
+  g_free (tr->xt);
+  g_free (tr->pred);
+  g_free (tr->dpred);
+  g_free (tr->tb);
+  g_free (tr->ckpt_path);
+}
+
+static float *
+try_alloc (gsize n, const char *what, GError **error)
+{
+  float *p = g_try_new0 (float, MAX (n, 1));
+
+  if (!p)
+    g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                 "Training: not enough memory for the %s (%" G_GSIZE_FORMAT " MB)",
+                 what, (n * sizeof (float)) >> 20);
+  return p;
+}
+
+static gboolean
+trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
+{
+  DdpmUNetConfig config = params->config;
+
+  tr->ckpt_path = ddpm_train_checkpoint_path (params->out_path);
+  tr->kind = params->schedule;
+  tr->T = params->T;
+
+  if (params->resume_path)
+    {
+      /* First the config alone, to build the UNet and size the arrays. */
+      if (!ddpm_checkpoint_read (params->resume_path, &config, &tr->kind, &tr->T,
+                                 NULL, NULL, NULL, NULL, NULL, NULL, error))
+        return FALSE;
+    }
+  else if (!ddpm_unet_config_validate (&config, error))
+    return FALSE;
+
+  if (!(tr->unet = ddpm_unet_new (&config, error)))
+    return FALSE;
+  if (!(tr->schedule = ddpm_schedule_new (tr->kind, tr->T, error)))
+    return FALSE;
+  tr->n_params = ddpm_unet_n_params (tr->unet);
+  if (!(tr->m = try_alloc (tr->n_params, "Adam moments", error))
+      || !(tr->v = try_alloc (tr->n_params, "Adam moments", error))
+      || !(tr->ema = try_alloc (tr->n_params, "EMA weights", error)))
+    return FALSE;
+
+  gsize n = (gsize) params->batch * config.in_channels * config.image_size * config.image_size;
+  if (!(tr->x0 = try_alloc (n, "batch", error))
+      || !(tr->eps = try_alloc (n, "batch", error))
+      || !(tr->xt = try_alloc (n, "batch", error))
+      || !(tr->pred = try_alloc (n, "batch", error))
+      || !(tr->dpred = try_alloc (n, "batch", error)))
+    return FALSE;
+  tr->tb = g_new (int, params->batch);
+
+  if (params->resume_path)
+    {
+      if (!ddpm_checkpoint_read (params->resume_path, &config, &tr->kind, &tr->T,
+                                 tr->unet, ddpm_unet_params (tr->unet), tr->m, tr->v,
+                                 tr->ema, &tr->state, error))
+        return FALSE;
+    }
+  else
+    {
+      ddpm_unet_init (tr->unet, params->seed);
+      memcpy (tr->ema, ddpm_unet_params (tr->unet), tr->n_params * sizeof (float));
+      memset (&tr->state, 0, sizeof tr->state);
+      tr->state.seed = params->seed;
+      ddpm_rng_init (&tr->state.t_rng, params->seed, TRAIN_STREAM_T);
+      ddpm_rng_init (&tr->state.data.rng, params->seed, TRAIN_STREAM_DATA);
+      tr->state.loss = NAN;
+      tr->state.loss_ema = NAN;
+    }
+  return TRUE;
+}
+
+/* The model file and the checkpoint beside it, both atomically. */
+static gboolean
+trainer_save (Trainer *tr, const DdpmTrainParams *params, GError **error)
+{
+  return ddpm_model_file_write (tr->ckpt_path, tr->unet, tr->ema, tr->kind, tr->T,
+                                ddpm_unet_params (tr->unet), tr->m, tr->v,
+                                &tr->state, error)
+         && ddpm_model_file_write (params->out_path, tr->unet, tr->ema, tr->kind, tr->T,
+                                   NULL, NULL, NULL, &tr->state, error);
+}
+
+/* One optimizer step: Ho et al. 2020, Algorithm 1, lines 2–5. */
+static gboolean
+trainer_step (Trainer               *tr,
+              const DdpmTrainParams *params,
+              DdpmDataset           *dataset,
+              GError               **error)
+{
+  const DdpmUNetConfig *config = ddpm_unet_get_config (tr->unet);
+  const int B = params->batch, C = config->in_channels, S = config->image_size;
+  const gsize per_image = (gsize) C * S * S, n = B * per_image;
+  DdpmTrainState *st = &tr->state;
+  const gint64 step = st->step + 1;   /* 1-based number of this update */
+  float *weights = ddpm_unet_params (tr->unet);
+  float *grads = ddpm_unet_grads (tr->unet);
+
+  ddpm_dataset_sample (dataset, tr->x0, B, S, params->hflip, st->seed, &st->data);
+  ddpm_rng_normal_fill (tr->eps, n, st->seed, TRAIN_STREAM_NOISE, (guint64) (step - 1) * n);
+  for (int b = 0; b < B; b++)
+    {
+      int t = 1 + (int) ddpm_rng_next_below (&st->t_rng, (guint32) tr->T);
+
+      /* Eq. 4 with the reparameterisation of §3.2. */
+      ddpm_q_sample (tr->xt + b * per_image, tr->x0 + b * per_image,
+                     tr->eps + b * per_image, per_image, tr->schedule, t);
+      tr->tb[b] = t - 1;
+    }
+
+  guint64 dropout_seed = (guint64) (ddpm_rng_uniform (st->seed, TRAIN_STREAM_DROPOUT,
+                                                      (guint64) step)
+                                    * 9007199254740992.0);
+  ddpm_unet_zero_grads (tr->unet);
+  if (!ddpm_unet_forward (tr->unet, tr->pred, tr->xt, tr->tb, B, S, S, TRUE,
+                          dropout_seed, error))
+    return FALSE;
+  double loss = ddpm_train_mse_loss (tr->dpred, tr->pred, tr->eps, n);
+  if (!isfinite (loss))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "Training diverged at step %" G_GINT64_FORMAT " (the loss is %g); "
+                   "try a lower learning rate", step, loss);
+      return FALSE;
+    }
+  ddpm_unet_backward (tr->unet, tr->dpred);
+
+  ddpm_train_clip_grad_norm (grads, tr->n_params, params->grad_clip);
+  ddpm_adam_step (weights, tr->m, tr->v, grads, tr->n_params,
+                  ddpm_train_warmup_lr (params->lr, params->warmup, step),
+                  params->beta1, params->beta2, 1e-8, params->weight_decay, step);
+  ddpm_train_ema_update (tr->ema, weights, tr->n_params,
+                         ddpm_train_ema_decay (params->ema_decay, step));
+
+  st->step = step;
+  st->loss = loss;
+  st->loss_ema = isnan (st->loss_ema) ? loss
+                 : LOSS_EMA_DECAY * st->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
+  return TRUE;
+}
+
+gboolean
+ddpm_train (const DdpmTrainParams *params,
+            DdpmDataset           *dataset,
+            GError               **error)
+{
+  Trainer tr = { 0 };
+  gboolean ok = FALSE;
+  int saved_threads = openblas_get_num_threads ();
+
+  g_return_val_if_fail (params != NULL, FALSE);
+  g_return_val_if_fail (dataset != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_params (params, error))
+    return FALSE;
+  if (params->threads < 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "Training: the thread count must not be negative (0 = all cores)");
+      return FALSE;
+    }
+  openblas_set_num_threads (params->threads > 0 ? params->threads
+                                                 : (int) g_get_num_processors ());
+
+  if (!trainer_setup (&tr, params, error))
+    goto out;
+
+  const DdpmUNetConfig *config = ddpm_unet_get_config (tr.unet);
+  if (!ddpm_dataset_prepare (dataset, config->in_channels, config->image_size, error))
+    goto out;
+
+  gint64 first = tr.state.step;
+  gint64 start_us = g_get_monotonic_time ();
+  while (tr.state.step < params->steps)
+    {
+      if (!trainer_step (&tr, params, dataset, error))
+        goto out;
+
+      gint64 step = tr.state.step;
+      if (params->progress)
+        {
+          DdpmProgress progress;
+          double elapsed = (g_get_monotonic_time () - start_us) / 1e6;
+
+          progress.step = (int) step;
+          progress.n_steps = params->steps;
+          progress.loss = tr.state.loss_ema;
+          progress.elapsed = elapsed;
+          progress.per_second = elapsed > 0 ? (step - first) / elapsed : 0;
+          progress.remaining = progress.per_second > 0
+                               ? (params->steps - step) / progress.per_second : 0;
+          if (!params->progress (&progress, params->progress_data))
+            {
+              if (!trainer_save (&tr, params, error))
+                goto out;
+              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
+                           "Training cancelled after step %" G_GINT64_FORMAT
+                           "; checkpoint saved to %s", step, tr.ckpt_path);
+              goto out;
+            }
+        }
+      if (params->checkpoint_every > 0 && step % params->checkpoint_every == 0
+          && step < params->steps && !trainer_save (&tr, params, error))
+        goto out;
+    }
+
+  ok = trainer_save (&tr, params, error);
+
+out:
+  trainer_clear (&tr);
+  openblas_set_num_threads (saved_threads);
+  return ok;
+}

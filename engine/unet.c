@@ -1,0 +1,1250 @@
+/* unet.c: the DDPM UNet (Ho et al. 2020, appendix B), forward and
+ * backward, on the layers of layers/.
+ *
+ * HOW IT WORKS
+ *
+ * The architecture is that of the project's reference
+ * ../shared/bench/torch_unet.py (itself the diffusion_tf model):
+ *
+ *   temb = Linear(4ch, 4ch)(SiLU(Linear(ch, 4ch)(sinusoid_ch(t))))
+ *   h = conv_in(x)                                    → pushed on the skips
+ *   for level l = 0..L−1:
+ *     num_res_blocks × [ResBlock (+ AttnBlock at attention levels)] → pushed
+ *     Down (pad right/bottom by one, 3×3 stride 2), except at l = L−1 → pushed
+ *   mid: ResBlock, AttnBlock, ResBlock
+ *   for level l = L−1..0:
+ *     (num_res_blocks + 1) × [ResBlock on [h, skips.pop()] (+ AttnBlock)]
+ *     Up (nearest ×2, 3×3 conv), except at l = 0
+ *   out = conv_out(SiLU(GroupNorm(h)))
+ *
+ *   ResBlock(x):  h = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb))
+ *                 h = conv2(dropout(SiLU(norm2(h))))
+ *                 out = shortcut(x) + h     (1×1 conv when channels change)
+ *   AttnBlock(x): n = GroupNorm(x); q, k, v = 1×1 convs of n
+ *                 out = x + proj(attention(q, k, v))
+ *
+ * GroupNorm has 32 groups and ε = 1e-6 everywhere.  Attention is tied to a
+ * depth level: resolution r at training size S is level round(log2(S/r)),
+ * so a larger input keeps it at the same depth.
+ *
+ * The network is a flat list of nodes (conv_in, the blocks above, the
+ * output head), each with the offsets of its parameters and of its
+ * activations.  Node i reads node i−1's output; an up-path ResBlock also
+ * reads the output of the node whose skip it pops.  The backward pass walks
+ * the list in reverse with two ping-pong gradient buffers for the main
+ * chain and one gradient buffer per skip output, which collects the
+ * up-path contribution until the down path reaches that node.
+ *
+ * Memory: a training forward saves, per ResBlock, norm1's and norm2's
+ * outputs and statistics, h after the time embedding, the dropout mask and
+ * the output; SiLU outputs are recomputed in backward (cheap, and two
+ * fewer tensors per block).  An inference forward keeps only the node
+ * outputs; the internals of one node live in a region every node reuses.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "unet.h"
+#include "layers/layers.h"
+
+#define GN_GROUPS 32
+#define GN_EPS 1e-6f
+#define ALIGN_FLOATS 16  /* 64-byte alignment of every activation tensor */
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct
+{
+  const char *name;
+  int         ch;
+  int         n_levels;
+  int         ch_mult[4];
+  int         num_res_blocks;
+  int         attn;
+  float       dropout;
+} Preset;
+
+static const Preset presets[] = {
+  { "tiny",  32,  3, { 1, 2, 2 },    1, 8,  0.0f },
+  { "small", 64,  4, { 1, 2, 2, 2 }, 2, 16, 0.0f },
+  { "cifar", 128, 4, { 1, 2, 2, 2 }, 2, 16, 0.1f },
+};
+
+gboolean
+ddpm_unet_config_from_preset (const char     *name,
+                              int             channels,
+                              DdpmUNetConfig *config,
+                              GError        **error)
+{
+  g_return_val_if_fail (name != NULL && config != NULL, FALSE);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (presets); i++)
+    {
+      const Preset *p = &presets[i];
+
+      if (g_ascii_strcasecmp (name, p->name) != 0)
+        continue;
+      memset (config, 0, sizeof *config);
+      config->in_channels = channels;
+      config->out_channels = channels;
+      config->ch = p->ch;
+      config->n_levels = p->n_levels;
+      for (int l = 0; l < p->n_levels; l++)
+        config->ch_mult[l] = p->ch_mult[l];
+      config->num_res_blocks = p->num_res_blocks;
+      config->n_attn = 1;
+      config->attn_resolutions[0] = p->attn;
+      config->image_size = 32;
+      config->dropout = p->dropout;
+      return ddpm_unet_config_validate (config, error);
+    }
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+               "Unknown model size “%s”: use tiny, small or cifar", name);
+  return FALSE;
+}
+
+/* The level of attention resolution r at training size S: round(log2(S/r)),
+ * or −1 when r is not S divided by a power of two. */
+static int
+attn_level (int image_size, int r)
+{
+  for (int l = 0; l < 31; l++)
+    if ((image_size >> l) == r && (r << l) == image_size)
+      return l;
+  return -1;
+}
+
+gboolean
+ddpm_unet_config_validate (const DdpmUNetConfig *config,
+                           GError              **error)
+{
+  const DdpmUNetConfig *c = config;
+
+  g_return_val_if_fail (config != NULL, FALSE);
+
+#define BAD(...) \
+  G_STMT_START { \
+    g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+    return FALSE; \
+  } G_STMT_END
+
+  if (c->in_channels < 1 || c->in_channels > 64)
+    BAD ("UNet in_channels must be between 1 and 64, not %d", c->in_channels);
+  if (c->out_channels < 1 || c->out_channels > 64)
+    BAD ("UNet out_channels must be between 1 and 64, not %d", c->out_channels);
+  if (c->ch < GN_GROUPS || c->ch % GN_GROUPS != 0 || c->ch > 4096)
+    BAD ("UNet ch must be a multiple of %d between %d and 4096, not %d",
+         GN_GROUPS, GN_GROUPS, c->ch);
+  if (c->n_levels < 1 || c->n_levels > DDPM_MAX_LEVELS)
+    BAD ("UNet n_levels must be between 1 and %d, not %d", DDPM_MAX_LEVELS, c->n_levels);
+  for (int l = 0; l < c->n_levels; l++)
+    if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64)
+      BAD ("UNet ch_mult[%d] must be between 1 and 64, not %d", l, c->ch_mult[l]);
+  if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
+    BAD ("UNet num_res_blocks must be between 1 and 16, not %d", c->num_res_blocks);
+  if (c->image_size < 1 || c->image_size > 65536
+      || c->image_size % (1 << (c->n_levels - 1)) != 0)
+    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d, not %d",
+         1 << (c->n_levels - 1), c->image_size);
+  if (c->n_attn < 0 || c->n_attn > DDPM_MAX_LEVELS)
+    BAD ("UNet n_attn must be between 0 and %d, not %d", DDPM_MAX_LEVELS, c->n_attn);
+  for (int i = 0; i < c->n_attn; i++)
+    {
+      int l = attn_level (c->image_size, c->attn_resolutions[i]);
+      if (l < 0 || l >= c->n_levels)
+        BAD ("UNet attn_resolutions[%d] = %d is not the resolution of a level "
+             "(image_size %d halved 0 to %d times)",
+             i, c->attn_resolutions[i], c->image_size, c->n_levels - 1);
+    }
+  if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+    BAD ("UNet dropout must be in [0, 1), not %g", c->dropout);
+#undef BAD
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------- nodes */
+
+typedef enum
+{
+  NODE_IN,    /* conv_in */
+  NODE_RES,
+  NODE_ATTN,
+  NODE_DOWN,
+  NODE_UP,
+  NODE_HEAD   /* conv_norm_out, SiLU, conv_out */
+} NodeKind;
+
+/* Parameter slots, by node kind. */
+enum { P_CONV_W, P_CONV_B };                           /* IN, DOWN, UP */
+enum { P_NORM1_W, P_NORM1_B, P_CONV1_W, P_CONV1_B, P_TEMB_W, P_TEMB_B,
+       P_NORM2_W, P_NORM2_B, P_CONV2_W, P_CONV2_B, P_SKIP_W, P_SKIP_B };   /* RES */
+enum { P_GN_W, P_GN_B, P_Q_W, P_Q_B, P_K_W, P_K_B, P_V_W, P_V_B,
+       P_PROJ_W, P_PROJ_B };                                               /* ATTN */
+enum { P_OUTNORM_W, P_OUTNORM_B, P_OUT_W, P_OUT_B };                       /* HEAD */
+#define N_PSLOTS 12
+
+/* Activation slots, by node kind (A_Y, the output, is common). */
+enum { A_Y,
+       A_X = 1,                                               /* IN: copy of x */
+       A_CAT = 1, A_N1, A_MEAN1, A_RSTD1, A_H1, A_N2, A_MEAN2, A_RSTD2, A_MASK, /* RES */
+       A_N = 1, A_MEAN, A_RSTD, A_Q, A_K, A_V, A_P, A_O,      /* ATTN, HEAD */
+       A_U = 1,                                               /* UP */
+       A_DSKIP = 10 };  /* gradient of the output, if it is a skip (training) */
+#define N_ASLOTS 11
+
+typedef struct
+{
+  NodeKind kind;
+  int      level;     /* depth of the input: spatial size (H, W) >> level */
+  int      c_in;      /* input channels, the skip included (up ResBlocks) */
+  int      c_out;
+  int      c_skip;    /* up ResBlocks: channels of the concatenated skip */
+  int      skip_src;  /* up ResBlocks: node whose output is the skip; else −1 */
+  gboolean is_skip;   /* its output is pushed on the skip stack */
+  gsize    p[N_PSLOTS];
+  gsize    a[N_ASLOTS];
+} Node;
+
+/* Time-embedding parameters and activations. */
+enum { T_L1_W, T_L1_B, T_L2_W, T_L2_B };
+enum { TA_EMB, TA_L1, TA_S1, TA_TEMB, TA_ST };
+
+/* Scratch regions of the activation allocation. */
+enum
+{
+  S_CONV,    /* im2col columns */
+  S_A,       /* SiLU outputs (forward), recomputed SiLU / gradients (backward) */
+  S_B,
+  S_TP,      /* (B, max c_out) time projections / their gradients */
+  /* training only */
+  S_G1, S_G2, S_G3,
+  S_DCUR, S_DNEXT,
+  S_DST, S_DTEMB, S_DS1, S_DL1,
+  S_PSCRATCH,
+  S_DX,
+  N_SCRATCH
+};
+
+struct _DdpmUNet
+{
+  DdpmUNetConfig config;
+
+  GArray  *tensors;     /* DdpmParamInfo, names in `names` */
+  GStringChunk *names;
+  gsize    n_params;
+  float   *params;      /* (n_params) */
+  float   *grads;       /* (n_params), on demand */
+
+  Node    *nodes;
+  int      n_nodes;
+  gsize    tp[4];       /* time embedding parameter offsets */
+
+  /* activations: offsets (in floats) into `acts`, for the layout below */
+  float   *acts;
+  gsize    acts_capacity;
+  gsize    ta[5];
+  gsize    scratch[N_SCRATCH];
+  int      lay_B, lay_H, lay_W;   /* the shape the offsets are laid out for */
+  gboolean lay_training;
+
+  /* the last forward */
+  gboolean saved;               /* it was a training forward */
+  int      B, H, W;
+  float    dropout_p;
+  guint64  dropout_seed;
+};
+
+/* ------------------------------------------------------------ construction */
+
+static gsize
+add_tensor (DdpmUNet   *u,
+            const char *name,
+            int         ndim,
+            gint64      d0,
+            gint64      d1,
+            gint64      d2,
+            gint64      d3)
+{
+  DdpmParamInfo info = { 0 };
+  const gint64 dims[4] = { d0, d1, d2, d3 };
+
+  info.name = g_string_chunk_insert (u->names, name);
+  info.ndim = ndim;
+  info.numel = 1;
+  for (int i = 0; i < ndim; i++)
+    {
+      info.shape[i] = dims[i];
+      info.numel *= dims[i];
+    }
+  info.offset = u->n_params;
+  u->n_params += info.numel;
+  g_array_append_val (u->tensors, info);
+  return info.offset;
+}
+
+/* prefix.weight and prefix.bias of a conv (k > 0), a linear (k = 0) or a
+ * GroupNorm / attention Linear (k = −1: weight (co) when ci = 0). */
+static void
+add_layer (DdpmUNet   *u,
+           gsize      *w,
+           gsize      *b,
+           const char *prefix,
+           int         co,
+           int         ci,
+           int         k)
+{
+  char *name = g_strconcat (prefix, ".weight", NULL);
+
+  if (k > 0)
+    *w = add_tensor (u, name, 4, co, ci, k, k);
+  else if (ci > 0)
+    *w = add_tensor (u, name, 2, co, ci, 0, 0);
+  else
+    *w = add_tensor (u, name, 1, co, 0, 0, 0);
+  g_free (name);
+  name = g_strconcat (prefix, ".bias", NULL);
+  *b = add_tensor (u, name, 1, co, 0, 0, 0);
+  g_free (name);
+}
+
+static Node *
+add_node (DdpmUNet *u, NodeKind kind, int level, int c_in, int c_out)
+{
+  Node *n = &u->nodes[u->n_nodes++];
+
+  memset (n, 0, sizeof *n);
+  n->kind = kind;
+  n->level = level;
+  n->c_in = c_in;
+  n->c_out = c_out;
+  n->skip_src = -1;
+  return n;
+}
+
+static void
+add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int skip_src, int c_skip)
+{
+  const int tdim = 4 * u->config.ch;
+  Node *n = add_node (u, NODE_RES, level, c_in, c_out);
+  char *s;
+
+  n->skip_src = skip_src;
+  n->c_skip = c_skip;
+#define SUB(name) (g_free (s), s = g_strconcat (prefix, name, NULL))
+  s = NULL;
+  add_layer (u, &n->p[P_NORM1_W], &n->p[P_NORM1_B], SUB (".norm1"), c_in, 0, -1);
+  add_layer (u, &n->p[P_CONV1_W], &n->p[P_CONV1_B], SUB (".conv1"), c_out, c_in, 3);
+  add_layer (u, &n->p[P_TEMB_W], &n->p[P_TEMB_B], SUB (".time_emb_proj"), c_out, tdim, 0);
+  add_layer (u, &n->p[P_NORM2_W], &n->p[P_NORM2_B], SUB (".norm2"), c_out, 0, -1);
+  add_layer (u, &n->p[P_CONV2_W], &n->p[P_CONV2_B], SUB (".conv2"), c_out, c_out, 3);
+  if (c_in != c_out)
+    add_layer (u, &n->p[P_SKIP_W], &n->p[P_SKIP_B], SUB (".conv_shortcut"), c_out, c_in, 1);
+  g_free (s);
+}
+
+/* The old diffusers AttentionBlock (google/ddpm-cifar10-32): query, key,
+ * value and proj_attn are Linear (C, C), i.e. 1×1 conv weights squeezed,
+ * which is how the 1×1 convs here read them. */
+static void
+add_attn (DdpmUNet *u, const char *prefix, int level, int c)
+{
+  Node *n = add_node (u, NODE_ATTN, level, c, c);
+  char *s = NULL;
+
+  add_layer (u, &n->p[P_GN_W], &n->p[P_GN_B], SUB (".group_norm"), c, 0, -1);
+  add_layer (u, &n->p[P_Q_W], &n->p[P_Q_B], SUB (".query"), c, c, 0);
+  add_layer (u, &n->p[P_K_W], &n->p[P_K_B], SUB (".key"), c, c, 0);
+  add_layer (u, &n->p[P_V_W], &n->p[P_V_B], SUB (".value"), c, c, 0);
+  add_layer (u, &n->p[P_PROJ_W], &n->p[P_PROJ_B], SUB (".proj_attn"), c, c, 0);
+  g_free (s);
+#undef SUB
+}
+
+/* Nodes and tensor table for u->config (valid); no parameters allocated. */
+static void
+build (DdpmUNet *u)
+{
+  const DdpmUNetConfig *c = &u->config;
+  const int L = c->n_levels, ch = c->ch, nrb = c->num_res_blocks;
+  gboolean has_attn[DDPM_MAX_LEVELS] = { FALSE };
+  int stack[2 + DDPM_MAX_LEVELS * 17], sp = 0;   /* skip sources (node index) */
+  int cur;
+  char name[96];
+
+  for (int i = 0; i < c->n_attn; i++)
+    has_attn[attn_level (c->image_size, c->attn_resolutions[i])] = TRUE;
+
+  /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
+  u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
+  u->tensors = g_array_new (FALSE, TRUE, sizeof (DdpmParamInfo));
+  u->names = g_string_chunk_new (4096);
+  u->n_params = 0;
+
+  add_layer (u, &u->tp[T_L1_W], &u->tp[T_L1_B], "time_embedding.linear_1", 4 * ch, ch, 0);
+  add_layer (u, &u->tp[T_L2_W], &u->tp[T_L2_B], "time_embedding.linear_2", 4 * ch, 4 * ch, 0);
+
+  Node *n = add_node (u, NODE_IN, 0, c->in_channels, ch);
+  add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], "conv_in", ch, c->in_channels, 3);
+  n->is_skip = TRUE;
+  stack[sp++] = 0;
+  cur = ch;
+
+  for (int l = 0; l < L; l++)
+    {
+      for (int j = 0; j < nrb; j++)
+        {
+          g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
+          add_res (u, name, l, cur, ch * c->ch_mult[l], -1, 0);
+          cur = ch * c->ch_mult[l];
+          if (has_attn[l])
+            {
+              g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
+              add_attn (u, name, l, cur);
+            }
+          u->nodes[u->n_nodes - 1].is_skip = TRUE;
+          stack[sp++] = u->n_nodes - 1;
+        }
+      if (l != L - 1)
+        {
+          n = add_node (u, NODE_DOWN, l, cur, cur);
+          g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
+          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
+          n->is_skip = TRUE;
+          stack[sp++] = u->n_nodes - 1;
+        }
+    }
+
+  add_res (u, "mid_block.resnets.0", L - 1, cur, cur, -1, 0);
+  add_attn (u, "mid_block.attentions.0", L - 1, cur);
+  add_res (u, "mid_block.resnets.1", L - 1, cur, cur, -1, 0);
+
+  for (int l = L - 1; l >= 0; l--)
+    {
+      int i = L - 1 - l;  /* diffusers' up_blocks.0 is the deepest */
+
+      for (int j = 0; j < nrb + 1; j++)
+        {
+          int src = stack[--sp];
+          int c_skip = u->nodes[src].c_out;
+
+          g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
+          add_res (u, name, l, cur + c_skip, ch * c->ch_mult[l], src, c_skip);
+          cur = ch * c->ch_mult[l];
+          if (has_attn[l])
+            {
+              g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
+              add_attn (u, name, l, cur);
+            }
+        }
+      if (l != 0)
+        {
+          n = add_node (u, NODE_UP, l, cur, cur);
+          g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
+          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
+        }
+    }
+  g_assert (sp == 0);
+
+  n = add_node (u, NODE_HEAD, 0, cur, c->out_channels);
+  add_layer (u, &n->p[P_OUTNORM_W], &n->p[P_OUTNORM_B], "conv_norm_out", cur, 0, -1);
+  add_layer (u, &n->p[P_OUT_W], &n->p[P_OUT_B], "conv_out", c->out_channels, cur, 3);
+}
+
+static void
+unbuild (DdpmUNet *u)
+{
+  g_free (u->nodes);
+  if (u->tensors != NULL)
+    g_array_unref (u->tensors);
+  if (u->names != NULL)
+    g_string_chunk_free (u->names);
+}
+
+gsize
+ddpm_unet_config_n_params (const DdpmUNetConfig *config)
+{
+  DdpmUNet skeleton = { 0 };
+
+  g_return_val_if_fail (config != NULL, 0);
+  if (!ddpm_unet_config_validate (config, NULL))
+    return 0;
+  skeleton.config = *config;
+  build (&skeleton);
+  unbuild (&skeleton);
+  return skeleton.n_params;
+}
+
+DdpmUNet *
+ddpm_unet_new (const DdpmUNetConfig *config,
+               GError              **error)
+{
+  DdpmUNet *u;
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!ddpm_unet_config_validate (config, error))
+    return NULL;
+  u = g_new0 (DdpmUNet, 1);
+  u->config = *config;
+  build (u);
+  u->params = g_try_malloc0_n (u->n_params, sizeof (float));
+  if (u->params == NULL)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                   "Not enough memory for the %" G_GSIZE_FORMAT " parameters of the UNet",
+                   u->n_params);
+      ddpm_unet_free (u);
+      return NULL;
+    }
+  return u;
+}
+
+void
+ddpm_unet_free (DdpmUNet *unet)
+{
+  if (unet == NULL)
+    return;
+  unbuild (unet);
+  g_free (unet->params);
+  g_free (unet->grads);
+  g_free (unet->acts);
+  g_free (unet);
+}
+
+const DdpmUNetConfig *
+ddpm_unet_get_config (const DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, NULL);
+  return &unet->config;
+}
+
+gsize
+ddpm_unet_n_params (const DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, 0);
+  return unet->n_params;
+}
+
+float *
+ddpm_unet_params (DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, NULL);
+  return unet->params;
+}
+
+float *
+ddpm_unet_grads (DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, NULL);
+  if (unet->grads == NULL)
+    unet->grads = g_try_malloc0_n (unet->n_params, sizeof (float));
+  return unet->grads;
+}
+
+void
+ddpm_unet_zero_grads (DdpmUNet *unet)
+{
+  g_return_if_fail (unet != NULL);
+  if (unet->grads != NULL)
+    memset (unet->grads, 0, unet->n_params * sizeof (float));
+}
+
+int
+ddpm_unet_n_tensors (const DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, 0);
+  return (int) unet->tensors->len;
+}
+
+const DdpmParamInfo *
+ddpm_unet_tensor (const DdpmUNet *unet,
+                  int             index)
+{
+  g_return_val_if_fail (unet != NULL, NULL);
+  g_return_val_if_fail (index >= 0 && (guint) index < unet->tensors->len, NULL);
+  return &g_array_index (unet->tensors, DdpmParamInfo, index);
+}
+
+int
+ddpm_unet_find_tensor (const DdpmUNet *unet,
+                       const char     *name)
+{
+  g_return_val_if_fail (unet != NULL && name != NULL, -1);
+  for (guint i = 0; i < unet->tensors->len; i++)
+    if (strcmp (g_array_index (unet->tensors, DdpmParamInfo, i).name, name) == 0)
+      return (int) i;
+  return -1;
+}
+
+/* PyTorch's reset_parameters for Conv2d and Linear: kaiming_uniform with
+ * a = √5 gives the weights U(±1/√fan_in), and the biases get the same
+ * bound.  diffusion_tf (Ho et al.'s code) initialises the last conv of each
+ * residual block, the attention output and conv_out with init_scale = 0. */
+void
+ddpm_unet_init (DdpmUNet *unet,
+                guint64   seed)
+{
+  g_return_if_fail (unet != NULL);
+
+  double u[256];
+
+  for (guint i = 0; i < unet->tensors->len; i++)
+    {
+      const DdpmParamInfo *t = &g_array_index (unet->tensors, DdpmParamInfo, i);
+      float *p = unet->params + t->offset;
+      const char *leaf = strrchr (t->name, '.');
+      gboolean is_weight = strcmp (leaf, ".weight") == 0;
+      gboolean is_norm = strstr (t->name, "norm") != NULL;
+      gboolean is_zero = strstr (t->name, ".conv2.") != NULL
+                         || strstr (t->name, ".proj_attn.") != NULL
+                         || g_str_has_prefix (t->name, "conv_out.");
+
+      if (is_norm || is_zero)
+        {
+          float v = is_norm && is_weight ? 1.0f : 0.0f;
+          for (gsize j = 0; j < t->numel; j++)
+            p[j] = v;
+          continue;
+        }
+      /* the bias's fan_in is its weight's (the tensor just before it) */
+      const DdpmParamInfo *w = is_weight ? t : t - 1;
+      double fan_in = (double) w->numel / (double) w->shape[0];
+      double bound = 1.0 / sqrt (fan_in);
+
+      for (gsize first = 0; first < t->numel; first += G_N_ELEMENTS (u))
+        {
+          gsize m = MIN (G_N_ELEMENTS (u), t->numel - first);
+          ddpm_rng_uniform_fill (u, m, seed, i, first);
+          for (gsize j = 0; j < m; j++)
+            p[first + j] = (float) ((2.0 * u[j] - 1.0) * bound);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ layout */
+
+/* Offsets of every activation for (B, H, W).  Training: every saved tensor
+ * has its own place, plus the backward buffers.  Inference: node outputs
+ * have their own place (the up path reads them as skips); a node's
+ * internals go to a region at the start that every node reuses. */
+typedef struct
+{
+  gboolean training;
+  gsize    off;    /* next persistent offset */
+  gsize    toff;   /* next offset in the reused region */
+  gsize    tmax;   /* size of the reused region */
+} Layout;
+
+static gsize
+round_up (gsize n)
+{
+  return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+static gsize
+place (Layout *l, gsize n, gboolean saved)
+{
+  gsize at;
+
+  if (saved || l->training)
+    {
+      at = l->off;
+      l->off += round_up (n);
+    }
+  else
+    {
+      at = l->toff;
+      l->toff += round_up (n);
+      l->tmax = MAX (l->tmax, l->toff);
+    }
+  return at;
+}
+
+static DdpmConvShape
+conv_shape (int B, int C_in, int H, int W, int C_out, int k, int stride, int pb, int pe)
+{
+  DdpmConvShape s = { B, C_in, H, W, C_out, k, stride, pb, pe };
+  return s;
+}
+
+static gsize
+layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
+{
+  const int ch = u->config.ch, tdim = 4 * ch;
+  gsize max_t = 0, max_conv = 0, max_nn = 0;
+  int max_c = 0;
+
+  l->toff = 0;
+  u->ta[TA_EMB] = place (l, (gsize) B * ch, FALSE);
+  u->ta[TA_L1] = place (l, (gsize) B * tdim, FALSE);
+  u->ta[TA_S1] = place (l, (gsize) B * tdim, FALSE);
+  u->ta[TA_TEMB] = place (l, (gsize) B * tdim, FALSE);
+  u->ta[TA_ST] = place (l, (gsize) B * tdim, TRUE);
+
+  for (int i = 0; i < u->n_nodes; i++)
+    {
+      Node *n = &u->nodes[i];
+      const int h = H >> n->level, w = W >> n->level;
+      const gsize hw = (gsize) h * w;
+      const gsize nin = (gsize) B * n->c_in * hw, nout = (gsize) B * n->c_out * hw;
+      const gsize stats = (gsize) B * GN_GROUPS;
+      DdpmConvShape cs;
+
+      l->toff = 0;
+      memset (n->a, 0, sizeof n->a);
+      max_c = MAX (max_c, n->c_out);
+      switch (n->kind)
+        {
+        case NODE_IN:
+          n->a[A_X] = place (l, nin, FALSE);
+          n->a[A_Y] = place (l, nout, TRUE);
+          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          max_t = MAX (max_t, MAX (nin, nout));
+          break;
+        case NODE_RES:
+          if (n->skip_src >= 0)
+            n->a[A_CAT] = place (l, nin, FALSE);
+          n->a[A_N1] = place (l, nin, FALSE);
+          n->a[A_MEAN1] = place (l, stats, FALSE);
+          n->a[A_RSTD1] = place (l, stats, FALSE);
+          n->a[A_H1] = place (l, nout, FALSE);
+          n->a[A_N2] = place (l, nout, FALSE);
+          n->a[A_MEAN2] = place (l, stats, FALSE);
+          n->a[A_RSTD2] = place (l, stats, FALSE);
+          if (l->training && u->config.dropout > 0.0f)
+            n->a[A_MASK] = place (l, (nout + sizeof (float) - 1) / sizeof (float), FALSE);
+          n->a[A_Y] = place (l, nout, TRUE);
+          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          max_t = MAX (max_t, MAX (nin, nout));
+          break;
+        case NODE_ATTN:
+          n->a[A_N] = place (l, nout, FALSE);
+          n->a[A_MEAN] = place (l, stats, FALSE);
+          n->a[A_RSTD] = place (l, stats, FALSE);
+          n->a[A_Q] = place (l, nout, FALSE);
+          n->a[A_K] = place (l, nout, FALSE);
+          n->a[A_V] = place (l, nout, FALSE);
+          n->a[A_P] = place (l, (gsize) B * hw * hw, FALSE);
+          n->a[A_O] = place (l, nout, FALSE);
+          n->a[A_Y] = place (l, nout, TRUE);
+          max_nn = MAX (max_nn, (gsize) B * hw * hw);
+          max_t = MAX (max_t, nout);
+          break;
+        case NODE_DOWN:
+          n->a[A_Y] = place (l, nout / 4, TRUE);
+          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          max_t = MAX (max_t, nin);
+          break;
+        case NODE_UP:
+          n->a[A_U] = place (l, 4 * nin, FALSE);
+          n->a[A_Y] = place (l, 4 * nout, TRUE);
+          cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          max_t = MAX (max_t, 4 * nin);
+          break;
+        case NODE_HEAD:
+          n->a[A_N] = place (l, nin, FALSE);
+          n->a[A_MEAN] = place (l, stats, FALSE);
+          n->a[A_RSTD] = place (l, stats, FALSE);
+          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
+          max_t = MAX (max_t, MAX (nin, nout));
+          break;
+        }
+      if (l->training && n->is_skip)
+        {
+          /* the skip's gradient: the output's size */
+          gsize ny = n->kind == NODE_DOWN ? nout / 4 : nout;
+          n->a[A_DSKIP] = place (l, ny, TRUE);
+        }
+    }
+
+  memset (u->scratch, 0, sizeof u->scratch);
+  u->scratch[S_CONV] = place (l, MAX (max_conv, 1), TRUE);
+  u->scratch[S_A] = place (l, max_t, TRUE);
+  u->scratch[S_B] = place (l, max_t, TRUE);
+  u->scratch[S_TP] = place (l, (gsize) B * max_c, TRUE);
+  if (l->training)
+    {
+      u->scratch[S_G1] = place (l, max_t, TRUE);
+      u->scratch[S_G2] = place (l, max_t, TRUE);
+      u->scratch[S_G3] = place (l, max_t, TRUE);
+      u->scratch[S_DCUR] = place (l, max_t, TRUE);
+      u->scratch[S_DNEXT] = place (l, max_t, TRUE);
+      u->scratch[S_DST] = place (l, (gsize) B * tdim, TRUE);
+      u->scratch[S_DTEMB] = place (l, (gsize) B * tdim, TRUE);
+      u->scratch[S_DS1] = place (l, (gsize) B * tdim, TRUE);
+      u->scratch[S_DL1] = place (l, (gsize) B * tdim, TRUE);
+      u->scratch[S_PSCRATCH] = place (l, MAX (max_nn, 1), TRUE);
+      u->scratch[S_DX] = place (l, (gsize) B * u->config.in_channels * H * W, TRUE);
+    }
+  return l->off;
+}
+
+/* Lays the activations out for (B, H, W, training) and makes sure the
+ * allocation holds them. */
+static gboolean
+layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
+{
+  Layout l = { training, 0, 0, 0 };
+  gsize need;
+
+  if (u->acts != NULL && u->lay_B == B && u->lay_H == H && u->lay_W == W
+      && u->lay_training == training)
+    return TRUE;
+
+  /* first pass: the size of the reused region; second: persistent
+   * tensors after it */
+  layout_pass (u, &l, B, H, W);
+  l.off = round_up (l.tmax);
+  l.tmax = 0;
+  need = layout_pass (u, &l, B, H, W);
+
+  if (need > u->acts_capacity)
+    {
+      g_free (u->acts);
+      u->acts_capacity = 0;
+      u->acts = g_try_malloc_n (need, sizeof (float));
+      if (u->acts == NULL)
+        {
+          u->lay_B = 0;
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                       "Not enough memory for the UNet on %d images of %d×%d "
+                       "(%" G_GSIZE_FORMAT " MB): use a smaller batch or tile",
+                       B, W, H, need * sizeof (float) >> 20);
+          return FALSE;
+        }
+      u->acts_capacity = need;
+    }
+  u->lay_B = B;
+  u->lay_H = H;
+  u->lay_W = W;
+  u->lay_training = training;
+  return TRUE;
+}
+
+/* ----------------------------------------------------------------- forward */
+
+#define ACT(n, slot) (u->acts + (n)->a[slot])
+#define PAR(n, slot) (u->params + (n)->p[slot])
+#define GRD(n, slot) (u->grads + (n)->p[slot])
+#define SCR(slot) (u->acts + u->scratch[slot])
+
+static const float *
+node_input (const DdpmUNet *u, int i)
+{
+  const Node *n = &u->nodes[i];
+  return n->kind == NODE_IN ? ACT (n, A_X) : ACT (&u->nodes[i - 1], A_Y);
+}
+
+static void
+res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const int HW = h * w, tdim = 4 * u->config.ch;
+  const gsize nin = (gsize) B * n->c_in * HW, nout = (gsize) B * n->c_out * HW;
+  const float *x = node_input (u, i);
+  float *a = SCR (S_A), *tp = SCR (S_TP), *y = ACT (n, A_Y);
+  DdpmConvShape cs;
+
+  if (n->skip_src >= 0)
+    {
+      ddpm_concat_forward (ACT (n, A_CAT), x, ACT (&u->nodes[n->skip_src], A_Y),
+                           B, n->c_in - n->c_skip, n->c_skip, HW);
+      x = ACT (n, A_CAT);
+    }
+  ddpm_groupnorm_forward (ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1), x,
+                          PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), B, n->c_in, HW,
+                          GN_GROUPS, GN_EPS);
+  ddpm_silu_forward (a, ACT (n, A_N1), nin);
+  cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+  ddpm_conv2d_forward (ACT (n, A_H1), a, PAR (n, P_CONV1_W), PAR (n, P_CONV1_B), &cs,
+                       SCR (S_CONV));
+  ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), PAR (n, P_TEMB_B),
+                       B, tdim, n->c_out);
+  ddpm_add_channel_bias_forward (ACT (n, A_H1), ACT (n, A_H1), tp, B, n->c_out, HW);
+  ddpm_groupnorm_forward (ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2), ACT (n, A_H1),
+                          PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW,
+                          GN_GROUPS, GN_EPS);
+  ddpm_silu_forward (a, ACT (n, A_N2), nout);
+  if (training && u->dropout_p > 0.0f)
+    ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
+                          u->dropout_seed, (guint64) i);
+  cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
+  ddpm_conv2d_forward (y, a, PAR (n, P_CONV2_W), PAR (n, P_CONV2_B), &cs, SCR (S_CONV));
+  if (n->c_in != n->c_out)
+    {
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
+      ddpm_conv2d_forward (SCR (S_B), x, PAR (n, P_SKIP_W), PAR (n, P_SKIP_B), &cs, NULL);
+      ddpm_add_forward (y, y, SCR (S_B), nout);
+    }
+  else
+    ddpm_add_forward (y, y, x, nout);
+}
+
+static void
+attn_forward (DdpmUNet *u, int i, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const int C = n->c_in, N = h * w;
+  const float *x = node_input (u, i);
+  DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
+
+  ddpm_groupnorm_forward (ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
+                          PAR (n, P_GN_W), PAR (n, P_GN_B), B, C, N, GN_GROUPS, GN_EPS);
+  ddpm_conv2d_forward (ACT (n, A_Q), ACT (n, A_N), PAR (n, P_Q_W), PAR (n, P_Q_B), &cs, NULL);
+  ddpm_conv2d_forward (ACT (n, A_K), ACT (n, A_N), PAR (n, P_K_W), PAR (n, P_K_B), &cs, NULL);
+  ddpm_conv2d_forward (ACT (n, A_V), ACT (n, A_N), PAR (n, P_V_W), PAR (n, P_V_B), &cs, NULL);
+  ddpm_attention_forward (ACT (n, A_O), ACT (n, A_P), ACT (n, A_Q), ACT (n, A_K), ACT (n, A_V),
+                          B, C, N);
+  ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_O), PAR (n, P_PROJ_W), PAR (n, P_PROJ_B), &cs,
+                       NULL);
+  ddpm_add_forward (ACT (n, A_Y), ACT (n, A_Y), x, (gsize) B * C * N);
+}
+
+static void
+node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, int W)
+{
+  Node *n = &u->nodes[i];
+  const int h = H >> n->level, w = W >> n->level;
+  const float *x = node_input (u, i);
+  DdpmConvShape cs;
+
+  switch (n->kind)
+    {
+    case NODE_IN:
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
+                           SCR (S_CONV));
+      break;
+    case NODE_RES:
+      res_forward (u, i, training, B, h, w);
+      break;
+    case NODE_ATTN:
+      attn_forward (u, i, B, h, w);
+      break;
+    case NODE_DOWN:
+      /* TF 'SAME' for stride 2: pad right and bottom only */
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
+      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
+                           SCR (S_CONV));
+      break;
+    case NODE_UP:
+      ddpm_upsample2x_forward (ACT (n, A_U), x, B, n->c_in, h, w);
+      cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W), PAR (n, P_CONV_B),
+                           &cs, SCR (S_CONV));
+      break;
+    case NODE_HEAD:
+      ddpm_groupnorm_forward (ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
+                              PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), B, n->c_in,
+                              h * w, GN_GROUPS, GN_EPS);
+      ddpm_silu_forward (SCR (S_A), ACT (n, A_N), (gsize) B * n->c_in * h * w);
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_forward (out, SCR (S_A), PAR (n, P_OUT_W), PAR (n, P_OUT_B), &cs,
+                           SCR (S_CONV));
+      break;
+    }
+}
+
+gboolean
+ddpm_unet_forward (DdpmUNet    *unet,
+                   float       *out,
+                   const float *x,
+                   const int   *t,
+                   int          B,
+                   int          H,
+                   int          W,
+                   gboolean     training,
+                   guint64      dropout_seed,
+                   GError     **error)
+{
+  DdpmUNet *u = unet;
+  const int ch = u != NULL ? u->config.ch : 0, tdim = 4 * ch;
+  int mult;
+
+  g_return_val_if_fail (unet != NULL && out != NULL && x != NULL && t != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  mult = 1 << (u->config.n_levels - 1);
+  if (B < 1 || H < 1 || W < 1 || H % mult != 0 || W % mult != 0
+      || (gint64) B * H * W > G_MAXINT32)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "The UNet cannot run on %d images of %d×%d: width and height "
+                   "must be positive multiples of %d",
+                   B, W, H, mult);
+      return FALSE;
+    }
+  u->saved = FALSE;
+  if (!layout (u, B, H, W, training, error))
+    return FALSE;
+  u->B = B;
+  u->H = H;
+  u->W = W;
+  u->dropout_p = training ? u->config.dropout : 0.0f;
+  u->dropout_seed = dropout_seed;
+
+  /* time embedding (Ho et al. 2020, appendix B) */
+  ddpm_timestep_embedding (u->acts + u->ta[TA_EMB], t, B, ch);
+  ddpm_linear_forward (u->acts + u->ta[TA_L1], u->acts + u->ta[TA_EMB],
+                       u->params + u->tp[T_L1_W], u->params + u->tp[T_L1_B], B, ch, tdim);
+  ddpm_silu_forward (u->acts + u->ta[TA_S1], u->acts + u->ta[TA_L1], (gsize) B * tdim);
+  ddpm_linear_forward (u->acts + u->ta[TA_TEMB], u->acts + u->ta[TA_S1],
+                       u->params + u->tp[T_L2_W], u->params + u->tp[T_L2_B], B, tdim, tdim);
+  /* every residual block projects SiLU(temb): compute it once */
+  ddpm_silu_forward (u->acts + u->ta[TA_ST], u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
+
+  memcpy (ACT (&u->nodes[0], A_X), x, sizeof (float) * B * u->config.in_channels * H * W);
+  for (int i = 0; i < u->n_nodes; i++)
+    node_forward (u, i, out, training, B, H, W);
+  u->saved = training;
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void
+zero (float *p, gsize n)
+{
+  memset (p, 0, n * sizeof (float));
+}
+
+/* Applies the saved dropout mask again: the input of conv2 as the forward
+ * pass saw it (same scaling as ddpm_dropout_forward). */
+static void
+apply_mask (float *a, const guint8 *mask, gsize n, float p)
+{
+  const float scale = 1.0f / (1.0f - p);
+
+  for (gsize k = 0; k < n; k++)
+    a[k] = mask[k] ? a[k] * scale : 0.0f;
+}
+
+/* dx += ∂L/∂x of the main input (and of the skip, for up blocks). */
+static void
+res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const int HW = h * w, tdim = 4 * u->config.ch;
+  const gsize nin = (gsize) B * n->c_in * HW, nout = (gsize) B * n->c_out * HW;
+  const float *x = n->skip_src >= 0 ? ACT (n, A_CAT) : node_input (u, i);
+  float *dxin = n->skip_src >= 0 ? SCR (S_G3) : dx;
+  float *a = SCR (S_A), *b = SCR (S_B), *g1 = SCR (S_G1), *g2 = SCR (S_G2);
+  float *dtp = SCR (S_TP);
+  DdpmConvShape cs;
+
+  if (n->skip_src >= 0)
+    zero (dxin, nin);
+
+  /* out = shortcut(x) + h */
+  if (n->c_in != n->c_out)
+    {
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
+      ddpm_conv2d_backward (dxin, GRD (n, P_SKIP_W), GRD (n, P_SKIP_B), dy, x,
+                            PAR (n, P_SKIP_W), &cs, NULL);
+    }
+  else
+    ddpm_add_forward (dxin, dxin, dy, nout);
+
+  /* h = conv2(dropout(SiLU(norm2(h1)))) */
+  ddpm_silu_forward (a, ACT (n, A_N2), nout);
+  if (u->dropout_p > 0.0f)
+    apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
+  zero (g1, nout);
+  cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
+  ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
+                        PAR (n, P_CONV2_W), &cs, SCR (S_CONV));
+  if (u->dropout_p > 0.0f)
+    {
+      zero (g2, nout);
+      ddpm_dropout_backward (g2, g1, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
+      float *tmp = g1;  /* g1 = ∂L/∂SiLU(norm2(h1)) */
+      g1 = g2;
+      g2 = tmp;
+    }
+  zero (b, nout);
+  ddpm_silu_backward (b, g1, ACT (n, A_N2), nout);
+  zero (g2, nout);
+  ddpm_groupnorm_backward (g2, GRD (n, P_NORM2_W), GRD (n, P_NORM2_B), b, ACT (n, A_H1),
+                           ACT (n, A_MEAN2), ACT (n, A_RSTD2), PAR (n, P_NORM2_W),
+                           B, n->c_out, HW, GN_GROUPS);
+
+  /* h1 = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)); g2 = ∂L/∂h1 */
+  zero (dtp, (gsize) B * n->c_out);
+  ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
+  ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
+                        u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
+  ddpm_silu_forward (a, ACT (n, A_N1), nin);
+  zero (b, nin);
+  cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+  ddpm_conv2d_backward (b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, a,
+                        PAR (n, P_CONV1_W), &cs, SCR (S_CONV));
+  zero (a, nin);
+  ddpm_silu_backward (a, b, ACT (n, A_N1), nin);
+  ddpm_groupnorm_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), a, x,
+                           ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
+                           B, n->c_in, HW, GN_GROUPS);
+
+  /* x = [h, skip] */
+  if (n->skip_src >= 0)
+    ddpm_concat_backward (dx, ACT (&u->nodes[n->skip_src], A_DSKIP), dxin,
+                          B, n->c_in - n->c_skip, n->c_skip, HW);
+}
+
+static void
+attn_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const int C = n->c_in, N = h * w;
+  const gsize nt = (gsize) B * C * N;
+  const float *x = node_input (u, i);
+  float *g1 = SCR (S_G1), *dq = SCR (S_G2), *dk = SCR (S_A), *dv = SCR (S_B);
+  DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
+
+  /* y = x + proj(o) */
+  ddpm_add_forward (dx, dx, dy, nt);
+  zero (g1, nt);
+  ddpm_conv2d_backward (g1, GRD (n, P_PROJ_W), GRD (n, P_PROJ_B), dy, ACT (n, A_O),
+                        PAR (n, P_PROJ_W), &cs, NULL);
+  zero (dq, nt);
+  zero (dk, nt);
+  zero (dv, nt);
+  ddpm_attention_backward (dq, dk, dv, g1, ACT (n, A_P), ACT (n, A_Q), ACT (n, A_K),
+                           ACT (n, A_V), B, C, N, SCR (S_PSCRATCH));
+  /* q, k, v = 1×1 convs of n = GroupNorm(x) */
+  zero (g1, nt);
+  ddpm_conv2d_backward (g1, GRD (n, P_Q_W), GRD (n, P_Q_B), dq, ACT (n, A_N),
+                        PAR (n, P_Q_W), &cs, NULL);
+  ddpm_conv2d_backward (g1, GRD (n, P_K_W), GRD (n, P_K_B), dk, ACT (n, A_N),
+                        PAR (n, P_K_W), &cs, NULL);
+  ddpm_conv2d_backward (g1, GRD (n, P_V_W), GRD (n, P_V_B), dv, ACT (n, A_N),
+                        PAR (n, P_V_W), &cs, NULL);
+  ddpm_groupnorm_backward (dx, GRD (n, P_GN_W), GRD (n, P_GN_B), g1, x, ACT (n, A_MEAN),
+                           ACT (n, A_RSTD), PAR (n, P_GN_W), B, C, N, GN_GROUPS);
+}
+
+/* dx += ∂L/∂(node i's input), given dy = ∂L/∂(its output). */
+static void
+node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int W)
+{
+  Node *n = &u->nodes[i];
+  const int h = H >> n->level, w = W >> n->level;
+  const gsize nin = (gsize) B * n->c_in * h * w;
+  const float *x = node_input (u, i);
+  DdpmConvShape cs;
+
+  switch (n->kind)
+    {
+    case NODE_IN:
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
+                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      break;
+    case NODE_RES:
+      res_backward (u, i, dx, dy, B, h, w);
+      break;
+    case NODE_ATTN:
+      attn_backward (u, i, dx, dy, B, h, w);
+      break;
+    case NODE_DOWN:
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
+      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
+                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      break;
+    case NODE_UP:
+      zero (SCR (S_G1), 4 * nin);
+      cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
+                            ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      ddpm_upsample2x_backward (dx, SCR (S_G1), B, n->c_in, h, w);
+      break;
+    case NODE_HEAD:
+      ddpm_silu_forward (SCR (S_A), ACT (n, A_N), nin);
+      zero (SCR (S_G1), nin);
+      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+      ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, SCR (S_A),
+                            PAR (n, P_OUT_W), &cs, SCR (S_CONV));
+      zero (SCR (S_G2), nin);
+      ddpm_silu_backward (SCR (S_G2), SCR (S_G1), ACT (n, A_N), nin);
+      ddpm_groupnorm_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B), SCR (S_G2),
+                               x, ACT (n, A_MEAN), ACT (n, A_RSTD), PAR (n, P_OUTNORM_W),
+                               B, n->c_in, h * w, GN_GROUPS);
+      break;
+    }
+}
+
+void
+ddpm_unet_backward (DdpmUNet    *unet,
+                    const float *dout)
+{
+  DdpmUNet *u = unet;
+
+  g_return_if_fail (unet != NULL && dout != NULL);
+  /* the activations of a training forward are needed, and they are gone
+   * after an inference forward (its layout reuses them) */
+  g_return_if_fail (unet->saved);
+  if (ddpm_unet_grads (unet) == NULL)
+    {
+      g_critical ("ddpm_unet_backward: no memory for the %" G_GSIZE_FORMAT " gradients",
+                  unet->n_params);
+      return;
+    }
+
+  const int B = u->B, H = u->H, W = u->W, ch = u->config.ch, tdim = 4 * ch;
+  float *dcur = SCR (S_DCUR), *dnext = SCR (S_DNEXT);
+
+  for (int i = 0; i < u->n_nodes; i++)
+    if (u->nodes[i].is_skip)
+      {
+        const Node *n = &u->nodes[i];
+        const int l = n->kind == NODE_DOWN ? n->level + 1 : n->level;
+        zero (ACT (n, A_DSKIP), (gsize) B * n->c_out * (H >> l) * (W >> l));
+      }
+  zero (SCR (S_DST), (gsize) B * tdim);
+
+  for (int i = u->n_nodes - 1; i >= 0; i--)
+    {
+      const Node *n = &u->nodes[i];
+      const float *dy = n->kind == NODE_HEAD ? dout : dcur;
+      const gsize nin = (gsize) B * n->c_in * (H >> n->level) * (W >> n->level);
+      const gsize nprev = n->skip_src >= 0 ? nin / n->c_in * (n->c_in - n->c_skip) : nin;
+      float *dx = i == 0 ? SCR (S_DX) : dnext;
+
+      zero (dx, nprev);
+      node_backward (u, i, dx, dy, B, H, W);
+      /* the previous node's output also fed an up block as a skip */
+      if (i > 0 && u->nodes[i - 1].is_skip)
+        ddpm_add_forward (dx, dx, ACT (&u->nodes[i - 1], A_DSKIP), nprev);
+      dnext = dcur;
+      dcur = dx;
+    }
+
+  /* temb = linear_2(SiLU(linear_1(sinusoid(t)))); S_DST = ∂L/∂SiLU(temb) */
+  zero (SCR (S_DTEMB), (gsize) B * tdim);
+  ddpm_silu_backward (SCR (S_DTEMB), SCR (S_DST), u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
+  zero (SCR (S_DS1), (gsize) B * tdim);
+  ddpm_linear_backward (SCR (S_DS1), u->grads + u->tp[T_L2_W], u->grads + u->tp[T_L2_B],
+                        SCR (S_DTEMB), u->acts + u->ta[TA_S1], u->params + u->tp[T_L2_W],
+                        B, tdim, tdim);
+  zero (SCR (S_DL1), (gsize) B * tdim);
+  ddpm_silu_backward (SCR (S_DL1), SCR (S_DS1), u->acts + u->ta[TA_L1], (gsize) B * tdim);
+  ddpm_linear_backward (NULL, u->grads + u->tp[T_L1_W], u->grads + u->tp[T_L1_B],
+                        SCR (S_DL1), u->acts + u->ta[TA_EMB], u->params + u->tp[T_L1_W],
+                        B, ch, tdim);
+}
+
+const float *
+ddpm_unet_input_grad (const DdpmUNet *unet)
+{
+  const DdpmUNet *u = unet;
+
+  g_return_val_if_fail (unet != NULL && unet->saved, NULL);
+  return SCR (S_DX);
+}

@@ -1,0 +1,766 @@
+/* test-train.c: the dataset (crops, flips, channels, epochs, folders) and
+ * the training loop on a small UNet: progress, cancel, and the exact resume
+ * (N steps + checkpoint + N steps gives the same bits as 2N steps); and
+ * `ddpm train` as a user runs it. */
+#include <math.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "image.h"
+#include "safetensors.h"
+#include "train.h"
+
+/* ---------------------------------------------------------------- dataset */
+
+/* A (C, H, W) image whose every value is distinct and in [−1, 1], so a crop
+ * tells where it came from. */
+static float *
+coded_image (int C, int H, int W)
+{
+  gsize n = (gsize) C * H * W;
+  float *p = g_new (float, n);
+
+  for (gsize i = 0; i < n; i++)
+    p[i] = -1.0f + 2.0f * (float) i / (float) (n - 1);
+  return p;
+}
+
+/* Does crop (C, S, S) equal the window of img at (y0, x0), flipped or not? */
+static gboolean
+crop_matches (const float *crop, const float *img, int C, int H, int W, int S,
+              int y0, int x0, gboolean flip)
+{
+  for (int c = 0; c < C; c++)
+    for (int y = 0; y < S; y++)
+      for (int x = 0; x < S; x++)
+        {
+          int sx = flip ? x0 + S - 1 - x : x0 + x;
+          if (crop[(c * S + y) * S + x] != img[(c * H + y0 + y) * W + sx])
+            return FALSE;
+        }
+  return TRUE;
+}
+
+static void
+check_crops (gboolean hflip)
+{
+  const int C = 3, H = 20, W = 24, S = 8, B = 200;
+  float *img = coded_image (C, H, W);
+  float *batch = g_new (float, (gsize) B * C * S * S);
+  GError *error = NULL;
+  DdpmDataset *d = ddpm_dataset_new_from_pixels (img, C, H, W, &error);
+  DdpmDataCursor cursor = { { 0 }, 0 };
+  int flips = 0, min_x = W, max_x = -1, min_y = H, max_y = -1;
+
+  g_assert_no_error (error);
+  g_assert_true (ddpm_dataset_prepare (d, C, S, &error));
+  g_assert_no_error (error);
+  ddpm_rng_init (&cursor.rng, 5, 77);
+  ddpm_dataset_sample (d, batch, B, S, hflip, 5, &cursor);
+  g_assert_cmpuint (cursor.cursor, ==, B);
+
+  for (int b = 0; b < B; b++)
+    {
+      const float *crop = batch + (gsize) b * C * S * S;
+      int found = 0;
+
+      for (int y0 = 0; y0 <= H - S; y0++)
+        for (int x0 = 0; x0 <= W - S; x0++)
+          for (int f = 0; f < 2; f++)
+            if (crop_matches (crop, img, C, H, W, S, y0, x0, f))
+              {
+                found++;
+                flips += f;
+                min_x = MIN (min_x, x0);
+                max_x = MAX (max_x, x0);
+                min_y = MIN (min_y, y0);
+                max_y = MAX (max_y, y0);
+              }
+      g_assert_cmpint (found, ==, 1);
+      for (int i = 0; i < C * S * S; i++)
+        g_assert_true (crop[i] >= -1 && crop[i] <= 1);
+    }
+  if (hflip)
+    {
+      /* Binomial(200, ½): outside [60, 140] has probability < 1e-8. */
+      g_assert_cmpint (flips, >, 60);
+      g_assert_cmpint (flips, <, 140);
+    }
+  else
+    g_assert_cmpint (flips, ==, 0);
+  /* Corners uniform over 13 × 17 positions: both ends are reached. */
+  g_assert_cmpint (min_x, ==, 0);
+  g_assert_cmpint (max_x, ==, W - S);
+  g_assert_cmpint (min_y, ==, 0);
+  g_assert_cmpint (max_y, ==, H - S);
+
+  ddpm_dataset_free (d);
+  g_free (batch);
+  g_free (img);
+}
+
+static void
+test_crops (void)
+{
+  check_crops (TRUE);
+  check_crops (FALSE);
+}
+
+static void
+test_gray_rgb (void)
+{
+  const int H = 9, W = 9, S = 8;
+  float *gray = coded_image (1, H, W);
+  float rgb[3 * 9 * 9];
+  float out[3 * 8 * 8];
+  DdpmDataCursor cursor = { { 0 }, 0 };
+  DdpmDataset *d;
+
+  /* Gray → RGB: three equal planes, equal to the gray crop. */
+  d = ddpm_dataset_new_from_pixels (gray, 1, H, W, NULL);
+  g_assert_true (ddpm_dataset_prepare (d, 3, S, NULL));
+  ddpm_rng_init (&cursor.rng, 1, 1);
+  ddpm_dataset_sample (d, out, 1, S, FALSE, 1, &cursor);
+  gboolean any = FALSE;
+  for (int y0 = 0; y0 <= 1; y0++)
+    for (int x0 = 0; x0 <= 1; x0++)
+      any |= crop_matches (out, gray, 1, H, W, S, y0, x0, FALSE);
+  g_assert_true (any);
+  for (int i = 0; i < S * S; i++)
+    {
+      g_assert_cmpfloat (out[i], ==, out[S * S + i]);
+      g_assert_cmpfloat (out[i], ==, out[2 * S * S + i]);
+    }
+  ddpm_dataset_free (d);
+
+  /* RGB → gray: Rec. 601 luma, which on [−1, 1] data is the same affine
+   * combination as on [0, 1]. */
+  for (int i = 0; i < H * W; i++)
+    {
+      rgb[i] = 1.0f;                 /* red   */
+      rgb[H * W + i] = -1.0f;        /* green */
+      rgb[2 * H * W + i] = 0.5f;     /* blue  */
+    }
+  d = ddpm_dataset_new_from_pixels (rgb, 3, H, W, NULL);
+  g_assert_true (ddpm_dataset_prepare (d, 1, S, NULL));
+  ddpm_dataset_sample (d, out, 1, S, TRUE, 1, &cursor);
+  double expected = 2 * (0.299 * 1.0 + 0.587 * 0.0 + 0.114 * 0.75) - 1;
+  for (int i = 0; i < S * S; i++)
+    g_assert_cmpfloat_with_epsilon (out[i], expected, 1e-6);
+  ddpm_dataset_free (d);
+  g_free (gray);
+}
+
+/* An image smaller than a crop is upscaled (short side to the crop size),
+ * staying within the range of its values. */
+static void
+test_upscale (void)
+{
+  const int H = 6, W = 10, S = 8;
+  float *img = coded_image (1, H, W);
+  float out[4 * 8 * 8];
+  DdpmDataCursor cursor = { { 0 }, 0 };
+  DdpmDataset *d = ddpm_dataset_new_from_pixels (img, 1, H, W, NULL);
+
+  g_assert_true (ddpm_dataset_prepare (d, 1, S, NULL));
+  ddpm_rng_init (&cursor.rng, 2, 2);
+  ddpm_dataset_sample (d, out, 4, S, TRUE, 2, &cursor);
+  for (int i = 0; i < 4 * S * S; i++)
+    g_assert_true (out[i] >= -1 && out[i] <= 1);
+  /* Values increase down the rows of the coded image, also after
+   * bilinear upscaling: the first column of an unflipped crop increases. */
+  ddpm_dataset_sample (d, out, 1, S, FALSE, 2, &cursor);
+  for (int y = 1; y < S; y++)
+    g_assert_cmpfloat (out[y * S], >, out[(y - 1) * S]);
+  ddpm_dataset_free (d);
+  g_free (img);
+}
+
+/* Each epoch visits every image once, in an order that depends on the
+ * seed. */
+static void
+test_epochs (void)
+{
+  const int n = 7, S = 4;
+  GError *error = NULL;
+  float img[4 * 4];
+  float out[7 * 4 * 4];
+  DdpmDataset *d;
+
+  /* An n-image folder: image k is the constant k/10. */
+  char *dir = g_dir_make_tmp ("ddpm-epochs-XXXXXX", &error);
+  g_assert_no_error (error);
+  for (int k = 0; k < n; k++)
+    {
+      DdpmImage image = { 0 };
+      char *path = g_strdup_printf ("%s/img%d.png", dir, k);
+
+      for (int i = 0; i < S * S; i++)
+        img[i] = k / 10.0f;
+      image.width = S;
+      image.height = S;
+      image.channels = 1;
+      image.pixels = img;
+      g_assert_true (ddpm_image_save_png (&image, path, 8, &error));
+      g_assert_no_error (error);
+      g_free (path);
+    }
+  d = ddpm_dataset_new_from_folder (dir, 1, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ddpm_dataset_n_images (d), ==, n);
+  g_assert_true (ddpm_dataset_prepare (d, 1, S, &error));
+
+  int order[2][7];
+  for (int run = 0; run < 2; run++)
+    {
+      DdpmDataCursor cursor = { { 0 }, 0 };
+      ddpm_rng_init (&cursor.rng, 9, 9);
+      for (int epoch = 0; epoch < 3; epoch++)
+        {
+          gboolean seen[7] = { FALSE };
+          ddpm_dataset_sample (d, out, n, S, FALSE, 9 + (run == 1 && epoch == 2), &cursor);
+          for (int b = 0; b < n; b++)
+            {
+              /* 8-bit PNG: value k/10 in [0, 1] → round(255·k/10)/255 → [−1, 1]. */
+              double v01 = (out[b * S * S] + 1) / 2;
+              int k = (int) lround (v01 * 10);
+              g_assert_cmpfloat_with_epsilon (v01, k / 10.0, 1.0 / 255);
+              g_assert_false (seen[k]);
+              seen[k] = TRUE;
+              for (int i = 1; i < S * S; i++)
+                g_assert_cmpfloat (out[b * S * S + i], ==, out[b * S * S]);
+              if (epoch == 2)
+                order[run][b] = k;
+            }
+        }
+    }
+  /* Epoch 2 under another seed: another order (7! orders; equal with
+   * probability 1/5040 for a fixed pair, and this pair is fixed). */
+  g_assert_true (memcmp (order[0], order[1], sizeof order[0]) != 0);
+
+  ddpm_dataset_free (d);
+  for (int k = 0; k < n; k++)
+    {
+      char *path = g_strdup_printf ("%s/img%d.png", dir, k);
+      g_remove (path);
+      g_free (path);
+    }
+  g_rmdir (dir);
+  g_free (dir);
+}
+
+/* Folder loading: gray and RGB PNGs of different sizes, converted to the
+ * requested channels; pixel 0 → −1, 1 → +1; a folder without images, and a
+ * missing folder, are errors. */
+static void
+test_folder (void)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-folder-XXXXXX", &error);
+  float gray[12 * 10], rgb[3 * 9 * 16];
+  DdpmImage a = { 0 }, b = { 0 };
+
+  for (int i = 0; i < 12 * 10; i++)
+    gray[i] = (i % 2) ? 1.0f : 0.0f;
+  for (int i = 0; i < 3 * 9 * 16; i++)
+    rgb[i] = i < 9 * 16 ? 1.0f : 0.0f;    /* pure red */
+  a.width = 10; a.height = 12; a.channels = 1; a.pixels = gray;
+  b.width = 16; b.height = 9; b.channels = 3; b.pixels = rgb;
+  char *pa = g_build_filename (dir, "a.png", NULL);
+  char *pb = g_build_filename (dir, "b.PNG", NULL);
+  char *pt = g_build_filename (dir, "notes.txt", NULL);
+  g_assert_true (ddpm_image_save_png (&a, pa, 8, &error));
+  g_assert_true (ddpm_image_save_png (&b, pb, 8, &error));
+  g_assert_true (g_file_set_contents (pt, "not an image", -1, &error));
+
+  DdpmDataset *d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ddpm_dataset_n_images (d), ==, 2);
+  g_assert_true (ddpm_dataset_prepare (d, 3, 8, &error));
+  float out[2 * 3 * 8 * 8];
+  DdpmDataCursor cursor = { { 0 }, 0 };
+  ddpm_rng_init (&cursor.rng, 3, 3);
+  ddpm_dataset_sample (d, out, 2, 8, TRUE, 3, &cursor);
+  int n_red = 0, n_gray = 0;
+  for (int k = 0; k < 2; k++)
+    {
+      const float *c = out + k * 3 * 64;
+      if (c[0] == 1.0f && c[64] == -1.0f && c[128] == -1.0f)
+        n_red++;
+      else
+        {
+          /* The checkerboard, same in all three channels, exactly ±1. */
+          for (int i = 0; i < 64; i++)
+            {
+              g_assert_true (c[i] == 1.0f || c[i] == -1.0f);
+              g_assert_cmpfloat (c[i], ==, c[64 + i]);
+            }
+          n_gray++;
+        }
+    }
+  g_assert_cmpint (n_red, ==, 1);
+  g_assert_cmpint (n_gray, ==, 1);
+  ddpm_dataset_free (d);
+
+  /* resize_short: both images get a short side of 20. */
+  d = ddpm_dataset_new_from_folder (dir, 1, 20, &error);
+  g_assert_no_error (error);
+  g_assert_true (ddpm_dataset_prepare (d, 1, 20, &error));
+  ddpm_dataset_free (d);
+
+  g_remove (pa);
+  g_remove (pb);
+  d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
+  g_assert_null (d);
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "no PNG or JPEG"));
+  g_clear_error (&error);
+  g_remove (pt);
+  g_rmdir (dir);
+
+  d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
+  g_assert_null (d);
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  g_free (pa);
+  g_free (pb);
+  g_free (pt);
+  g_free (dir);
+}
+
+/* --------------------------------------------------------------- training */
+
+/* A small UNet that still has every kind of block: two levels, attention
+ * at 8×8, dropout. */
+static void
+small_config (DdpmUNetConfig *c)
+{
+  memset (c, 0, sizeof *c);
+  c->in_channels = 1;
+  c->out_channels = 1;
+  c->ch = 32;
+  c->n_levels = 2;
+  c->ch_mult[0] = 1;
+  c->ch_mult[1] = 2;
+  c->num_res_blocks = 1;
+  c->n_attn = 1;
+  c->attn_resolutions[0] = 8;
+  c->image_size = 16;
+  c->dropout = 0.1f;
+}
+
+typedef struct
+{
+  int     calls;
+  int     cancel_at;     /* 0: never */
+  int     last_step;
+  int     n_steps;
+  double  first_loss;
+  double  last_loss;
+} Recorder;
+
+static gboolean
+record_progress (const DdpmProgress *p, gpointer user_data)
+{
+  Recorder *r = user_data;
+
+  r->calls++;
+  g_assert_cmpint (p->step, ==, r->last_step + 1);
+  r->last_step = p->step;
+  r->n_steps = p->n_steps;
+  g_assert_true (isfinite (p->loss) && p->loss >= 0);
+  g_assert_true (p->elapsed >= 0 && p->per_second >= 0 && p->remaining >= 0);
+  if (r->calls == 1)
+    r->first_loss = p->loss;
+  r->last_loss = p->loss;
+  return r->cancel_at == 0 || p->step < r->cancel_at;
+}
+
+static float *
+stripes (int C, int H, int W)
+{
+  float *p = g_new (float, (gsize) C * H * W);
+
+  for (int c = 0; c < C; c++)
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++)
+        p[(c * H + y) * W + x] = ((x / 3 + y / 5) % 2) ? 0.8f : -0.6f;
+  return p;
+}
+
+static void
+train_params (DdpmTrainParams *p, const char *out, int steps)
+{
+  ddpm_train_params_init (p);
+  small_config (&p->config);
+  p->steps = steps;
+  p->batch = 3;
+  p->lr = 1e-3;
+  p->warmup = 2;
+  p->weight_decay = 0.01;
+  p->T = 100;
+  p->seed = 1234;
+  p->threads = 1;
+  p->out_path = out;
+}
+
+typedef struct
+{
+  float *params, *m, *v, *ema;
+  DdpmTrainState state;
+  gsize n;
+} Snapshot;
+
+static void
+snapshot_read (Snapshot *s, const char *ckpt)
+{
+  DdpmUNetConfig c;
+  DdpmScheduleKind kind;
+  int T;
+  GError *error = NULL;
+
+  small_config (&c);
+  DdpmUNet *u = ddpm_unet_new (&c, &error);
+  g_assert_no_error (error);
+  s->n = ddpm_unet_n_params (u);
+  s->params = g_new (float, s->n);
+  s->m = g_new (float, s->n);
+  s->v = g_new (float, s->n);
+  s->ema = g_new (float, s->n);
+  g_assert_true (ddpm_checkpoint_read (ckpt, &c, &kind, &T, u, s->params, s->m, s->v,
+                                       s->ema, &s->state, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (T, ==, 100);
+  g_assert_cmpint (kind, ==, DDPM_SCHEDULE_LINEAR);
+  ddpm_unet_free (u);
+}
+
+static void
+snapshot_clear (Snapshot *s)
+{
+  g_free (s->params);
+  g_free (s->m);
+  g_free (s->v);
+  g_free (s->ema);
+}
+
+static void
+test_resume_exact (void)
+{
+  const int N = 3;
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-resume-XXXXXX", &error);
+  char *straight = g_build_filename (dir, "straight.safetensors", NULL);
+  char *split = g_build_filename (dir, "split.safetensors", NULL);
+  char *straight_ckpt = ddpm_train_checkpoint_path (straight);
+  char *split_ckpt = ddpm_train_checkpoint_path (split);
+  float *pixels = stripes (1, 24, 30);
+  DdpmTrainParams p;
+  Recorder rec = { 0 };
+
+  g_assert_cmpstr (split_ckpt + strlen (dir), ==, "/split.ckpt.safetensors");
+
+  /* 2N steps straight. */
+  DdpmDataset *d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  train_params (&p, straight, 2 * N);
+  p.progress = record_progress;
+  p.progress_data = &rec;
+  g_assert_true (ddpm_train (&p, d, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rec.calls, ==, 2 * N);
+  g_assert_cmpint (rec.n_steps, ==, 2 * N);
+  /* conv_out starts at zero, so the first prediction is 0 and the loss
+   * is the mean of ε² over 3·16·16 normals: 1 ± 0.2 (5 standard errors). */
+  g_assert_cmpfloat (fabs (rec.first_loss - 1), <, 0.2);
+  ddpm_dataset_free (d);
+  g_assert_true (g_file_test (straight, G_FILE_TEST_IS_REGULAR));
+
+  /* N steps, cancelled from the progress callback after step N: the
+   * checkpoint is written and the error says so. */
+  d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  Recorder rec2 = { 0 };
+  rec2.cancel_at = N;
+  train_params (&p, split, 2 * N);
+  p.progress = record_progress;
+  p.progress_data = &rec2;
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED);
+  g_assert_nonnull (strstr (error->message, split_ckpt));
+  g_clear_error (&error);
+  ddpm_dataset_free (d);
+
+  Snapshot half;
+  snapshot_read (&half, split_ckpt);
+  g_assert_cmpint (half.state.step, ==, N);
+  snapshot_clear (&half);
+
+  /* Resume in a fresh dataset (its epoch order rebuilt from the cursor)
+   * for the remaining N steps. */
+  d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  Recorder rec3 = { 0 };
+  rec3.last_step = N;
+  train_params (&p, split, 2 * N);
+  p.resume_path = split_ckpt;
+  p.seed = 999;                  /* ignored: the checkpoint's seed rules */
+  p.progress = record_progress;
+  p.progress_data = &rec3;
+  g_assert_true (ddpm_train (&p, d, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (rec3.calls, ==, N);
+  ddpm_dataset_free (d);
+
+  Snapshot a, b;
+  snapshot_read (&a, straight_ckpt);
+  snapshot_read (&b, split_ckpt);
+  g_assert_cmpint (a.state.step, ==, 2 * N);
+  g_assert_cmpint (b.state.step, ==, 2 * N);
+  g_assert_true (memcmp (a.params, b.params, a.n * sizeof (float)) == 0);
+  g_assert_true (memcmp (a.m, b.m, a.n * sizeof (float)) == 0);
+  g_assert_true (memcmp (a.v, b.v, a.n * sizeof (float)) == 0);
+  g_assert_true (memcmp (a.ema, b.ema, a.n * sizeof (float)) == 0);
+  g_assert_true (memcmp (&a.state.data, &b.state.data, sizeof a.state.data) == 0);
+  g_assert_cmpfloat (a.state.loss, ==, b.state.loss);
+
+  /* Training changed the weights, and the EMA lags the raw weights. */
+  double diff = 0;
+  for (gsize i = 0; i < a.n; i++)
+    diff += fabs ((double) a.params[i] - a.ema[i]);
+  g_assert_cmpfloat (diff, >, 0);
+
+  /* The model files hold the same EMA weights as the checkpoints. */
+  gchar *c1, *c2;
+  gsize l1, l2;
+  g_assert_true (g_file_get_contents (straight, &c1, &l1, NULL));
+  g_assert_true (g_file_get_contents (split, &c2, &l2, NULL));
+  g_assert_cmpuint (l1, ==, l2);
+  g_assert_true (memcmp (c1, c2, l1) == 0);
+  g_free (c1);
+  g_free (c2);
+
+  snapshot_clear (&a);
+  snapshot_clear (&b);
+  g_remove (straight);
+  g_remove (split);
+  g_remove (straight_ckpt);
+  g_remove (split_ckpt);
+  g_rmdir (dir);
+  g_free (straight);
+  g_free (split);
+  g_free (straight_ckpt);
+  g_free (split_ckpt);
+  g_free (dir);
+  g_free (pixels);
+}
+
+/* The same seed and thread count give the same weights; another seed
+ * gives others. */
+static void
+test_deterministic (void)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-det-XXXXXX", &error);
+  char *paths[3];
+  float *pixels = stripes (1, 20, 20);
+  gchar *contents[3];
+  gsize lengths[3];
+
+  for (int i = 0; i < 3; i++)
+    {
+      DdpmTrainParams p;
+      DdpmDataset *d = ddpm_dataset_new_from_pixels (pixels, 1, 20, 20, &error);
+
+      paths[i] = g_strdup_printf ("%s/m%d.safetensors", dir, i);
+      train_params (&p, paths[i], 2);
+      p.seed = i == 2 ? 5 : 4;
+      g_assert_true (ddpm_train (&p, d, &error));
+      g_assert_no_error (error);
+      g_assert_true (g_file_get_contents (paths[i], &contents[i], &lengths[i], NULL));
+      ddpm_dataset_free (d);
+    }
+  g_assert_cmpuint (lengths[0], ==, lengths[1]);
+  g_assert_true (memcmp (contents[0], contents[1], lengths[0]) == 0);
+  g_assert_cmpuint (lengths[0], ==, lengths[2]);
+  g_assert_true (memcmp (contents[0], contents[2], lengths[0]) != 0);
+  for (int i = 0; i < 3; i++)
+    {
+      char *ckpt = ddpm_train_checkpoint_path (paths[i]);
+      g_remove (paths[i]);
+      g_remove (ckpt);
+      g_free (ckpt);
+      g_free (paths[i]);
+      g_free (contents[i]);
+    }
+  g_rmdir (dir);
+  g_free (dir);
+  g_free (pixels);
+}
+
+static void
+test_bad_params (void)
+{
+  GError *error = NULL;
+  float *pixels = stripes (1, 16, 16);
+  DdpmDataset *d = ddpm_dataset_new_from_pixels (pixels, 1, 16, 16, &error);
+  DdpmTrainParams p;
+
+  train_params (&p, "/nonexistent-dir/x.safetensors", 0);
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "steps"));
+  g_clear_error (&error);
+
+  train_params (&p, "/nonexistent-dir/x.safetensors", 1);
+  p.lr = -1;
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_nonnull (strstr (error->message, "learning rate"));
+  g_clear_error (&error);
+
+  train_params (&p, "/nonexistent-dir/x.safetensors", 1);
+  p.config.ch = 0;
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  train_params (&p, "/nonexistent-dir/x.safetensors", 1);
+  p.resume_path = "/nonexistent-dir/x.ckpt.safetensors";
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
+  g_clear_error (&error);
+
+  /* A write that fails (no such folder) is an IO error, not a crash. */
+  train_params (&p, "/nonexistent-dir/x.safetensors", 1);
+  g_assert_false (ddpm_train (&p, d, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
+  g_clear_error (&error);
+
+  ddpm_dataset_free (d);
+  g_free (pixels);
+}
+
+/* -------------------------------------------------------------------- CLI */
+
+static int
+run_ddpm (char **out, char **err, ...)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+  const char *arg;
+  va_list ap;
+  int status = -1;
+  GError *error = NULL;
+
+  g_assert_nonnull (g_getenv ("DDPM_CLI"));
+  g_ptr_array_add (argv, (char *) g_getenv ("DDPM_CLI"));
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                out, err, &status, &error);
+  g_assert_no_error (error);
+  g_ptr_array_free (argv, TRUE);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+test_cli_train (void)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-cli-train-XXXXXX", &error);
+  char *image_path = g_build_filename (dir, "stripes.png", NULL);
+  char *model = g_build_filename (dir, "m.safetensors", NULL);
+  char *ckpt = ddpm_train_checkpoint_path (model);
+  float *pixels = stripes (3, 20, 24);
+  DdpmImage image = { 0 };
+  char *out, *err;
+  int status;
+
+  for (int i = 0; i < 3 * 20 * 24; i++)
+    pixels[i] = (pixels[i] + 1) / 2;
+  image.width = 24;
+  image.height = 20;
+  image.channels = 3;
+  image.pixels = pixels;
+  g_assert_true (ddpm_image_save_png (&image, image_path, 8, &error));
+
+  /* Single-image training, 3 steps at 16×16 with the tiny preset. */
+  status = run_ddpm (&out, &err, "train", image_path, "--preset", "tiny", "--size", "16",
+                     "--steps", "3", "--batch", "2", "--threads", "1", "--seed", "7",
+                     "--out", model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  /* Not a terminal: plain log lines, the last one at step 3. */
+  g_assert_nonnull (strstr (err, "step 3/3"));
+  g_assert_null (strchr (err, '\r'));
+  g_assert_true (g_file_test (model, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (ckpt, G_FILE_TEST_IS_REGULAR));
+  g_free (out);
+  g_free (err);
+
+  status = run_ddpm (&out, &err, "info", model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, "train_steps: 3\n"));
+  g_assert_nonnull (strstr (out, "image_size: 16\n"));
+  g_assert_nonnull (strstr (out, "attn_resolutions: 4\n"));
+  g_assert_nonnull (strstr (out, "in_channels: 3\n"));
+  g_assert_nonnull (strstr (out, "parameters: 1113955\n"));
+  g_free (out);
+  g_free (err);
+
+  /* Resume to 5 steps. */
+  status = run_ddpm (&out, &err, "train", image_path, "--steps", "5", "--batch", "2",
+                     "--threads", "1", "--resume", ckpt, "--out", model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (err, "step 5/5"));
+  g_assert_null (strstr (err, "step 3/5"));
+  g_free (out);
+  g_free (err);
+
+  /* Bad arguments: exit 2 with a message; a missing data path: exit 1. */
+  status = run_ddpm (&out, &err, "train", image_path, "--channels", "2", "--out", model, NULL);
+  g_assert_cmpint (status, ==, 2);
+  g_assert_nonnull (strstr (err, "--channels"));
+  g_free (out);
+  g_free (err);
+  status = run_ddpm (&out, &err, "train", image_path, NULL);
+  g_assert_cmpint (status, ==, 2);
+  g_assert_nonnull (strstr (err, "--out"));
+  g_free (out);
+  g_free (err);
+  status = run_ddpm (&out, &err, "train", image_path, "--preset", "huge", "--out", model, NULL);
+  g_assert_cmpint (status, ==, 2);
+  g_free (out);
+  g_free (err);
+  status = run_ddpm (&out, &err, "train", "/nonexistent/data", "--out", model, NULL);
+  g_assert_cmpint (status, ==, 1);
+  g_assert_nonnull (strstr (err, "/nonexistent/data"));
+  g_free (out);
+  g_free (err);
+
+  g_remove (model);
+  g_remove (ckpt);
+  g_remove (image_path);
+  g_rmdir (dir);
+  g_free (model);
+  g_free (ckpt);
+  g_free (image_path);
+  g_free (dir);
+  g_free (pixels);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/dataset/crops", test_crops);
+  g_test_add_func ("/engine/dataset/gray-rgb", test_gray_rgb);
+  g_test_add_func ("/engine/dataset/upscale", test_upscale);
+  g_test_add_func ("/engine/dataset/epochs", test_epochs);
+  g_test_add_func ("/engine/dataset/folder", test_folder);
+  g_test_add_func ("/engine/train/resume-exact", test_resume_exact);
+  g_test_add_func ("/engine/train/deterministic", test_deterministic);
+  g_test_add_func ("/engine/train/bad-params", test_bad_params);
+  g_test_add_func ("/engine/train/cli", test_cli_train);
+  return g_test_run ();
+}

@@ -1,0 +1,555 @@
+/* test-ui.c: the plug-in's dialogs, really shown by a real GIMP 2.10.
+ *
+ * A GimpDrawablePreview needs a drawable of a running GIMP, so the dialogs
+ * are tested where they live.  This program (run by meson under xvfb-run,
+ * which provides the X display) prepares a private GIMP profile with the
+ * freshly built plug-in, trains a tiny default model (two steps of
+ * ddpm_train), and starts gimp-2.10 once with batch commands that call
+ * plug-in-ddpm-renoise, -generate and -train with RUN-INTERACTIVE and
+ * DDPM_UI_TEST set.  The dialogs' test hook (ui/ui-test.c) pokes the
+ * widgets, records what they showed into <procedure>.result, saves a
+ * screenshot <procedure>.png and cancels.  Every assertion is made here,
+ * on those records and pictures; the expected numbers are computed here
+ * (t0 = strength·T of the model's 1000-step schedule).
+ *
+ * Environment (set by tests/ui/meson.build): GIMP (gimp-2.10), DDPM_PLUGIN (the built gimp-ddpm binary),
+ * DDPM_UI_RUN_DIR (a scratch directory, emptied first). */
+#include <string.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <gdk-pixbuf/gdk-pixbuf.h>
+
+#include "ddpm.h"
+
+#define RENOISE_PROC  "plug-in-ddpm-renoise"
+#define GENERATE_PROC "plug-in-ddpm-generate"
+#define TRAIN_PROC    "plug-in-ddpm-train"
+
+/* Seconds GIMP gets for its start (~10 s with a fresh profile) and the
+ * three dialogs (a few seconds each). */
+#define GIMP_TIMEOUT "150"
+
+static gchar    *run_dir;
+static gchar    *results_dir;
+static gchar    *model_file;
+static gboolean  gimp_ran;
+static gchar    *gimp_log;
+
+static const gchar *
+env (const gchar *name)
+{
+  const gchar *value = g_getenv (name);
+
+  if (! value || ! *value)
+    g_error ("%s is not set: run this test through meson (tests/ui/meson.build)", name);
+  return value;
+}
+
+static void
+remove_tree (const gchar *path)
+{
+  GDir        *dir = g_dir_open (path, 0, NULL);
+  const gchar *name;
+
+  if (dir)
+    {
+      while ((name = g_dir_read_name (dir)))
+        {
+          gchar *child = g_build_filename (path, name, NULL);
+
+          if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
+              ! g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+            remove_tree (child);
+          else
+            g_unlink (child);
+          g_free (child);
+        }
+      g_dir_close (dir);
+    }
+  g_rmdir (path);
+}
+
+/* A colourful 256×192 picture: the layer the dialogs open on, and the
+ * tiny model's training data. */
+static gchar *
+write_test_image (void)
+{
+  GdkPixbuf *pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, 256, 192);
+  guchar    *pixels = gdk_pixbuf_get_pixels (pixbuf);
+  gint       stride = gdk_pixbuf_get_rowstride (pixbuf);
+  gchar     *file = g_build_filename (run_dir, "layer.png", NULL);
+  GError    *error = NULL;
+
+  for (gint y = 0; y < 192; y++)
+    for (gint x = 0; x < 256; x++)
+      {
+        guchar *p = pixels + y * stride + 3 * x;
+        gint    dx = x - 128, dy = y - 96;
+        gboolean ring = ((dx * dx + dy * dy) / 600) % 2;
+
+        p[0] = (guchar) x;
+        p[1] = (guchar) (y * 255 / 191);
+        p[2] = ring ? 220 : 40;
+      }
+  gdk_pixbuf_save (pixbuf, file, "png", &error, NULL);
+  g_assert_no_error (error);
+  g_object_unref (pixbuf);
+  return file;
+}
+
+static void
+spawn (gchar **argv, gchar **envp, gchar **output)
+{
+  GError *error = NULL;
+  gint    status = 0;
+  gchar  *out = NULL, *err = NULL;
+
+  g_spawn_sync (run_dir, argv, envp, G_SPAWN_SEARCH_PATH, NULL, NULL,
+                &out, &err, &status, &error);
+  g_assert_no_error (error);
+  if (output)
+    *output = g_strconcat (out, err, NULL);
+  if (! g_spawn_check_wait_status (status, &error))
+    g_printerr ("%s: %s\n%s%s\n", argv[0], error->message, out, err);
+  g_clear_error (&error);
+  g_free (out);
+  g_free (err);
+}
+
+static void
+train_tiny_model (const gchar *image, const gchar *out)
+{
+  GdkPixbuf       *pixbuf;
+  DdpmDataset     *dataset;
+  DdpmTrainParams  params;
+  GError          *error = NULL;
+  gint             W, H, stride;
+  const guchar    *pixels;
+  float           *planes;
+
+  pixbuf = gdk_pixbuf_new_from_file (image, &error);
+  g_assert_no_error (error);
+  W = gdk_pixbuf_get_width (pixbuf);
+  H = gdk_pixbuf_get_height (pixbuf);
+  stride = gdk_pixbuf_get_rowstride (pixbuf);
+  pixels = gdk_pixbuf_read_pixels (pixbuf);
+  planes = g_new (float, 3 * W * H);
+  for (gint c = 0; c < 3; c++)
+    for (gint y = 0; y < H; y++)
+      for (gint x = 0; x < W; x++)
+        planes[(c * H + y) * W + x] = pixels[y * stride + 3 * x + c] / 127.5f - 1.0f;
+
+  dataset = ddpm_dataset_new_from_pixels (planes, 3, H, W, &error);
+  g_assert_no_error (error);
+
+  ddpm_train_params_init (&params);
+  ddpm_unet_config_from_preset ("tiny", 3, &params.config, &error);
+  g_assert_no_error (error);
+  params.steps    = 2;
+  params.batch    = 2;
+  params.warmup   = 1;
+  params.seed     = 1;
+  params.out_path = out;
+  ddpm_train (&params, dataset, &error);
+  g_assert_no_error (error);
+
+  ddpm_dataset_free (dataset);
+  g_free (planes);
+  g_object_unref (pixbuf);
+}
+
+/* Everything the tests look at comes from one GIMP run, made on first use. */
+static void
+ensure_gimp_ran (void)
+{
+  gchar  *image, *profile, *plugin_dir, *plugin_copy, *models_dir, *contents;
+  gsize   length;
+  GError *error = NULL;
+  gchar **envp;
+
+  if (gimp_ran)
+    return;
+  gimp_ran = TRUE;
+
+  run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
+  remove_tree (run_dir);
+  results_dir = g_build_filename (run_dir, "results", NULL);
+  profile     = g_build_filename (run_dir, "gimp-profile", NULL);
+  plugin_dir  = g_build_filename (profile, "plug-ins", "gimp-ddpm", NULL);
+  models_dir  = g_build_filename (run_dir, "models", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (results_dir, 0755), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (plugin_dir, 0755), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (models_dir, 0755), ==, 0);
+
+  /* The plug-in, installed into the private profile. */
+  g_file_get_contents (env ("DDPM_PLUGIN"), &contents, &length, &error);
+  g_assert_no_error (error);
+  plugin_copy = g_build_filename (plugin_dir, "gimp-ddpm", NULL);
+  g_file_set_contents (plugin_copy, contents, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (plugin_copy, 0755), ==, 0);
+  g_free (contents);
+
+  image = write_test_image ();
+
+  /* The default model: a tiny UNet after two optimizer steps on the same
+   * picture.  The dialogs read its schedule (linear, T = 1000) and the
+   * preview runs it. */
+  model_file = g_build_filename (models_dir, "default.safetensors", NULL);
+  train_tiny_model (image, model_file);
+
+  /* One GIMP session; each -b runs on its own, so a cancelled dialog (an
+   * error for Script-Fu) does not stop the next. */
+  {
+    gchar *load = g_strdup_printf ("(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE \"%s\" \"%s\")))"
+                                   "       (drw (car (gimp-image-get-active-drawable img))))",
+                                   image, image);
+    gchar *renoise  = g_strdup_printf ("%s (" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.5 20 1234 1))", load);
+    gchar *generate = g_strdup_printf ("%s (" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 20 1234 1))", load);
+    gchar *train    = g_strdup_printf ("%s (" TRAIN_PROC " RUN-INTERACTIVE img drw \"\" \"tiny\" 100 32 1 \"\"))", load);
+    gchar *argv[] = { "timeout", "-k", "10", GIMP_TIMEOUT,
+                      (gchar *) env ("GIMP"), "--new-instance", "--no-data", "--no-fonts",
+                      "--no-splash", "--console-messages",
+                      "--batch-interpreter", "plug-in-script-fu-eval",
+                      "-b", renoise, "-b", generate, "-b", train,
+                      "-b", "(gimp-quit 0)", NULL };
+
+    envp = g_get_environ ();
+    envp = g_environ_setenv (envp, "GIMP2_DIRECTORY", profile, TRUE);
+    envp = g_environ_setenv (envp, "DDPM_MODEL_DIR", models_dir, TRUE);
+    envp = g_environ_setenv (envp, "DDPM_UI_TEST", results_dir, TRUE);
+    envp = g_environ_setenv (envp, "HOME", run_dir, TRUE);
+    envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", run_dir, TRUE);
+    envp = g_environ_setenv (envp, "XDG_DATA_HOME", run_dir, TRUE);
+    envp = g_environ_setenv (envp, "XDG_CACHE_HOME", run_dir, TRUE);
+    envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+    envp = g_environ_unsetenv (envp, "LANGUAGE");
+    envp = g_environ_unsetenv (envp, "GIMP_TESTING_PLUGINDIRS");
+
+    spawn (argv, envp, &gimp_log);
+    g_strfreev (envp);
+    g_free (load);
+    g_free (renoise);
+    g_free (generate);
+    g_free (train);
+  }
+  {
+    gchar *log_file = g_build_filename (run_dir, "gimp.log", NULL);
+
+    g_file_set_contents (log_file, gimp_log, -1, NULL);
+    g_free (log_file);
+  }
+
+  g_free (image);
+  g_free (profile);
+  g_free (plugin_dir);
+  g_free (plugin_copy);
+  g_free (models_dir);
+}
+
+/* The record a dialog's hook wrote; fails the test (showing GIMP's output)
+ * when the dialog never got there. */
+static GKeyFile *
+load_result (const gchar *procedure)
+{
+  GKeyFile *result = g_key_file_new ();
+  gchar    *file;
+  GError   *error = NULL;
+
+  ensure_gimp_ran ();
+  file = g_strdup_printf ("%s/%s.result", results_dir, procedure);
+  if (! g_key_file_load_from_file (result, file, G_KEY_FILE_NONE, &error))
+    {
+      g_printerr ("GIMP's output:\n%s\n", gimp_log);
+      g_error ("%s: %s (the %s dialog was not shown, or its test hook did not run)",
+               file, error->message, procedure);
+    }
+  g_assert_true (g_key_file_get_boolean (result, "dialog", "finished", NULL));
+  g_free (file);
+  return result;
+}
+
+static gchar *
+get (GKeyFile *result, const gchar *key)
+{
+  GError *error = NULL;
+  gchar  *value = g_key_file_get_string (result, "dialog", key, &error);
+
+  g_assert_no_error (error);
+  return value;
+}
+
+static gboolean
+get_bool (GKeyFile *result, const gchar *key)
+{
+  GError  *error = NULL;
+  gboolean value = g_key_file_get_boolean (result, "dialog", key, &error);
+
+  g_assert_no_error (error);
+  return value;
+}
+
+static gdouble
+get_double (GKeyFile *result, const gchar *key)
+{
+  GError *error = NULL;
+  gdouble value = g_key_file_get_double (result, "dialog", key, &error);
+
+  g_assert_no_error (error);
+  return value;
+}
+
+#define assert_key_str(result, key, cmp, expected)              \
+  G_STMT_START {                                                \
+    gchar *value_ = get (result, key);                          \
+    g_assert_cmpstr (value_, cmp, expected);                    \
+    g_free (value_);                                            \
+  } G_STMT_END
+
+#define assert_key_contains(result, key, needle)                \
+  G_STMT_START {                                                \
+    gchar *value_ = get (result, key);                          \
+    if (! strstr (value_, needle))                              \
+      g_error ("%s = “%s” does not contain “%s”", key, value_, needle); \
+    g_free (value_);                                            \
+  } G_STMT_END
+
+/* The screenshot is a picture of a dialog: big enough for its widgets, and
+ * not blank (a dialog over an empty screen has text, frames, a preview). */
+static void
+assert_screenshot (const gchar *procedure, gint min_width, gint min_height)
+{
+  gchar     *file = g_strdup_printf ("%s/%s.png", results_dir, procedure);
+  GError    *error = NULL;
+  GdkPixbuf *pixbuf;
+  GHashTable *colours;
+  gint        width, height, stride, n_channels;
+  const guchar *pixels;
+
+  ensure_gimp_ran ();
+  pixbuf = gdk_pixbuf_new_from_file (file, &error);
+  g_assert_no_error (error);
+  width  = gdk_pixbuf_get_width (pixbuf);
+  height = gdk_pixbuf_get_height (pixbuf);
+  g_assert_cmpint (width, >=, min_width);
+  g_assert_cmpint (height, >=, min_height);
+  g_assert_cmpint (width, <=, 2000);
+  g_assert_cmpint (height, <=, 2000);
+
+  stride     = gdk_pixbuf_get_rowstride (pixbuf);
+  n_channels = gdk_pixbuf_get_n_channels (pixbuf);
+  pixels     = gdk_pixbuf_read_pixels (pixbuf);
+  colours    = g_hash_table_new (NULL, NULL);
+  for (gint y = 0; y < height; y++)
+    for (gint x = 0; x < width; x++)
+      {
+        const guchar *p = pixels + y * stride + x * n_channels;
+
+        g_hash_table_add (colours, GUINT_TO_POINTER ((p[0] << 16) | (p[1] << 8) | p[2]));
+      }
+  /* Anti-aliased text alone gives dozens of greys. */
+  g_assert_cmpuint (g_hash_table_size (colours), >=, 32);
+
+  g_hash_table_unref (colours);
+  g_object_unref (pixbuf);
+  g_free (file);
+}
+
+/* ------------------------------------------------------------- renoise */
+
+static void
+test_renoise_widgets (void)
+{
+  GKeyFile *r = load_result (RENOISE_PROC);
+
+  assert_key_str (r, "title", ==, "Renoise with a Diffusion Model");
+  assert_key_str (r, "help_id", ==, RENOISE_PROC);
+  g_assert_true (get_bool (r, "preview_is_drawable_preview"));
+  g_assert_true (get_bool (r, "preview_on_screen"));
+  g_assert_true (get_bool (r, "model_chooser_is_file_chooser_button"));
+  g_assert_true (get_bool (r, "model_chooser_on_screen"));
+  g_assert_true (get_bool (r, "strength_on_screen"));
+  g_assert_true (get_bool (r, "steps_on_screen"));
+  g_assert_true (get_bool (r, "seed_on_screen"));
+  g_assert_true (get_bool (r, "randomize_on_screen"));
+  g_assert_true (get_bool (r, "sampler_on_screen"));
+  g_assert_true (get_bool (r, "plan_on_screen"));
+  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_key_file_free (r);
+}
+
+/* No model named: the default one is chosen, shown and filtered for. */
+static void
+test_renoise_default_model (void)
+{
+  GKeyFile *r = load_result (RENOISE_PROC);
+
+  assert_key_str (r, "default_model", ==, model_file);
+  assert_key_str (r, "model_path", ==, model_file);
+  assert_key_str (r, "model_chooser_file", ==, model_file);
+  assert_key_contains (r, "model_filter", "*.safetensors");
+  g_key_file_free (r);
+}
+
+/* The plan line counts in the model's schedule (T = 1000): strength 0.4
+ * means t0 = 400, and it follows the steps entry. */
+static void
+test_renoise_plan (void)
+{
+  GKeyFile *r = load_result (RENOISE_PROC);
+  gchar    *initial = get (r, "plan_initial");
+  gchar    *after = get (r, "plan_strength_0.4");
+
+  g_assert_true (g_str_has_prefix (initial, "Noise to t = "));
+  assert_key_contains (r, "plan_strength_0.4", "t = 400 of 1000");
+  g_assert_cmpfloat (get_double (r, "strength_after"), ==, 0.4);
+  assert_key_str (r, "plan_steps_7", ==, "Noise to t = 400 of 1000, then run 7 denoising steps");
+  g_assert_cmpfloat (get_double (r, "steps_after"), ==, 7);
+  if (! strstr (initial, "t = 400 "))
+    g_assert_cmpstr (initial, !=, after);
+  /* The sampler combo writes the values: 0 = DDPM, 1 = DDIM. */
+  g_assert_cmpfloat (get_double (r, "sampler_after_ddpm"), ==, 0);
+  g_assert_cmpfloat (get_double (r, "sampler_after_ddim"), ==, 1);
+  g_free (initial);
+  g_free (after);
+  g_key_file_free (r);
+}
+
+/* A file that is not a model: the line explains, OK cannot be pressed;
+ * the default model brings both back. */
+static void
+test_renoise_bad_model (void)
+{
+  GKeyFile *r = load_result (RENOISE_PROC);
+  gchar    *bad = g_build_filename (results_dir, "not-a-model.safetensors", NULL);
+
+  assert_key_contains (r, "plan_bad_model", "not-a-model.safetensors");
+  g_assert_false (get_bool (r, "ok_sensitive_bad_model"));
+  g_assert_true (get_bool (r, "warning_icon_bad_model"));
+  assert_key_str (r, "values_model_bad", ==, bad);
+
+  assert_key_contains (r, "plan_restored", "t = 400 of 1000");
+  g_assert_true (get_bool (r, "ok_sensitive_restored"));
+  g_assert_false (get_bool (r, "warning_icon_restored"));
+  assert_key_str (r, "values_model_restored", ==, "");
+  g_free (bad);
+  g_key_file_free (r);
+}
+
+/* The live preview rendered through plugin_render without an error. */
+static void
+test_renoise_preview (void)
+{
+  GKeyFile *r = load_result (RENOISE_PROC);
+
+  if (get_bool (r, "preview_error_shown"))
+    {
+      gchar *message = get (r, "preview_error");
+
+      g_error ("the preview failed: %s", message);
+    }
+  g_key_file_free (r);
+}
+
+static void
+test_renoise_screenshot (void)
+{
+  assert_screenshot (RENOISE_PROC, 300, 400);
+}
+
+/* ------------------------------------------------------------ generate */
+
+/* Generation is strength 1: no strength widget, t0 = T. */
+static void
+test_generate (void)
+{
+  GKeyFile *r = load_result (GENERATE_PROC);
+
+  assert_key_str (r, "title", ==, "Generate with a Diffusion Model");
+  assert_key_str (r, "help_id", ==, GENERATE_PROC);
+  g_assert_true (get_bool (r, "preview_on_screen"));
+  g_assert_false (get_bool (r, "strength_on_screen"));
+  g_assert_true (get_bool (r, "steps_on_screen"));
+  g_assert_true (get_bool (r, "seed_on_screen"));
+  assert_key_contains (r, "plan_initial", "Start from pure noise at t = 1000 of 1000");
+  assert_key_contains (r, "plan_strength_0.4", "t = 1000 of 1000");
+  assert_key_str (r, "plan_steps_7", ==,
+                  "Start from pure noise at t = 1000 of 1000, then run 7 denoising steps");
+  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_key_file_free (r);
+  assert_screenshot (GENERATE_PROC, 300, 350);
+}
+
+/* --------------------------------------------------------------- train */
+
+static void
+test_train (void)
+{
+  GKeyFile *r = load_result (TRAIN_PROC);
+  gchar    *label_initial = get (r, "preset_label_initial");
+  gchar    *label_after = get (r, "preset_label_after");
+  gchar    *typed = get (r, "output_typed");
+
+  assert_key_str (r, "title", ==, "Train a Diffusion Model");
+  assert_key_str (r, "help_id", ==, TRAIN_PROC);
+  g_assert_true (get_bool (r, "output_on_screen"));
+  g_assert_true (get_bool (r, "browse_on_screen"));
+  g_assert_true (get_bool (r, "preset_on_screen"));
+  g_assert_true (get_bool (r, "iterations_on_screen"));
+  g_assert_true (get_bool (r, "patch_size_on_screen"));
+  g_assert_true (get_bool (r, "seed_on_screen"));
+  g_assert_true (get_bool (r, "resume_on_screen"));
+
+  /* The output file: proposed, required. */
+  assert_key_contains (r, "output_initial", ".safetensors");
+  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_assert_false (get_bool (r, "ok_sensitive_no_output"));
+  g_assert_true (get_bool (r, "ok_sensitive_output"));
+  assert_key_str (r, "output_after", ==, typed);
+  assert_key_str (r, "values_output", ==, typed);
+
+  /* Presets: the tiny one is smaller than CIFAR's (35.7 M in the paper). */
+  assert_key_str (r, "preset_initial", ==, "tiny");
+  assert_key_str (r, "preset_after", ==, "cifar");
+  g_assert_true (strstr (label_initial, "million parameters") != NULL);
+  g_assert_true (strstr (label_after, "million parameters") != NULL);
+  g_assert_cmpfloat (g_ascii_strtod (label_initial, NULL), <, g_ascii_strtod (label_after, NULL));
+  g_assert_cmpfloat (g_ascii_strtod (label_after, NULL), >, 30.0);
+  assert_key_str (r, "values_preset", ==, "tiny");
+
+  g_assert_cmpfloat (get_double (r, "patch_size_after_37"), ==, 40);
+  g_assert_cmpfloat (get_double (r, "iterations_after"), ==, 250);
+  g_assert_cmpfloat (get_double (r, "values_patch_size"), ==, 40);
+  g_assert_cmpfloat (get_double (r, "values_iterations"), ==, 250);
+
+  /* Resuming needs a checkpoint, and makes the preset moot. */
+  g_assert_false (get_bool (r, "ok_sensitive_resume_without_file"));
+  g_assert_false (get_bool (r, "preset_sensitive_resume"));
+  g_assert_true (get_bool (r, "resume_chooser_sensitive_resume"));
+  g_assert_true (get_bool (r, "ok_sensitive_resume_off"));
+  g_assert_false (get_bool (r, "resume_chooser_sensitive_off"));
+  assert_key_str (r, "values_resume", ==, "");
+
+  g_free (label_initial);
+  g_free (label_after);
+  g_free (typed);
+  g_key_file_free (r);
+  assert_screenshot (TRAIN_PROC, 300, 250);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/ui/renoise/widgets", test_renoise_widgets);
+  g_test_add_func ("/ui/renoise/default-model", test_renoise_default_model);
+  g_test_add_func ("/ui/renoise/plan", test_renoise_plan);
+  g_test_add_func ("/ui/renoise/bad-model", test_renoise_bad_model);
+  g_test_add_func ("/ui/renoise/preview", test_renoise_preview);
+  g_test_add_func ("/ui/renoise/screenshot", test_renoise_screenshot);
+  g_test_add_func ("/ui/generate/dialog", test_generate);
+  g_test_add_func ("/ui/train/dialog", test_train);
+
+  return g_test_run ();
+}

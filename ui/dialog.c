@@ -1,0 +1,490 @@
+/* dialog.c: the Renoise and Generate dialogs (Filters ▸ Diffusion).
+ *
+ * Built the way GIMP 2.10's own filters are (plug-ins/common/despeckle.c,
+ * nl-filter.c): a GimpDialog with a help id, a GimpDrawablePreview whose
+ * "invalidated" signal re-renders the visible region through the same
+ * function that renders the whole layer (plugin_render), scale entries,
+ * the random-seed widget and an int combo.
+ *
+ * Above the buttons a line says what OK will run, in the model's own terms:
+ * "Noise to t = 400 of 1000, then 20 denoising steps".  It is computed by
+ * ddpm_img2img_plan on the schedule stored in the chosen model file, so it
+ * changes when the model does, and it is where a model that cannot be
+ * loaded explains why (OK is then insensitive: there is nothing to run). */
+#include "ui-private.h"
+
+#include <string.h>
+
+static void renoise_update_plan      (UiRenoiseWidgets *w);
+
+/* The text of the plan line for strength and steps on `schedule`;
+ * newly allocated.  NULL (and error set) if the plan is impossible. */
+static gchar *
+renoise_plan_text (const DdpmSchedule  *schedule,
+                   gboolean             generate,
+                   gdouble              strength,
+                   gint                 steps,
+                   GError             **error)
+{
+  int t0, n_steps;
+
+  if (! ddpm_img2img_plan (schedule, generate ? 1.0 : strength, steps,
+                           &t0, &n_steps, error))
+    return NULL;
+
+  if (generate)
+    /* TRANSLATORS: t is the diffusion timestep, the first %d the start,
+     * the second the schedule's length, the third the number of steps. */
+    return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                         "Start from pure noise at t = %d of %d, "
+                                         "then run %d denoising step",
+                                         "Start from pure noise at t = %d of %d, "
+                                         "then run %d denoising steps",
+                                         n_steps),
+                            t0, schedule->T, n_steps);
+  if (t0 == 0)
+    return g_strdup (_("Strength 0: the layer stays unchanged"));
+
+  /* TRANSLATORS: t is the diffusion timestep: the layer is noised to step
+   * t0 of T, then denoised back in n steps. */
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "Noise to t = %d of %d, "
+                                       "then run %d denoising step",
+                                       "Noise to t = %d of %d, "
+                                       "then run %d denoising steps",
+                                       n_steps),
+                          t0, schedule->T, n_steps);
+}
+
+static void
+renoise_set_plan (UiRenoiseWidgets *w,
+                  const gchar      *text,
+                  gboolean          is_error)
+{
+  gtk_label_set_text (GTK_LABEL (w->plan_label), text);
+  gtk_widget_set_visible (w->plan_icon, is_error);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (w->dialog), GTK_RESPONSE_OK,
+                                     ! is_error);
+}
+
+static void
+renoise_update_plan (UiRenoiseWidgets *w)
+{
+  GError *error = NULL;
+  gchar  *text;
+
+  if (! w->schedule)
+    {
+      renoise_set_plan (w, w->model_error, TRUE);
+      return;
+    }
+
+  text = renoise_plan_text (w->schedule, w->generate,
+                            w->work.strength, w->work.steps, &error);
+  if (text)
+    renoise_set_plan (w, text, FALSE);
+  else
+    renoise_set_plan (w, error->message, TRUE);
+
+  g_free (text);
+  g_clear_error (&error);
+}
+
+/* The preview: the same rendering as the final run, on the visible region. */
+static void
+renoise_preview_invalidated (GimpPreview      *preview,
+                             UiRenoiseWidgets *w)
+{
+  GError *error = NULL;
+
+  if (! w->schedule)
+    {
+      /* Nothing to run: the plan line already says why. */
+      gtk_widget_hide (w->preview_error);
+      return;
+    }
+
+  if (plugin_render (w->drawable_id, &w->work, w->generate, preview, &error))
+    {
+      gtk_widget_hide (w->preview_error);
+    }
+  else
+    {
+      gchar *text = g_strdup_printf (_("Preview failed: %s"),
+                                     error ? error->message : _("unknown error"));
+
+      gtk_label_set_text (GTK_LABEL (w->preview_error), text);
+      gtk_widget_show (w->preview_error);
+      g_free (text);
+      g_clear_error (&error);
+    }
+}
+
+static void
+renoise_plan_changed (GtkAdjustment    *adjustment,
+                      UiRenoiseWidgets *w)
+{
+  renoise_update_plan (w);
+}
+
+/* Load the model's schedule: the plan line counts in its timesteps. */
+void
+ui_renoise_dialog_set_model (UiRenoiseWidgets *w,
+                             const gchar      *path)
+{
+  GError    *error = NULL;
+  DdpmModel *model;
+  gchar     *old_path;
+
+  g_return_if_fail (w != NULL);
+  old_path = w->model_path;
+
+  if (! path || ! *path)
+    path = w->default_model;
+
+  /* path may point into w->work.model, which is rewritten below. */
+  path = w->model_path = g_strdup (path);
+  g_free (old_path);
+
+  g_clear_pointer (&w->schedule, ddpm_schedule_free);
+  g_clear_pointer (&w->model_error, g_free);
+
+  /* An empty model in the values means "the default model", so that a
+   * newly installed default is picked up. */
+  if (g_strcmp0 (path, w->default_model) == 0)
+    w->work.model[0] = '\0';
+  else
+    g_strlcpy (w->work.model, path, sizeof (w->work.model));
+
+  model = ddpm_model_load (path, &error);
+  if (model)
+    {
+      const DdpmSchedule *s = ddpm_model_get_schedule (model);
+
+      /* Keep a copy of the schedule and let the weights go: the dialog
+       * needs only the timesteps; plugin_render loads what it runs. */
+      w->schedule = ddpm_schedule_new_from_alpha_bar (s->kind, s->alpha_bar,
+                                                      s->timestep, s->T,
+                                                      s->T_base, &error);
+      ddpm_model_free (model);
+    }
+  if (! w->schedule)
+    {
+      gchar *name = g_filename_display_basename (path);
+
+      w->model_error = g_strdup_printf (_("Cannot use the model “%s”: %s"),
+                                        name, error->message);
+      g_free (name);
+      g_clear_error (&error);
+    }
+
+  /* Show the file in the chooser when the change did not come from it. */
+  if (w->model_chooser)
+    {
+      gchar *shown = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (w->model_chooser));
+
+      if (g_strcmp0 (shown, path) != 0 &&
+          g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        gtk_file_chooser_set_filename (GTK_FILE_CHOOSER (w->model_chooser), path);
+      g_free (shown);
+    }
+
+  renoise_update_plan (w);
+  if (w->preview)
+    gimp_preview_invalidate (GIMP_PREVIEW (w->preview));
+}
+
+static void
+renoise_model_file_set (GtkFileChooserButton *button,
+                        UiRenoiseWidgets     *w)
+{
+  gchar *path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (button));
+
+  if (path)
+    ui_renoise_dialog_set_model (w, path);
+  g_free (path);
+}
+
+static GtkWidget *
+renoise_model_chooser_new (void)
+{
+  GtkWidget     *chooser;
+  GtkFileFilter *filter;
+
+  chooser = gtk_file_chooser_button_new (_("Select a Diffusion Model"),
+                                         GTK_FILE_CHOOSER_ACTION_OPEN);
+  gtk_file_chooser_button_set_width_chars (GTK_FILE_CHOOSER_BUTTON (chooser), 24);
+
+  filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("Diffusion models (*.safetensors)"));
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  gtk_file_chooser_set_filter (GTK_FILE_CHOOSER (chooser), filter);
+
+  filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("All files"));
+  gtk_file_filter_add_pattern (filter, "*");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+
+  return chooser;
+}
+
+static void
+renoise_dialog_destroy (GtkWidget        *dialog,
+                        UiRenoiseWidgets *w)
+{
+  g_clear_pointer (&w->schedule, ddpm_schedule_free);
+  g_clear_pointer (&w->model_error, g_free);
+  g_clear_pointer (&w->model_path, g_free);
+  g_clear_pointer (&w->default_model, g_free);
+  w->dialog = w->preview = w->preview_error = w->model_chooser = NULL;
+  w->plan_label = w->plan_icon = w->seed_box = w->sampler_combo = NULL;
+  w->strength_adj = w->steps_adj = NULL;
+}
+
+GtkWidget *
+ui_renoise_dialog_new (gint32                     drawable_id,
+                       const PluginRenoiseValues *vals,
+                       gboolean                   generate,
+                       UiRenoiseWidgets          *w)
+{
+  GtkWidget *dialog;
+  GtkWidget *main_vbox;
+  GtkWidget *table;
+  GtkWidget *hbox;
+  GtkWidget *label;
+
+  g_return_val_if_fail (vals != NULL, NULL);
+  g_return_val_if_fail (w != NULL, NULL);
+
+  memset (w, 0, sizeof (*w));
+  w->drawable_id   = drawable_id;
+  w->generate      = generate;
+  w->work          = *vals;
+  w->work.model[sizeof (w->work.model) - 1] = '\0';
+  w->work.strength = CLAMP (w->work.strength, 0.0, 1.0);
+  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
+  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
+    w->work.sampler = DDPM_SAMPLER_DDIM;
+  w->default_model = plugin_default_model_path ();
+
+  dialog = gimp_dialog_new (generate ? _("Generate with a Diffusion Model")
+                                     : _("Renoise with a Diffusion Model"),
+                            PLUG_IN_ROLE,
+                            NULL, 0,
+                            gimp_standard_help_func,
+                            generate ? GENERATE_PROC : RENOISE_PROC,
+
+                            _("_Cancel"), GTK_RESPONSE_CANCEL,
+                            _("_OK"),     GTK_RESPONSE_OK,
+
+                            NULL);
+  w->dialog = dialog;
+
+  /* GIMP 2.10 spells gimp_dialog_set_alternative_button_order this way. */
+  gtk_dialog_set_alternative_button_order (GTK_DIALOG (dialog),
+                                           GTK_RESPONSE_OK,
+                                           GTK_RESPONSE_CANCEL,
+                                           -1);
+  gimp_window_set_transient (GTK_WINDOW (dialog));
+
+  g_signal_connect (dialog, "destroy",
+                    G_CALLBACK (renoise_dialog_destroy), w);
+
+  main_vbox = gtk_vbox_new (FALSE, 12);
+  gtk_container_set_border_width (GTK_CONTAINER (main_vbox), 12);
+  gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))),
+                      main_vbox, TRUE, TRUE, 0);
+  gtk_widget_show (main_vbox);
+
+  /* The live preview of the visible region. */
+  w->preview = gimp_drawable_preview_new_from_drawable_id (drawable_id);
+  gtk_box_pack_start (GTK_BOX (main_vbox), w->preview, TRUE, TRUE, 0);
+  gtk_widget_show (w->preview);
+
+  g_signal_connect (w->preview, "invalidated",
+                    G_CALLBACK (renoise_preview_invalidated), w);
+
+  w->preview_error = gtk_label_new (NULL);
+  gtk_misc_set_alignment (GTK_MISC (w->preview_error), 0.0, 0.5);
+  gtk_label_set_line_wrap (GTK_LABEL (w->preview_error), TRUE);
+  gimp_label_set_attributes (GTK_LABEL (w->preview_error),
+                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
+                             -1);
+  gtk_box_pack_start (GTK_BOX (main_vbox), w->preview_error, FALSE, FALSE, 0);
+  /* shown only when rendering fails */
+
+  table = gtk_table_new (5, 3, FALSE);
+  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
+  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
+  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
+  gtk_widget_show (table);
+
+  /* Model file. */
+  w->model_chooser = renoise_model_chooser_new ();
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
+                             _("_Model:"), 0.0, 0.5,
+                             w->model_chooser, 2, FALSE);
+  gimp_help_set_help_data (w->model_chooser,
+                           _("The trained model (.safetensors) that denoises "
+                             "the image"), NULL);
+  gtk_widget_show (w->model_chooser);
+
+  g_signal_connect (w->model_chooser, "file-set",
+                    G_CALLBACK (renoise_model_file_set), w);
+
+  /* Sampler. */
+  w->sampler_combo = gimp_int_combo_box_new (_("DDPM (ancestral, stochastic)"),
+                                             DDPM_SAMPLER_DDPM,
+                                             _("DDIM (deterministic)"),
+                                             DDPM_SAMPLER_DDIM,
+                                             NULL);
+  gimp_int_combo_box_connect (GIMP_INT_COMBO_BOX (w->sampler_combo),
+                              w->work.sampler,
+                              G_CALLBACK (gimp_int_combo_box_get_active),
+                              &w->work.sampler);
+  g_signal_connect_swapped (w->sampler_combo, "changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
+                             _("S_ampler:"), 0.0, 0.5,
+                             w->sampler_combo, 2, FALSE);
+  gimp_help_set_help_data (w->sampler_combo,
+                           _("DDPM adds fresh noise at every step; DDIM "
+                             "follows a deterministic path and needs fewer "
+                             "steps"), NULL);
+  gtk_widget_show (w->sampler_combo);
+
+  /* Strength: how far into the noise the layer is pushed. */
+  w->strength_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
+                                          _("S_trength:"),
+                                          UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                                          w->work.strength,
+                                          0.0, 1.0, 0.01, 0.1, 2,
+                                          TRUE, 0, 0,
+                                          _("How much noise to add before "
+                                            "denoising: 0 keeps the layer, "
+                                            "1 replaces it with a new image"),
+                                          NULL);
+  g_signal_connect (w->strength_adj, "value-changed",
+                    G_CALLBACK (gimp_double_adjustment_update),
+                    &w->work.strength);
+  g_signal_connect (w->strength_adj, "value-changed",
+                    G_CALLBACK (renoise_plan_changed), w);
+  g_signal_connect_swapped (w->strength_adj, "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+  if (generate)
+    {
+      /* Generation is strength 1 by definition. */
+      gtk_widget_hide (GIMP_SCALE_ENTRY_LABEL (w->strength_adj));
+      gtk_widget_hide (GIMP_SCALE_ENTRY_SCALE (w->strength_adj));
+      gtk_widget_hide (GIMP_SCALE_ENTRY_SPINBUTTON (w->strength_adj));
+    }
+
+  /* Steps: the denoising steps actually run. */
+  w->steps_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 3,
+                                       _("St_eps:"),
+                                       UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                                       w->work.steps,
+                                       1, 1000, 1, 10, 0,
+                                       TRUE, 0, 0,
+                                       _("Number of denoising steps: more "
+                                         "steps are slower and usually "
+                                         "cleaner"),
+                                       NULL);
+  gimp_scale_entry_set_logarithmic (w->steps_adj, TRUE);
+  g_signal_connect (w->steps_adj, "value-changed",
+                    G_CALLBACK (gimp_int_adjustment_update),
+                    &w->work.steps);
+  g_signal_connect (w->steps_adj, "value-changed",
+                    G_CALLBACK (renoise_plan_changed), w);
+  g_signal_connect_swapped (w->steps_adj, "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+
+  /* Seed, with GIMP's "Randomize" toggle and "New Seed" button. */
+  w->seed_box = gimp_random_seed_new (&w->work.seed, &w->work.random_seed);
+  label = gimp_table_attach_aligned (GTK_TABLE (table), 0, 4,
+                                     _("_Seed:"), 0.0, 0.5,
+                                     w->seed_box, 2, TRUE);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label),
+                                 GIMP_RANDOM_SEED_SPINBUTTON (w->seed_box));
+  g_signal_connect_swapped (GIMP_RANDOM_SEED_SPINBUTTON_ADJ (w->seed_box),
+                            "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+  g_signal_connect_swapped (GIMP_RANDOM_SEED_TOGGLE (w->seed_box), "toggled",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+
+  /* What OK will run. */
+  hbox = gtk_hbox_new (FALSE, 6);
+  gtk_box_pack_start (GTK_BOX (main_vbox), hbox, FALSE, FALSE, 0);
+  gtk_widget_show (hbox);
+
+  w->plan_icon = gtk_image_new_from_icon_name (GIMP_ICON_DIALOG_WARNING,
+                                               GTK_ICON_SIZE_BUTTON);
+  gtk_misc_set_alignment (GTK_MISC (w->plan_icon), 0.5, 0.0);
+  gtk_box_pack_start (GTK_BOX (hbox), w->plan_icon, FALSE, FALSE, 0);
+
+  label = gtk_label_new (NULL);
+  gtk_misc_set_alignment (GTK_MISC (label), 0.0, 0.5);
+  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
+  gtk_label_set_selectable (GTK_LABEL (label), TRUE);
+  gtk_widget_set_size_request (label, UI_SCALE_WIDTH + 160, -1);
+  gimp_label_set_attributes (GTK_LABEL (label),
+                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
+                             -1);
+  gtk_box_pack_start (GTK_BOX (hbox), label, TRUE, TRUE, 0);
+  gtk_widget_show (label);
+  w->plan_label = label;
+
+  /* Load the chosen (or default) model's schedule and write the plan. */
+  ui_renoise_dialog_set_model (w, w->work.model);
+
+  return dialog;
+}
+
+void
+ui_renoise_dialog_get_values (UiRenoiseWidgets    *w,
+                              PluginRenoiseValues *vals)
+{
+  g_return_if_fail (w != NULL && vals != NULL);
+
+  *vals = w->work;
+}
+
+gboolean
+ui_renoise_dialog (gint32               drawable_id,
+                   PluginRenoiseValues *vals,
+                   gboolean             generate)
+{
+  UiRenoiseWidgets  w;
+  GtkWidget        *dialog;
+  gboolean          run;
+
+  g_return_val_if_fail (vals != NULL, FALSE);
+
+  gimp_ui_init (PLUG_IN_BINARY, FALSE);
+
+  dialog = ui_renoise_dialog_new (drawable_id, vals, generate, &w);
+  gtk_widget_show (dialog);
+
+  ui_test_hook_renoise (&w);
+
+  run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
+  if (run)
+    {
+      ui_renoise_dialog_get_values (&w, vals);
+      /* "Randomize": this run gets a new seed (the preview kept its own). */
+      if (vals->random_seed)
+        vals->seed = g_random_int ();
+    }
+
+  /* gimp_dialog_run returns without a dialog when the window was closed. */
+  if (w.dialog)
+    gtk_widget_destroy (dialog);
+
+  return run;
+}
