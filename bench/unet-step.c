@@ -63,6 +63,10 @@ main (int argc, char **argv)
       if (it >= 0)
         train[it] = (t1 - t0) / 1e6;
     }
+  const gsize train_bytes = ddpm_unet_activation_bytes (u);
+  ddpm_unet_free (u);  /* a fresh one, to measure what inference alone needs */
+  u = ddpm_unet_new (&config, NULL);
+  ddpm_unet_init (u, 1);
   for (int it = -1; it < iters; it++)
     {
       gint64 t0 = g_get_monotonic_time ();
@@ -74,8 +78,10 @@ main (int argc, char **argv)
   qsort (train, iters, sizeof (double), cmp_double);
   qsort (fwd, iters, sizeof (double), cmp_double);
   printf ("{\"config\": \"%s\", \"params\": %" G_GSIZE_FORMAT ", \"batch\": %d, \"size\": %d, "
-          "\"train_median\": %.4f, \"train_min\": %.4f, \"fwd1_median\": %.4f, \"iters\": %d}\n",
-          preset, ddpm_unet_n_params (u), B, S, train[iters / 2], train[0], fwd[iters / 2], iters);
+          "\"train_median\": %.4f, \"train_min\": %.4f, \"fwd1_median\": %.4f, \"iters\": %d, "
+          "\"train_act_mb\": %.1f, \"fwd1_act_mb\": %.1f}\n",
+          preset, ddpm_unet_n_params (u), B, S, train[iters / 2], train[0], fwd[iters / 2], iters,
+          train_bytes / 1048576.0, ddpm_unet_activation_bytes (u) / 1048576.0);
 
   g_free (x);
   g_free (out);

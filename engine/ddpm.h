@@ -483,7 +483,10 @@ gboolean ddpm_train             (const DdpmTrainParams *params,
  * Adam moments, step and random state; resume from it with resume_path):
  * "X.safetensors" → "X.ckpt.safetensors", other names → "<name>.ckpt".
  * Checkpoints are written every checkpoint_every steps, on cancel and at
- * the end, each time together with the model file.  Newly allocated. */
+ * the end, each time together with the model file.  Resuming continues
+ * the checkpoint's network, schedule and random streams (its seed), so
+ * params->config, schedule, T and seed are then ignored; the step count
+ * `steps` is the total including the steps already done.  Newly allocated. */
 char    *ddpm_train_checkpoint_path (const char *model_path);
 
 G_END_DECLS

@@ -226,6 +226,12 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
   if (!(tr->schedule = ddpm_schedule_new (tr->kind, tr->T, error)))
     return FALSE;
   tr->n_params = ddpm_unet_n_params (tr->unet);
+  if (!ddpm_unet_grads (tr->unet))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                   "Training: not enough memory for the gradients");
+      return FALSE;
+    }
   if (!(tr->m = try_alloc (tr->n_params, "Adam moments", error))
       || !(tr->v = try_alloc (tr->n_params, "Adam moments", error))
       || !(tr->ema = try_alloc (tr->n_params, "EMA weights", error)))

@@ -1248,3 +1248,10 @@ ddpm_unet_input_grad (const DdpmUNet *unet)
   g_return_val_if_fail (unet != NULL && unet->saved, NULL);
   return SCR (S_DX);
 }
+
+gsize
+ddpm_unet_activation_bytes (const DdpmUNet *unet)
+{
+  g_return_val_if_fail (unet != NULL, 0);
+  return unet->acts_capacity * sizeof (float);
+}

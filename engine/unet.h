@@ -111,6 +111,11 @@ void                  ddpm_unet_backward   (DdpmUNet    *unet,
  * forward. */
 const float          *ddpm_unet_input_grad (const DdpmUNet *unet);
 
+/* Bytes of the activation allocation as it stands (0 before the first
+ * forward): what a training or inference call of the largest shape seen
+ * so far needed. */
+gsize                 ddpm_unet_activation_bytes (const DdpmUNet *unet);
+
 G_END_DECLS
 
 #endif /* DDPM_UNET_H */

@@ -5,6 +5,9 @@
 #include <math.h>
 #include <string.h>
 
+#include <signal.h>
+
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 
 #include "image.h"
@@ -737,6 +740,40 @@ test_cli_train (void)
   g_assert_nonnull (strstr (err, "/nonexistent/data"));
   g_free (out);
   g_free (err);
+
+  /* Ctrl-C: SIGINT after the first logged step writes a checkpoint, says
+   * how to resume, and exits with 130. */
+  g_remove (ckpt);
+  const char *argv_int[] = { g_getenv ("DDPM_CLI"), "train", image_path, "--size", "16",
+                             "--steps", "100000", "--batch", "2", "--threads", "1",
+                             "--out", model, NULL };
+  GSubprocess *proc = g_subprocess_newv (argv_int, G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  GDataInputStream *lines = g_data_input_stream_new (g_subprocess_get_stderr_pipe (proc));
+  char *line;
+  GString *log = g_string_new (NULL);
+  gboolean sent = FALSE;
+  while ((line = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error)) != NULL)
+    {
+      g_string_append_printf (log, "%s\n", line);
+      if (!sent && g_str_has_prefix (line, "step "))
+        {
+          g_subprocess_send_signal (proc, SIGINT);
+          sent = TRUE;
+        }
+      g_free (line);
+    }
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_wait (proc, NULL, &error));
+  g_assert_true (sent);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc), ==, 130);
+  g_assert_nonnull (strstr (log->str, "interrupted"));
+  g_assert_nonnull (strstr (log->str, "--resume"));
+  g_assert_true (g_file_test (ckpt, G_FILE_TEST_IS_REGULAR));
+  g_string_free (log, TRUE);
+  g_object_unref (lines);
+  g_object_unref (proc);
 
   g_remove (model);
   g_remove (ckpt);

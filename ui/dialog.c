@@ -37,9 +37,9 @@ renoise_plan_text (const DdpmSchedule  *schedule,
      * the second the schedule's length, the third the number of steps. */
     return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
                                          "Start from pure noise at t = %d of %d, "
-                                         "then run %d denoising step",
+                                         "then %d denoising step",
                                          "Start from pure noise at t = %d of %d, "
-                                         "then run %d denoising steps",
+                                         "then %d denoising steps",
                                          n_steps),
                             t0, schedule->T, n_steps);
   if (t0 == 0)
@@ -49,9 +49,9 @@ renoise_plan_text (const DdpmSchedule  *schedule,
    * t0 of T, then denoised back in n steps. */
   return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
                                        "Noise to t = %d of %d, "
-                                       "then run %d denoising step",
+                                       "then %d denoising step",
                                        "Noise to t = %d of %d, "
-                                       "then run %d denoising steps",
+                                       "then %d denoising steps",
                                        n_steps),
                           t0, schedule->T, n_steps);
 }

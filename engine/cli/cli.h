@@ -4,6 +4,9 @@
 
 #include <glib.h>
 
+#include "ddpm.h"
+#include "image.h"
+
 /* Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
@@ -19,6 +22,8 @@ typedef struct
 int cli_schedule (int argc, char **argv);
 int cli_train (int argc, char **argv);
 int cli_info (int argc, char **argv);
+int cli_renoise (int argc, char **argv);
+int cli_sample (int argc, char **argv);
 
 /* Print "ddpm COMMAND: message" to stderr and return `code`. */
 int cli_fail (const char *command, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);
@@ -29,5 +34,51 @@ gboolean cli_parse (GOptionContext *context, const char *command,
 
 /* A double in the C locale, shortest form that reads back exactly. */
 const char *cli_format_double (char buf[G_ASCII_DTOSTR_BUF_SIZE], double v);
+
+/* Progress lines (progress.c): pass cli_progress_report as the engine's
+ * DdpmProgressFunc with a CliProgress as its data; it cancels the work
+ * once Ctrl-C was pressed (after cli_catch_interrupt). */
+typedef struct
+{
+  const char *unit;          /* "step" */
+  gboolean    tty;
+  gint64      last_print_us;
+  int         last_step;
+} CliProgress;
+
+void     cli_progress_init   (CliProgress *progress, const char *unit);
+gboolean cli_progress_report (const DdpmProgress *p, gpointer user_data);
+void     cli_catch_interrupt (void);
+gboolean cli_was_interrupted (void);
+void     cli_format_duration (char *buf, gsize size, double seconds);
+
+/* Sampler options shared by `renoise` and `sample` (sampling.c). */
+typedef struct
+{
+  char   *model;
+  int     steps;
+  gint64  seed;
+  char   *sampler;
+  double  eta;
+  char   *variance;
+  char   *spacing;
+  gboolean no_clip;
+  int     threads;
+} CliSampleOptions;
+
+void       cli_sample_options_add     (GOptionContext *context, CliSampleOptions *options);
+void       cli_sample_options_clear   (CliSampleOptions *options);
+gboolean   cli_sample_options_resolve (const CliSampleOptions *options,
+                                       DdpmSampleParams       *params,
+                                       GError                **error);
+/* The model at path, or the default model when path is NULL or "". */
+DdpmModel *cli_load_model             (const char *path, GError **error);
+/* Run img2img on image ([0, 1] pixels, in place; alpha untouched) in the
+ * model's channels; mask (H, W) in [0, 1] or NULL. */
+gboolean   cli_run_img2img            (DdpmModel              *model,
+                                       DdpmImage              *image,
+                                       const float            *mask,
+                                       const DdpmSampleParams *params,
+                                       GError                **error);
 
 #endif /* DDPM_CLI_H */

@@ -12,7 +12,10 @@
 
 static const CliCommand commands[] = {
   { "schedule", "print a noise schedule and its derived tables", cli_schedule },
+  { "train", "train or resume a model on images", cli_train },
   { "info", "describe a model file or a preset", cli_info },
+  { "sample", "generate an image from noise", cli_sample },
+  { "renoise", "noise an image partway and denoise it back (strength)", cli_renoise },
 };
 
 static void

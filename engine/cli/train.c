@@ -67,8 +67,8 @@ on_progress (const DdpmProgress *p, gpointer user_data)
   else if (p->step - state->last_step >= 10 || now - state->last_print_us >= 2000000
            || p->step == p->n_steps)
     {
-      fprintf (stderr, "step %d/%d loss %.4f %.2f it/s ETA %s\n",
-               p->step, p->n_steps, p->loss, p->per_second, eta);
+      fprintf (stderr, "step %d/%d loss %.4f %.2f it/s elapsed %.2fs ETA %s\n",
+               p->step, p->n_steps, p->loss, p->per_second, p->elapsed, eta);
       state->last_step = p->step;
       state->last_print_us = now;
     }

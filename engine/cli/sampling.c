@@ -1,0 +1,139 @@
+/* sampling.c: what `ddpm renoise` and `ddpm sample` share: the sampler
+ * options, loading the model, and running img2img on a DdpmImage (channel
+ * conversion to the model's, [0, 1] ⇄ [−1, 1], alpha kept aside). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ddpm.h"
+#include "image.h"
+#include "cli.h"
+
+void
+cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
+{
+  const GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model,
+      "model file (default: the installed default model)", "FILE" },
+    { "steps", 'n', 0, G_OPTION_ARG_INT, &o->steps,
+      "denoising steps actually run (default 20)", "N" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &o->seed, "random seed (default 0)", "S" },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &o->sampler,
+      "ddim (default) or ddpm", "NAME" },
+    { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &o->eta,
+      "DDIM noise η in [0, 1] (default 0: deterministic)", "E" },
+    { "variance", 0, 0, G_OPTION_ARG_STRING, &o->variance,
+      "DDPM sampler variance: posterior (β̃, default) or beta", "NAME" },
+    { "spacing", 0, 0, G_OPTION_ARG_STRING, &o->spacing,
+      "timestep spacing: trailing (default), leading or linspace", "NAME" },
+    { "no-clip", 0, 0, G_OPTION_ARG_NONE, &o->no_clip,
+      "do not clip the predicted x0 to [-1, 1]", NULL },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &o->threads,
+      "threads (default: all cores)", "N" },
+    { NULL }
+  };
+
+  o->steps = 20;
+  /* GOption copies the entries; their arg_data point into `o`. */
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_sample_options_clear (CliSampleOptions *o)
+{
+  g_free (o->model);
+  g_free (o->sampler);
+  g_free (o->variance);
+  g_free (o->spacing);
+}
+
+gboolean
+cli_sample_options_resolve (const CliSampleOptions *o,
+                            DdpmSampleParams       *params,
+                            GError                **error)
+{
+  ddpm_sample_params_init (params);
+  if (o->steps < 1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "--steps must be at least 1, not %d", o->steps);
+      return FALSE;
+    }
+  if (o->eta < 0 || o->eta > 1 || isnan (o->eta))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "--eta must be between 0 and 1, not %g", o->eta);
+      return FALSE;
+    }
+  if (o->threads < 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "--threads must be 0 (all cores) or more, not %d", o->threads);
+      return FALSE;
+    }
+  if ((o->sampler && !ddpm_sampler_kind_from_string (o->sampler, &params->sampler, error))
+      || (o->variance && !ddpm_variance_from_string (o->variance, &params->variance, error))
+      || (o->spacing && !ddpm_spacing_from_string (o->spacing, &params->spacing, error)))
+    return FALSE;
+  params->steps = o->steps;
+  params->seed = (guint64) o->seed;
+  params->eta = o->eta;
+  params->clip_x0 = !o->no_clip;
+  params->threads = o->threads;
+  return TRUE;
+}
+
+DdpmModel *
+cli_load_model (const char *path, GError **error)
+{
+  char *default_path = NULL;
+  DdpmModel *model;
+
+  if (path == NULL || *path == '\0')
+    path = default_path = ddpm_model_default_path ();
+  model = ddpm_model_load (path, error);
+  if (model == NULL && default_path != NULL)
+    g_prefix_error (error, "No model given (--model) and the default model "
+                    "could not be loaded: ");
+  g_free (default_path);
+  return model;
+}
+
+gboolean
+cli_run_img2img (DdpmModel              *model,
+                 DdpmImage              *image,
+                 const float            *mask,
+                 const DdpmSampleParams *params,
+                 GError                **error)
+{
+  const DdpmUNetConfig *config = ddpm_model_get_config (model);
+  DdpmImage *work = image;
+  DdpmDenoiser denoiser;
+  gboolean ok;
+
+  /* A gray image through an RGB model (or the reverse) runs in the model's
+   * channels and comes back in its own. */
+  if (image->channels != config->in_channels)
+    work = ddpm_image_convert_channels (image, config->in_channels);
+
+  gsize n = (gsize) work->channels * work->width * work->height;
+  for (gsize i = 0; i < n; i++)
+    work->pixels[i] = 2.0f * work->pixels[i] - 1.0f;
+
+  ddpm_model_get_denoiser (model, params->threads, &denoiser);
+  ok = ddpm_img2img (work->pixels, mask, work->channels, work->height, work->width,
+                     ddpm_model_get_schedule (model), &denoiser, params, error);
+
+  for (gsize i = 0; i < n; i++)
+    work->pixels[i] = CLAMP (0.5f * (work->pixels[i] + 1.0f), 0.0f, 1.0f);
+  if (work != image)
+    {
+      DdpmImage *back = ddpm_image_convert_channels (work, image->channels);
+
+      memcpy (image->pixels, back->pixels,
+              sizeof (float) * image->channels * image->width * image->height);
+      ddpm_image_free (back);
+      ddpm_image_free (work);
+    }
+  return ok;
+}
