@@ -1,6 +1,6 @@
 /* test-learns.c (suite 'slow'): the tiny preset really learns.  A few
  * hundred 32×32 images of simple coloured shapes are generated into a
- * temporary folder; a few hundred training steps must bring the smoothed
+ * temporary folder; 150 training steps must bring the smoothed
  * L_simple below half its initial value (≈ 1: the zero-initialised output
  * predicts ε = 0), and the saved model, reloaded, must give on a fixed
  * batch the loss of the checkpoint's EMA weights, well below the untrained
@@ -15,7 +15,7 @@
 
 #define N_IMAGES 256
 #define SIZE 32
-#define STEPS 300
+#define STEPS 150
 
 /* A flat background and one filled disc or square, colours and placement
  * from the counter-based generator. */

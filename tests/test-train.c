@@ -393,6 +393,23 @@ stripes (int C, int H, int W)
   return p;
 }
 
+/* Three different images, so that the epoch order (the data cursor)
+ * matters. */
+static DdpmDataset *
+three_images (void)
+{
+  DdpmDataset *d = ddpm_dataset_new_empty ();
+
+  for (int k = 0; k < 3; k++)
+    {
+      float *p = stripes (1, 20 + k, 24);
+      for (int i = 0; i < (20 + k) * 24; i++)
+        p[i] *= 1.0f - 0.3f * k;
+      ddpm_dataset_add_image (d, g_strdup_printf ("image %d", k), p, 1, 20 + k, 24);
+    }
+  return d;
+}
+
 static void
 train_params (DdpmTrainParams *p, const char *out, int steps)
 {
@@ -459,14 +476,13 @@ test_resume_exact (void)
   char *split = g_build_filename (dir, "split.safetensors", NULL);
   char *straight_ckpt = ddpm_train_checkpoint_path (straight);
   char *split_ckpt = ddpm_train_checkpoint_path (split);
-  float *pixels = stripes (1, 24, 30);
   DdpmTrainParams p;
   Recorder rec = { 0 };
 
   g_assert_cmpstr (split_ckpt + strlen (dir), ==, "/split.ckpt.safetensors");
 
   /* 2N steps straight. */
-  DdpmDataset *d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  DdpmDataset *d = three_images ();
   train_params (&p, straight, 2 * N);
   p.progress = record_progress;
   p.progress_data = &rec;
@@ -482,7 +498,7 @@ test_resume_exact (void)
 
   /* N steps, cancelled from the progress callback after step N: the
    * checkpoint is written and the error says so. */
-  d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  d = three_images ();
   Recorder rec2 = { 0 };
   rec2.cancel_at = N;
   train_params (&p, split, 2 * N);
@@ -501,7 +517,7 @@ test_resume_exact (void)
 
   /* Resume in a fresh dataset (its epoch order rebuilt from the cursor)
    * for the remaining N steps. */
-  d = ddpm_dataset_new_from_pixels (pixels, 1, 24, 30, &error);
+  d = three_images ();
   Recorder rec3 = { 0 };
   rec3.last_step = N;
   train_params (&p, split, 2 * N);
@@ -554,7 +570,6 @@ test_resume_exact (void)
   g_free (straight_ckpt);
   g_free (split_ckpt);
   g_free (dir);
-  g_free (pixels);
 }
 
 /* The same seed and thread count give the same weights; another seed

@@ -468,23 +468,10 @@ test_validate (void)
 /* ch 32, [1, 2], one block, attention at level 1, dropout: small enough
  * for finite differences. */
 static DdpmUNet *
-small_net (float dropout, guint64 seed)
+random_net (const DdpmUNetConfig *c, guint64 seed)
 {
-  DdpmUNetConfig c = { 0 };
-  DdpmUNet *u;
+  DdpmUNet *u = ddpm_unet_new (c, NULL);
 
-  c.in_channels = 2;
-  c.out_channels = 2;
-  c.ch = 32;
-  c.n_levels = 2;
-  c.ch_mult[0] = 1;
-  c.ch_mult[1] = 2;
-  c.num_res_blocks = 1;
-  c.n_attn = 1;
-  c.attn_resolutions[0] = 4;
-  c.image_size = 8;
-  c.dropout = dropout;
-  u = ddpm_unet_new (&c, NULL);
   g_assert_nonnull (u);
   /* random weights with every layer live (no zero init), scaled so that
    * activations stay O(1) */
@@ -502,18 +489,44 @@ small_net (float dropout, guint64 seed)
   return u;
 }
 
-static double
-loss (DdpmUNet *u, const float *x, const int *t, const float *r, int B, int S, guint64 dseed)
+static DdpmUNet *
+small_net (float dropout, guint64 seed)
 {
-  const gsize ny = (gsize) B * 2 * S * S;
+  DdpmUNetConfig c = { 0 };
+
+  c.in_channels = 2;
+  c.out_channels = 2;
+  c.ch = 32;
+  c.n_levels = 2;
+  c.ch_mult[0] = 1;
+  c.ch_mult[1] = 2;
+  c.num_res_blocks = 1;
+  c.n_attn = 1;
+  c.attn_resolutions[0] = 4;
+  c.image_size = 8;
+  c.dropout = dropout;
+  return random_net (&c, seed);
+}
+
+static double
+loss_hw (DdpmUNet *u, const float *x, const int *t, const float *r, int B, int H, int W,
+         guint64 dseed)
+{
+  const gsize ny = (gsize) B * ddpm_unet_get_config (u)->out_channels * H * W;
   float *out = g_new (float, ny);
   double l = 0;
 
-  g_assert_true (ddpm_unet_forward (u, out, x, t, B, S, S, TRUE, dseed, NULL));
+  g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, TRUE, dseed, NULL));
   for (gsize i = 0; i < ny; i++)
     l += (double) out[i] * r[i];
   g_free (out);
   return l;
+}
+
+static double
+loss (DdpmUNet *u, const float *x, const int *t, const float *r, int B, int S, guint64 dseed)
+{
+  return loss_hw (u, x, t, r, B, S, S, dseed);
 }
 
 /* Central differences (L(θ+h) − L(θ−h))/2h of L = Σ out·r, for the
@@ -603,6 +616,99 @@ test_finite_differences (void)
   g_free (r);
   g_free (out);
   ddpm_unet_free (u);
+}
+
+/* Shapes the fixtures do not cover: one level, two blocks per level,
+ * attention at two levels, more output than input channels, wide and tall
+ * images.  Central differences on ∂L/∂x at the largest entry and on the
+ * largest gradient of the first conv and of the attention's value. */
+static void
+test_configs (void)
+{
+  const struct
+  {
+    int in, out, n_levels, mult[3], nrb, n_attn, attn[2], image, B, H, W;
+    float dropout;
+  } cases[] = {
+    { 1, 1, 1, { 1 }, 1, 1, { 4 }, 4, 1, 4, 4, 0.0f },
+    { 3, 6, 2, { 1, 1 }, 2, 2, { 8, 4 }, 8, 2, 8, 16, 0.2f },
+    { 2, 2, 3, { 2, 1, 2 }, 1, 1, { 4 }, 16, 1, 12, 4, 0.0f },
+  };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (cases); k++)
+    {
+      DdpmUNetConfig c = { 0 };
+      const int t[2] = { 17, 400 };
+
+      c.in_channels = cases[k].in;
+      c.out_channels = cases[k].out;
+      c.ch = 32;
+      c.n_levels = cases[k].n_levels;
+      for (int l = 0; l < c.n_levels; l++)
+        c.ch_mult[l] = cases[k].mult[l];
+      c.num_res_blocks = cases[k].nrb;
+      c.n_attn = cases[k].n_attn;
+      for (int a = 0; a < c.n_attn; a++)
+        c.attn_resolutions[a] = cases[k].attn[a];
+      c.image_size = cases[k].image;
+      c.dropout = cases[k].dropout;
+
+      DdpmUNet *u = random_net (&c, 100 + k);
+      const int B = cases[k].B, H = cases[k].H, W = cases[k].W;
+      const gsize nx = (gsize) B * c.in_channels * H * W, ny = (gsize) B * c.out_channels * H * W;
+      float *x = g_new (float, nx), *r = g_new (float, ny), *out = g_new (float, ny);
+
+      ddpm_rng_normal_fill (x, nx, 4, k, 0);
+      ddpm_rng_normal_fill (r, ny, 5, k, 0);
+      g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, TRUE, 1, NULL));
+      ddpm_unet_zero_grads (u);
+      ddpm_unet_backward (u, r);
+      float *dx = g_memdup2 (ddpm_unet_input_grad (u), nx * sizeof (float));
+      float *grads = g_memdup2 (ddpm_unet_grads (u), ddpm_unet_n_params (u) * sizeof (float));
+
+      gsize at = 0;
+      for (gsize i = 0; i < nx; i++)
+        if (fabsf (dx[i]) > fabsf (dx[at]))
+          at = i;
+      const float saved = x[at], h = 1e-2f;
+      x[at] = saved + h;
+      double lp = loss_hw (u, x, t, r, B, H, W, 1);
+      x[at] = saved - h;
+      double lm = loss_hw (u, x, t, r, B, H, W, 1);
+      x[at] = saved;
+      double fd = (lp - lm) / (2.0 * ((double) (saved + h) - saved));
+      g_test_message ("case %" G_GSIZE_FORMAT " x[%" G_GSIZE_FORMAT "]: analytic %.6g, numeric %.6g",
+                      k, at, dx[at], fd);
+      g_assert_cmpfloat (fabs (fd - dx[at]), <, 2e-2 * fabs (dx[at]) + 2e-3);
+
+      const char *names[] = { "down_blocks.0.resnets.0.conv1.weight",
+                              "mid_block.attentions.0.value.weight" };
+      float *p = ddpm_unet_params (u);
+      for (gsize n = 0; n < G_N_ELEMENTS (names); n++)
+        {
+          const DdpmParamInfo *info = ddpm_unet_tensor (u, ddpm_unet_find_tensor (u, names[n]));
+          gsize j = info->offset;
+          for (gsize i = 0; i < info->numel; i++)
+            if (fabsf (grads[info->offset + i]) > fabsf (grads[j]))
+              j = info->offset + i;
+          const float ps = p[j], ph = 1e-2f * MAX (1.0f, fabsf (ps));
+          p[j] = ps + ph;
+          lp = loss_hw (u, x, t, r, B, H, W, 1);
+          p[j] = ps - ph;
+          lm = loss_hw (u, x, t, r, B, H, W, 1);
+          p[j] = ps;
+          fd = (lp - lm) / (2.0 * ((double) (ps + ph) - ps));
+          g_test_message ("case %" G_GSIZE_FORMAT " %s: analytic %.6g, numeric %.6g",
+                          k, names[n], grads[j], fd);
+          g_assert_cmpfloat (fabs (fd - grads[j]), <, 2e-2 * fabs (grads[j]) + 2e-3);
+        }
+      g_free (dx);
+      g_free (grads);
+      g_free (x);
+      g_free (r);
+      g_free (out);
+      ddpm_unet_free (u);
+    }
 }
 
 /* Each image of a batch is computed on its own (GroupNorm is per sample),
@@ -719,6 +825,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/unet/pytorch-attn-top", test_pytorch_attn_top);
   g_test_add_func ("/engine/unet/pytorch-gray", test_pytorch_gray);
   g_test_add_func ("/engine/unet/finite-differences", test_finite_differences);
+  g_test_add_func ("/engine/unet/configs", test_configs);
   g_test_add_func ("/engine/unet/batch-and-sizes", test_batch_and_sizes);
   return g_test_run ();
 }

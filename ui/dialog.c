@@ -15,8 +15,6 @@
 
 #include <string.h>
 
-static void renoise_update_plan      (UiRenoiseWidgets *w);
-
 /* The text of the plan line for strength and steps on `schedule`;
  * newly allocated.  NULL (and error set) if the plan is impossible. */
 static gchar *
@@ -168,7 +166,16 @@ ui_renoise_dialog_set_model (UiRenoiseWidgets *w,
                                                       s->T_base, &error);
       ddpm_model_free (model);
     }
-  if (! w->schedule)
+  if (! w->schedule && g_strcmp0 (path, w->default_model) == 0 &&
+      ! g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      /* A fresh installation: say what to do rather than "no such file". */
+      w->model_error = g_strdup (_("No diffusion model is installed yet: choose "
+                                   "a model file, or train one with Filters ▸ "
+                                   "Diffusion ▸ Train Model."));
+      g_clear_error (&error);
+    }
+  else if (! w->schedule)
     {
       gchar *name = g_filename_display_basename (path);
 

@@ -30,6 +30,7 @@ typedef struct
   GKeyFile         *result;
   UiRenoiseWidgets *renoise;
   UiTrainWidgets   *train;
+  guint             source;     /* the pending timeout, 0 if none */
 } UiTest;
 
 static void
@@ -136,7 +137,29 @@ record_screenshot (UiTest    *test,
   g_free (file);
 }
 
-/* Write the record and close the dialog as Cancel would. */
+/* The dialog is gone (closed by the hook, or by hand before the hook ran):
+ * nothing may touch its widgets any more. */
+static void
+ui_test_dialog_destroyed (GtkWidget *dialog,
+                          UiTest    *test)
+{
+  if (test->source)
+    g_source_remove (test->source);
+  ui_test_free (test);
+}
+
+static void
+ui_test_start (UiTest      *test,
+               GtkWidget   *dialog,
+               GSourceFunc  first_step)
+{
+  test->source = g_timeout_add (SETTLE_MS, first_step, test);
+  g_signal_connect (dialog, "destroy",
+                    G_CALLBACK (ui_test_dialog_destroyed), test);
+}
+
+/* Write the record and close the dialog as Cancel would; the dialog's
+ * destruction then frees `test`. */
 static gboolean
 finish (UiTest    *test,
         GtkWidget *dialog)
@@ -155,8 +178,8 @@ finish (UiTest    *test,
     }
   g_free (file);
 
+  test->source = 0;
   gtk_dialog_response (GTK_DIALOG (dialog), GTK_RESPONSE_CANCEL);
-  ui_test_free (test);
   return G_SOURCE_REMOVE;
 }
 
@@ -239,6 +262,21 @@ renoise_poke (gpointer data)
   record_string (test, "values_model_bad", w->work.model);
   g_free (bad_model);
 
+  /* No default model installed (a fresh installation): the line says what
+   * to do, OK goes grey. */
+  {
+    gchar *installed = w->default_model;
+
+    w->default_model = g_build_filename (test->dir, "no-such-dir",
+                                         "default.safetensors", NULL);
+    ui_renoise_dialog_set_model (w, "");
+    record_string (test, "plan_no_default_model",
+                   gtk_label_get_text (GTK_LABEL (w->plan_label)));
+    record_bool (test, "ok_sensitive_no_default_model", ok_sensitive (w->dialog));
+    g_free (w->default_model);
+    w->default_model = installed;
+  }
+
   /* And back to the default model. */
   ui_renoise_dialog_set_model (w, "");
   record_string (test, "plan_restored", gtk_label_get_text (GTK_LABEL (w->plan_label)));
@@ -247,7 +285,7 @@ renoise_poke (gpointer data)
   record_string (test, "values_model_restored", w->work.model);
 
   /* Let the preview render the last values, then take the picture. */
-  g_timeout_add (SETTLE_MS, renoise_finish, test);
+  test->source = g_timeout_add (SETTLE_MS, renoise_finish, test);
   return G_SOURCE_REMOVE;
 }
 
@@ -259,7 +297,7 @@ ui_test_hook_renoise (UiRenoiseWidgets *w)
   if (! test)
     return;
   test->renoise = w;
-  g_timeout_add (SETTLE_MS, renoise_poke, test);
+  ui_test_start (test, w->dialog, renoise_poke);
 }
 
 /* ------------------------------------------------------------------- train */
@@ -342,5 +380,5 @@ ui_test_hook_train (UiTrainWidgets *w)
   if (! test)
     return;
   test->train = w;
-  g_timeout_add (SETTLE_MS, train_poke, test);
+  ui_test_start (test, w->dialog, train_poke);
 }

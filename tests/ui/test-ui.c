@@ -4,15 +4,18 @@
  * are tested where they live.  This program (run by meson under xvfb-run,
  * which provides the X display) prepares a private GIMP profile with the
  * freshly built plug-in, trains a tiny default model (two steps of
- * ddpm_train), and starts gimp-2.10 once with batch commands that call
+ * ddpm_train), and starts gimp-2.10 with batch commands that call
  * plug-in-ddpm-renoise, -generate and -train with RUN-INTERACTIVE and
- * DDPM_UI_TEST set.  The dialogs' test hook (ui/ui-test.c) pokes the
- * widgets, records what they showed into <procedure>.result, saves a
- * screenshot <procedure>.png and cancels.  Every assertion is made here,
- * on those records and pictures; the expected numbers are computed here
- * (t0 = strength·T of the model's 1000-step schedule).
+ * DDPM_UI_TEST set; then once more in German (LANGUAGE=de, with the
+ * catalogue built from po/de.po) for the renoise dialog.  The dialogs'
+ * test hook (ui/ui-test.c) pokes the widgets, records what they showed
+ * into <procedure>.result, saves a screenshot <procedure>.png and
+ * cancels.  Every assertion is made here, on those records and pictures;
+ * the expected numbers are computed here (t0 = strength·T of the model's
+ * 1000-step schedule).
  *
- * Environment (set by tests/ui/meson.build): GIMP (gimp-2.10), DDPM_PLUGIN (the built gimp-ddpm binary),
+ * Environment (set by tests/ui/meson.build): GIMP (gimp-2.10), DDPM_PLUGIN
+ * (the built gimp-ddpm binary), DDPM_PO_BUILDDIR (the built catalogues),
  * DDPM_UI_RUN_DIR (a scratch directory, emptied first). */
 #include <string.h>
 #include <glib.h>
@@ -25,12 +28,14 @@
 #define GENERATE_PROC "plug-in-ddpm-generate"
 #define TRAIN_PROC    "plug-in-ddpm-train"
 
-/* Seconds GIMP gets for its start (~10 s with a fresh profile) and the
- * three dialogs (a few seconds each). */
-#define GIMP_TIMEOUT "150"
+/* The most seconds one GIMP run may take: usually 20–50 (the start takes
+ * ~10 s with a fresh profile, each dialog a few), more on a loaded
+ * machine. */
+#define GIMP_TIMEOUT "180"
 
 static gchar    *run_dir;
 static gchar    *results_dir;
+static gchar    *results_de_dir;
 static gchar    *model_file;
 static gboolean  gimp_ran;
 static gchar    *gimp_log;
@@ -158,14 +163,109 @@ train_tiny_model (const gchar *image, const gchar *out)
   g_object_unref (pixbuf);
 }
 
-/* Everything the tests look at comes from one GIMP run, made on first use. */
+/* Copy `from` to `to`, creating the folders, with the given mode. */
+static void
+copy_file (const gchar *from, const gchar *to, gint mode)
+{
+  gchar  *contents, *dir = g_path_get_dirname (to);
+  gsize   length;
+  GError *error = NULL;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  g_file_get_contents (from, &contents, &length, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (to, contents, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (to, mode), ==, 0);
+  g_free (contents);
+  g_free (dir);
+}
+
+/* One GIMP session in `language` (NULL: untranslated) that runs the
+ * Script-Fu `commands` with the dialogs' hook writing into `results`.
+ * Each -b runs on its own, so a cancelled dialog (an error for Script-Fu)
+ * does not stop the next. */
+static void
+run_gimp (const gchar *results, const gchar *language, gchar **commands)
+{
+  gchar     *profile = g_build_filename (run_dir, "gimp-profile", NULL);
+  gchar     *models_dir = g_build_filename (run_dir, "models", NULL);
+  gchar     *log_file, *log;
+  GPtrArray *argv = g_ptr_array_new ();
+  gchar    **envp;
+
+  g_assert_cmpint (g_mkdir_with_parents (results, 0755), ==, 0);
+  for (const gchar *a[] = { "timeout", "-k", "10", GIMP_TIMEOUT, env ("GIMP"),
+                            "--new-instance", "--no-data", "--no-fonts",
+                            "--no-splash", "--console-messages",
+                            "--batch-interpreter", "plug-in-script-fu-eval", NULL },
+       **p = a; *p; p++)
+    g_ptr_array_add (argv, (gpointer) *p);
+  for (gchar **c = commands; *c; c++)
+    {
+      g_ptr_array_add (argv, "-b");
+      g_ptr_array_add (argv, *c);
+    }
+  g_ptr_array_add (argv, "-b");
+  g_ptr_array_add (argv, "(gimp-quit 0)");
+  g_ptr_array_add (argv, NULL);
+
+  envp = g_get_environ ();
+  envp = g_environ_setenv (envp, "GIMP2_DIRECTORY", profile, TRUE);
+  envp = g_environ_setenv (envp, "DDPM_MODEL_DIR", models_dir, TRUE);
+  envp = g_environ_setenv (envp, "DDPM_UI_TEST", results, TRUE);
+  envp = g_environ_setenv (envp, "HOME", run_dir, TRUE);
+  envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", run_dir, TRUE);
+  /* The plug-in finds its catalogues in XDG_DATA_HOME/gimp-ddpm/locale. */
+  envp = g_environ_setenv (envp, "XDG_DATA_HOME", run_dir, TRUE);
+  envp = g_environ_setenv (envp, "XDG_CACHE_HOME", run_dir, TRUE);
+  envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+  if (language)
+    envp = g_environ_setenv (envp, "LANGUAGE", language, TRUE);
+  else
+    envp = g_environ_unsetenv (envp, "LANGUAGE");
+  envp = g_environ_unsetenv (envp, "GIMP_TESTING_PLUGINDIRS");
+
+  spawn ((gchar **) argv->pdata, envp, &log);
+  log_file = g_strdup_printf ("%s.log", results);
+  g_file_set_contents (log_file, log, -1, NULL);
+  gimp_log = g_strconcat (gimp_log ? gimp_log : "", log, NULL);
+
+  g_free (log);
+  g_free (log_file);
+  g_strfreev (envp);
+  g_ptr_array_unref (argv);
+  g_free (models_dir);
+  g_free (profile);
+}
+
+/* Script-Fu: open the test picture and call a procedure on its layer.  A
+ * non-interactive run first leaves its values as the last values, so the
+ * renoise and generate dialogs open on 3 steps and their previews render
+ * quickly. */
+static gchar *
+script (const gchar *image, const gchar *calls)
+{
+  return g_strdup_printf ("(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE \"%s\" \"%s\")))"
+                          "       (drw (car (gimp-image-get-active-drawable img)))) %s)",
+                          image, image, calls);
+}
+
+#define RENOISE_CALLS \
+  "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1)" \
+  "(" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.5 3 1234 1)"
+#define GENERATE_CALLS \
+  "(" GENERATE_PROC " RUN-NONINTERACTIVE img drw \"\" 3 1234 1)" \
+  "(" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 3 1234 1)"
+#define TRAIN_CALLS \
+  "(" TRAIN_PROC " RUN-INTERACTIVE img drw \"\" \"tiny\" 100 32 1 \"\")"
+
+/* Everything the tests look at comes from two GIMP runs, made on first
+ * use: the three dialogs untranslated, then the renoise dialog in German. */
 static void
 ensure_gimp_ran (void)
 {
-  gchar  *image, *profile, *plugin_dir, *plugin_copy, *models_dir, *contents;
-  gsize   length;
-  GError *error = NULL;
-  gchar **envp;
+  gchar *image, *models_dir, *plugin_copy, *mo_built, *mo_copy;
 
   if (gimp_ran)
     return;
@@ -173,22 +273,21 @@ ensure_gimp_ran (void)
 
   run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
   remove_tree (run_dir);
-  results_dir = g_build_filename (run_dir, "results", NULL);
-  profile     = g_build_filename (run_dir, "gimp-profile", NULL);
-  plugin_dir  = g_build_filename (profile, "plug-ins", "gimp-ddpm", NULL);
-  models_dir  = g_build_filename (run_dir, "models", NULL);
-  g_assert_cmpint (g_mkdir_with_parents (results_dir, 0755), ==, 0);
-  g_assert_cmpint (g_mkdir_with_parents (plugin_dir, 0755), ==, 0);
+  results_dir    = g_build_filename (run_dir, "results", NULL);
+  results_de_dir = g_build_filename (run_dir, "results-de", NULL);
+  models_dir     = g_build_filename (run_dir, "models", NULL);
   g_assert_cmpint (g_mkdir_with_parents (models_dir, 0755), ==, 0);
 
-  /* The plug-in, installed into the private profile. */
-  g_file_get_contents (env ("DDPM_PLUGIN"), &contents, &length, &error);
-  g_assert_no_error (error);
-  plugin_copy = g_build_filename (plugin_dir, "gimp-ddpm", NULL);
-  g_file_set_contents (plugin_copy, contents, length, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (g_chmod (plugin_copy, 0755), ==, 0);
-  g_free (contents);
+  /* The plug-in, installed into the private profile, and its German
+   * catalogue where it looks for a per-user one. */
+  plugin_copy = g_build_filename (run_dir, "gimp-profile", "plug-ins", "gimp-ddpm",
+                                  "gimp-ddpm", NULL);
+  copy_file (env ("DDPM_PLUGIN"), plugin_copy, 0755);
+  mo_built = g_build_filename (env ("DDPM_PO_BUILDDIR"), "de", "LC_MESSAGES",
+                               "gimp-ddpm.mo", NULL);
+  mo_copy = g_build_filename (run_dir, "gimp-ddpm", "locale", "de", "LC_MESSAGES",
+                              "gimp-ddpm.mo", NULL);
+  copy_file (mo_built, mo_copy, 0644);
 
   image = write_test_image ();
 
@@ -198,70 +297,47 @@ ensure_gimp_ran (void)
   model_file = g_build_filename (models_dir, "default.safetensors", NULL);
   train_tiny_model (image, model_file);
 
-  /* One GIMP session; each -b runs on its own, so a cancelled dialog (an
-   * error for Script-Fu) does not stop the next. */
   {
-    gchar *load = g_strdup_printf ("(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE \"%s\" \"%s\")))"
-                                   "       (drw (car (gimp-image-get-active-drawable img))))",
-                                   image, image);
-    /* A non-interactive run first leaves its values as the last values,
-     * so the dialog opens on 3 steps and its preview renders quickly. */
-    gchar *renoise  = g_strdup_printf ("%s (" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1)"
-                                       "   (" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.5 3 1234 1))", load);
-    gchar *generate = g_strdup_printf ("%s (" GENERATE_PROC " RUN-NONINTERACTIVE img drw \"\" 3 1234 1)"
-                                       "   (" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 3 1234 1))", load);
-    gchar *train    = g_strdup_printf ("%s (" TRAIN_PROC " RUN-INTERACTIVE img drw \"\" \"tiny\" 100 32 1 \"\"))", load);
-    gchar *argv[] = { "timeout", "-k", "10", GIMP_TIMEOUT,
-                      (gchar *) env ("GIMP"), "--new-instance", "--no-data", "--no-fonts",
-                      "--no-splash", "--console-messages",
-                      "--batch-interpreter", "plug-in-script-fu-eval",
-                      "-b", renoise, "-b", generate, "-b", train,
-                      "-b", "(gimp-quit 0)", NULL };
+    gchar *commands[] = { script (image, RENOISE_CALLS),
+                          script (image, GENERATE_CALLS),
+                          script (image, TRAIN_CALLS), NULL };
 
-    envp = g_get_environ ();
-    envp = g_environ_setenv (envp, "GIMP2_DIRECTORY", profile, TRUE);
-    envp = g_environ_setenv (envp, "DDPM_MODEL_DIR", models_dir, TRUE);
-    envp = g_environ_setenv (envp, "DDPM_UI_TEST", results_dir, TRUE);
-    envp = g_environ_setenv (envp, "HOME", run_dir, TRUE);
-    envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", run_dir, TRUE);
-    envp = g_environ_setenv (envp, "XDG_DATA_HOME", run_dir, TRUE);
-    envp = g_environ_setenv (envp, "XDG_CACHE_HOME", run_dir, TRUE);
-    envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
-    envp = g_environ_unsetenv (envp, "LANGUAGE");
-    envp = g_environ_unsetenv (envp, "GIMP_TESTING_PLUGINDIRS");
-
-    spawn (argv, envp, &gimp_log);
-    g_strfreev (envp);
-    g_free (load);
-    g_free (renoise);
-    g_free (generate);
-    g_free (train);
+    run_gimp (results_dir, NULL, commands);
+    for (gchar **c = commands; *c; c++)
+      g_free (*c);
   }
   {
-    gchar *log_file = g_build_filename (run_dir, "gimp.log", NULL);
+    gchar *commands[] = { script (image, RENOISE_CALLS), NULL };
 
-    g_file_set_contents (log_file, gimp_log, -1, NULL);
-    g_free (log_file);
+    run_gimp (results_de_dir, "de", commands);
+    g_free (commands[0]);
   }
 
   g_free (image);
-  g_free (profile);
-  g_free (plugin_dir);
-  g_free (plugin_copy);
   g_free (models_dir);
+  g_free (plugin_copy);
+  g_free (mo_built);
+  g_free (mo_copy);
 }
 
 /* The record a dialog's hook wrote; fails the test (showing GIMP's output)
  * when the dialog never got there. */
+/* The results of the run in `language` (NULL or "de"). */
+static const gchar *
+results_for (const gchar *language)
+{
+  ensure_gimp_ran ();
+  return language ? results_de_dir : results_dir;
+}
+
 static GKeyFile *
-load_result (const gchar *procedure)
+load_result (const gchar *language, const gchar *procedure)
 {
   GKeyFile *result = g_key_file_new ();
   gchar    *file;
   GError   *error = NULL;
 
-  ensure_gimp_ran ();
-  file = g_strdup_printf ("%s/%s.result", results_dir, procedure);
+  file = g_strdup_printf ("%s/%s.result", results_for (language), procedure);
   if (! g_key_file_load_from_file (result, file, G_KEY_FILE_NONE, &error))
     {
       g_printerr ("GIMP's output:\n%s\n", gimp_log);
@@ -321,16 +397,17 @@ get_double (GKeyFile *result, const gchar *key)
 /* The screenshot is a picture of a dialog: big enough for its widgets, and
  * not blank (a dialog over an empty screen has text, frames, a preview). */
 static void
-assert_screenshot (const gchar *procedure, gint min_width, gint min_height)
+assert_screenshot (const gchar *language, const gchar *procedure,
+                   gint min_width, gint min_height)
 {
-  gchar     *file = g_strdup_printf ("%s/%s.png", results_dir, procedure);
+  gchar     *file;
   GError    *error = NULL;
   GdkPixbuf *pixbuf;
   GHashTable *colours;
   gint        width, height, stride, n_channels;
   const guchar *pixels;
 
-  ensure_gimp_ran ();
+  file = g_strdup_printf ("%s/%s.png", results_for (language), procedure);
   pixbuf = gdk_pixbuf_new_from_file (file, &error);
   g_assert_no_error (error);
   width  = gdk_pixbuf_get_width (pixbuf);
@@ -364,7 +441,7 @@ assert_screenshot (const gchar *procedure, gint min_width, gint min_height)
 static void
 test_renoise_widgets (void)
 {
-  GKeyFile *r = load_result (RENOISE_PROC);
+  GKeyFile *r = load_result (NULL, RENOISE_PROC);
 
   assert_key_str (r, "title", ==, "Renoise with a Diffusion Model");
   assert_key_str (r, "help_id", ==, RENOISE_PROC);
@@ -386,7 +463,7 @@ test_renoise_widgets (void)
 static void
 test_renoise_default_model (void)
 {
-  GKeyFile *r = load_result (RENOISE_PROC);
+  GKeyFile *r = load_result (NULL, RENOISE_PROC);
 
   assert_key_str (r, "default_model", ==, model_file);
   assert_key_str (r, "model_path", ==, model_file);
@@ -400,7 +477,7 @@ test_renoise_default_model (void)
 static void
 test_renoise_plan (void)
 {
-  GKeyFile *r = load_result (RENOISE_PROC);
+  GKeyFile *r = load_result (NULL, RENOISE_PROC);
   gchar    *initial = get (r, "plan_initial");
 
   /* The last values (strength 0.5, 3 steps) of the run before. */
@@ -421,13 +498,18 @@ test_renoise_plan (void)
 static void
 test_renoise_bad_model (void)
 {
-  GKeyFile *r = load_result (RENOISE_PROC);
-  gchar    *bad = g_build_filename (results_dir, "not-a-model.safetensors", NULL);
+  GKeyFile *r = load_result (NULL, RENOISE_PROC);
+  gchar    *bad = g_build_filename (results_for (NULL), "not-a-model.safetensors", NULL);
 
   assert_key_contains (r, "plan_bad_model", "not-a-model.safetensors");
   g_assert_false (get_bool (r, "ok_sensitive_bad_model"));
   g_assert_true (get_bool (r, "warning_icon_bad_model"));
   assert_key_str (r, "values_model_bad", ==, bad);
+
+  /* Without any default model, the line says how to get one. */
+  assert_key_contains (r, "plan_no_default_model", "No diffusion model is installed yet");
+  assert_key_contains (r, "plan_no_default_model", "Train Model");
+  g_assert_false (get_bool (r, "ok_sensitive_no_default_model"));
 
   assert_key_contains (r, "plan_restored", "t = 400 of 1000");
   g_assert_true (get_bool (r, "ok_sensitive_restored"));
@@ -441,7 +523,7 @@ test_renoise_bad_model (void)
 static void
 test_renoise_preview (void)
 {
-  GKeyFile *r = load_result (RENOISE_PROC);
+  GKeyFile *r = load_result (NULL, RENOISE_PROC);
 
   if (get_bool (r, "preview_error_shown"))
     {
@@ -455,7 +537,7 @@ test_renoise_preview (void)
 static void
 test_renoise_screenshot (void)
 {
-  assert_screenshot (RENOISE_PROC, 300, 300);
+  assert_screenshot (NULL, RENOISE_PROC, 300, 300);
 }
 
 /* ------------------------------------------------------------ generate */
@@ -464,7 +546,7 @@ test_renoise_screenshot (void)
 static void
 test_generate (void)
 {
-  GKeyFile *r = load_result (GENERATE_PROC);
+  GKeyFile *r = load_result (NULL, GENERATE_PROC);
 
   assert_key_str (r, "title", ==, "Generate with a Diffusion Model");
   assert_key_str (r, "help_id", ==, GENERATE_PROC);
@@ -478,7 +560,7 @@ test_generate (void)
                   "Start from pure noise at t = 1000 of 1000, then 7 denoising steps");
   g_assert_false (get_bool (r, "preview_error_shown"));
   g_key_file_free (r);
-  assert_screenshot (GENERATE_PROC, 300, 250);
+  assert_screenshot (NULL, GENERATE_PROC, 300, 250);
 }
 
 /* --------------------------------------------------------------- train */
@@ -486,7 +568,7 @@ test_generate (void)
 static void
 test_train (void)
 {
-  GKeyFile *r = load_result (TRAIN_PROC);
+  GKeyFile *r = load_result (NULL, TRAIN_PROC);
   gchar    *label_initial = get (r, "preset_label_initial");
   gchar    *label_after = get (r, "preset_label_after");
   gchar    *typed = get (r, "output_typed");
@@ -535,7 +617,29 @@ test_train (void)
   g_free (label_after);
   g_free (typed);
   g_key_file_free (r);
-  assert_screenshot (TRAIN_PROC, 300, 250);
+  assert_screenshot (NULL, TRAIN_PROC, 300, 250);
+}
+
+/* ------------------------------------------------------------ language */
+
+/* With LANGUAGE=de the dialog speaks German: the catalogue built from
+ * po/de.po is found and used, plural forms included. */
+static void
+test_renoise_german (void)
+{
+  GKeyFile *r = load_result ("de", RENOISE_PROC);
+
+  assert_key_str (r, "title", ==, "Mit einem Diffusionsmodell neu verrauschen");
+  assert_key_str (r, "plan_initial", ==,
+                  "Bis t = 500 von 1000 verrauschen, dann 3 Entrauschungsschritte");
+  assert_key_str (r, "plan_strength_0.4", ==,
+                  "Bis t = 400 von 1000 verrauschen, dann 3 Entrauschungsschritte");
+  assert_key_str (r, "plan_steps_7", ==,
+                  "Bis t = 400 von 1000 verrauschen, dann 7 Entrauschungsschritte");
+  assert_key_contains (r, "plan_bad_model", "Das Modell „not-a-model.safetensors“ kann nicht verwendet werden");
+  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_key_file_free (r);
+  assert_screenshot ("de", RENOISE_PROC, 300, 300);
 }
 
 int
@@ -551,6 +655,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/renoise/screenshot", test_renoise_screenshot);
   g_test_add_func ("/ui/generate/dialog", test_generate);
   g_test_add_func ("/ui/train/dialog", test_train);
+  g_test_add_func ("/ui/renoise/german", test_renoise_german);
 
   return g_test_run ();
 }

@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""torch-peer.py: the PyTorch side of bench/compare.
+
+It imports the project's reference UNet from ../shared/bench/torch_unet.py
+(build_model, count_macs, CONFIGS, timeit; that file is not modified) and
+times one configuration, printing one JSON line in the format of
+bench/unet-bench.c:
+
+  torch-peer.py --config tiny --kind train --batch 16 --size 32 --threads 2
+  torch-peer.py --config small --kind fwd --batch 1 --size 128 --threads 1
+  torch-peer.py --config tiny --kind renoise --image 1024 --steps 20 --strength 0.5
+
+train: exactly torch_unet.py's step() (q-sample, forward, MSE, zero_grad,
+       backward, Adam.step).
+fwd:   torch_unet.py's fwd() (no_grad forward at batch B).
+renoise: what `ddpm renoise` does, in PyTorch: noise the image to
+       t0 = strength·T, then `steps` DDIM steps, each running the UNet on
+       overlapping 32×32 tiles (overlap 8, sin² window weights, batches of
+       8 tiles, as engine/img2img.c and engine/model.c do) and blending the
+       ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
+       the whole command.
+
+The thread settings must be in the environment before torch is imported
+(OpenBLAS reads them once), so this script sets OMP_NUM_THREADS and
+OPENBLAS_NUM_THREADS from --threads itself and then re-executes.
+"""
+import argparse, json, math, os, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TORCH_UNET = os.environ.get("DDPM_TORCH_UNET",
+                            os.path.join(HERE, "..", "..", "shared", "bench", "torch_unet.py"))
+
+
+def load_reference():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("torch_unet", TORCH_UNET)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tile_axis(L, S, overlap):
+    """engine/img2img.c tile_axis_init: tile positions and sin² weights."""
+    if L <= S:
+        n = 1
+    else:
+        stride = S - overlap
+        n = (L - S + stride - 1) // stride + 1
+    pos = [0 if n == 1 else (k * (L - S) + (n - 1) // 2) // (n - 1) for k in range(n)]
+    total = [0.0] * L
+    for p in pos:
+        for u in range(S):
+            if p + u < L:
+                total[p + u] += math.sin(math.pi * (u + 0.5) / S) ** 2
+    weight = [[(math.sin(math.pi * (u + 0.5) / S) ** 2 / total[p + u]) if p + u < L else 0.0
+               for u in range(S)] for p in pos]
+    return pos, weight
+
+
+def renoise(ref, args):
+    import torch
+    cfg = ref.CONFIGS[args.config]
+    model = ref.build_model(**cfg).eval()
+    S, C, L = cfg["image_size"], cfg["in_channels"], args.image
+    T = 1000
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
+    pos, wts = tile_axis(L, S, S // 4)
+    n_tiles = len(pos) ** 2
+    # gather indices of every tile's pixels in the flattened (C, L, L) image
+    # and the weight of each
+    ys = torch.tensor(pos)[:, None] + torch.arange(S)[None]          # (n, S)
+    w1 = torch.tensor(wts, dtype=torch.float32)                       # (n, S)
+    idx = (ys[:, None, :, None] * L + ys[None, :, None, :]).reshape(n_tiles, S * S)
+    wt = (w1[:, None, :, None] * w1[None, :, None, :]).reshape(n_tiles, S * S)
+    plane = L * L
+    cidx = (torch.arange(C)[:, None] * plane)                         # (C, 1)
+    batch = 8
+
+    t0 = int(round(args.strength * T))
+    # trailing spacing, as the engine's default
+    ts = [int(round(t0 - 1 - k * t0 / args.steps)) for k in range(args.steps)]
+    x0 = torch.rand(C, L, L) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+
+    def run():
+        a = abar[ts[0]].item()
+        x = (math.sqrt(a) * x0 + math.sqrt(1 - a) * torch.randn(C, L, L, generator=g)).reshape(-1)
+        with torch.no_grad():
+            for k, t in enumerate(ts):
+                eps = torch.zeros(C * plane)
+                tt = torch.full((batch,), t, dtype=torch.long)
+                for first in range(0, n_tiles, batch):
+                    sel = slice(first, min(first + batch, n_tiles))
+                    gi = (cidx[None] + idx[sel][:, None, :])           # (b, C, S*S)
+                    tiles = x[gi].reshape(-1, C, S, S)
+                    e = model(tiles, tt[:tiles.shape[0]]).reshape(-1, C, S * S)
+                    eps.index_add_(0, gi.reshape(-1), (e * wt[sel][:, None, :]).reshape(-1))
+                a_t = abar[t].item()
+                a_p = abar[ts[k + 1]].item() if k + 1 < len(ts) else 1.0
+                x0_hat = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp_(-1, 1)
+                x = math.sqrt(a_p) * x0_hat + math.sqrt(1 - a_p) * eps   # DDIM, η = 0
+        return x
+
+    t_start = time.perf_counter()
+    run()
+    dt = time.perf_counter() - t_start
+    macs = ref.count_macs(model, S, C)
+    return dict(min=dt, median=dt, max=dt, n=1,
+                gflop=2.0 * macs * n_tiles * len(ts) / 1e9, tiles=n_tiles)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--kind", choices=("train", "fwd", "renoise"), default="fwd")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iters", type=int, default=7)
+    p.add_argument("--budget", type=float, default=20.0)
+    p.add_argument("--image", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--strength", type=float, default=0.5)
+    args = p.parse_args()
+
+    if os.environ.get("DDPM_PEER_CHILD") != str(args.threads):
+        env = dict(os.environ, DDPM_PEER_CHILD=str(args.threads),
+                   OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+    ref = load_reference()
+    import torch
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    cfg = ref.CONFIGS[args.config]
+
+    if args.kind == "renoise":
+        r = renoise(ref, args)
+    else:
+        model = ref.build_model(**cfg)
+        B, S, T = args.batch, args.size, 1000
+        macs = ref.count_macs(model, S, cfg["in_channels"])
+        if args.kind == "train":
+            abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T), 0)
+            opt = torch.optim.Adam(model.parameters(), lr=2e-4)
+            x0 = torch.randn(B, cfg["in_channels"], S, S)
+
+            def fn():  # torch_unet.py child(): step()
+                t = torch.randint(0, T, (B,))
+                eps = torch.randn_like(x0)
+                a = abar[t][:, None, None, None]
+                loss = torch.nn.functional.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t), eps)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            model.train()
+            gflop = 3 * 2.0 * macs * B / 1e9
+        else:
+            x, t = torch.randn(B, cfg["in_channels"], S, S), torch.full((B,), 500)
+
+            def fn():
+                with torch.no_grad():
+                    model(x, t)
+            model.eval()
+            gflop = 2.0 * macs * B / 1e9
+        r = ref.timeit(fn, warmup=2, iters=args.iters, budget_s=args.budget)
+        r["gflop"] = gflop
+    print(json.dumps(dict(engine="torch", config=args.config, kind=args.kind, batch=args.batch,
+                          size=args.image if args.kind == "renoise" else args.size,
+                          threads=args.threads, **r)))
+
+
+if __name__ == "__main__":
+    main()
