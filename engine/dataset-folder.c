@@ -117,7 +117,7 @@ ddpm_dataset_new_from_folder (const char  *path,
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   const char *entry;
   while ((entry = g_dir_read_name (dir)) != NULL)
-    if (is_image_name (entry))
+    if (entry[0] != '.' && is_image_name (entry))  /* hidden: "._x.png" forks */
       g_ptr_array_add (names, g_strdup (entry));
   g_dir_close (dir);
   g_ptr_array_sort (names, compare_names);

@@ -113,13 +113,13 @@ ddpm_model_file_write (const char            *path,
   g_return_val_if_fail (unet != NULL && weights != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  g_return_val_if_fail (!params || (adam_m && adam_v && state), FALSE);
+
   const DdpmUNetConfig *c = ddpm_unet_get_config (unet);
   gboolean checkpoint = params != NULL;
   DdpmTensorWriter *writer = ddpm_tensor_writer_new ();
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   char *list;
-
-  g_return_val_if_fail (!checkpoint || (adam_m && adam_v && state), FALSE);
 
   ddpm_tensor_writer_set_metadata (writer, "format", MODEL_FORMAT);
   set_metadata_int (writer, "format_version", MODEL_FORMAT_VERSION);
@@ -367,7 +367,7 @@ read_weights (const DdpmTensorFile *file,
       if (!ddpm_tensor_file_has (file, name))
         {
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                       "%s: tensor “%s” missing",
+                       "%s: tensor '%s' missing",
                        ddpm_tensor_file_get_display_name (file), name);
           g_free (name);
           return FALSE;
@@ -383,7 +383,7 @@ read_weights (const DdpmTensorFile *file,
               && ndim == 4 && shape[1] != c->in_channels)
             {
               g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                           "%s: “%s” was trained for %" G_GINT64_FORMAT " channel%s, "
+                           "%s: '%s' was trained for %" G_GINT64_FORMAT " channel%s, "
                            "but the metadata says %d",
                            ddpm_tensor_file_get_display_name (file), name, shape[1],
                            shape[1] == 1 ? "" : "s", c->in_channels);

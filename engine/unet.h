@@ -6,7 +6,13 @@
  * allocation; the parameter table names every tensor as diffusers'
  * UNet2DModel does for converted DDPM checkpoints (google/ddpm-cifar10-32
  * layout: attention as query/key/value/proj_attn Linear (C, C)), so the
- * model files can be read by, and written for, that ecosystem.
+ * model files can be read by, and written for, that ecosystem.  (Newer
+ * diffusers releases call the same attention tensors to_q, to_k, to_v and
+ * to_out.0; the shapes are the same, a file importer only renames.)  The
+ * table was checked name by name and shape by shape against the reference
+ * PyTorch model in tests/make-unet-fixtures.py, which maps its modules to
+ * these names as diffusers' scripts/convert_ddpm_original_checkpoint_to_
+ * diffusers.py maps diffusion_tf's.
  *
  * Typical training step:
  *

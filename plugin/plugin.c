@@ -102,9 +102,9 @@ query (void)
     { GIMP_PDB_IMAGE,    "image",      "Input image" },
     { GIMP_PDB_DRAWABLE, "drawable",   "The layer to learn from (its selection bounds, if any)" },
     { GIMP_PDB_STRING,   "output",     "Model file to write (.safetensors)" },
-    { GIMP_PDB_STRING,   "preset",     "Model size { \"tiny\", \"small\", \"cifar\" }" },
-    { GIMP_PDB_INT32,    "iterations", "Optimizer steps in all (>= 1)" },
-    { GIMP_PDB_INT32,    "patch-size", "Training patch side in pixels (a multiple of 8, at most the layer's size)" },
+    { GIMP_PDB_STRING,   "preset",     "Model size { \"tiny\", \"small\", \"cifar\" } (ignored when resuming)" },
+    { GIMP_PDB_INT32,    "iterations", "Optimizer steps in all, those of a resumed checkpoint included (>= 1)" },
+    { GIMP_PDB_INT32,    "patch-size", "Training patch side in pixels (a multiple of 8, at most the layer's size; ignored when resuming)" },
     { GIMP_PDB_INT32,    "seed",       "Random seed" },
     { GIMP_PDB_STRING,   "resume",     "Checkpoint to continue from; \"\" to start a new model" },
   };
@@ -565,7 +565,9 @@ plugin_train (gint32                   drawable_id,
                              "are no pixels to learn from."));
       return FALSE;
     }
-  if (vals->patch_size < 8 || vals->patch_size > MIN (rect.width, rect.height))
+  /* (Resuming, the checkpoint's size applies; the engine checks it.) */
+  if (!resume
+      && (vals->patch_size < 8 || vals->patch_size > MIN (rect.width, rect.height)))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
                    _("The patch size %d does not fit: the pixels to learn "
@@ -636,9 +638,10 @@ out:
 
 /* -------------------------------------------------------------------- run */
 
-/* Copy a PDB string argument into a values field; FALSE if it is too long. */
+/* Copy the PDB string argument `name` into a values field; FALSE if it is
+ * too long. */
 static gboolean
-copy_string (gchar *dest, gsize size, const gchar *src, const gchar *what,
+copy_string (gchar *dest, gsize size, const gchar *src, const gchar *name,
              GError **error)
 {
   if (src == NULL)
@@ -646,8 +649,8 @@ copy_string (gchar *dest, gsize size, const gchar *src, const gchar *what,
   if (g_strlcpy (dest, src, size) >= size)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   _("The %s is too long (at most %d bytes)."),
-                   what, (int) size - 1);
+                   _("The argument “%s” is too long (at most %d bytes)."),
+                   name, (int) size - 1);
       return FALSE;
     }
   return TRUE;
@@ -685,7 +688,7 @@ run_renoise (const gchar     *name,
           return GIMP_PDB_CALLING_ERROR;
         }
       if (!copy_string (vals.model, sizeof vals.model, param[p++].data.d_string,
-                        _("model file name"), error))
+                        "model", error))
         return GIMP_PDB_CALLING_ERROR;
       if (!generate)
         vals.strength = param[p++].data.d_float;
@@ -757,11 +760,11 @@ run_train (GimpRunMode      run_mode,
           return GIMP_PDB_CALLING_ERROR;
         }
       if (!copy_string (vals.output, sizeof vals.output, param[3].data.d_string,
-                        _("output file name"), error)
+                        "output", error)
           || !copy_string (vals.preset, sizeof vals.preset, param[4].data.d_string,
-                           _("preset name"), error)
+                           "preset", error)
           || !copy_string (vals.resume, sizeof vals.resume, param[8].data.d_string,
-                           _("checkpoint file name"), error))
+                           "resume", error))
         return GIMP_PDB_CALLING_ERROR;
       vals.iterations = param[5].data.d_int32;
       vals.patch_size = param[6].data.d_int32;

@@ -274,7 +274,7 @@ test_errors (void)
 
   /* A missing tensor, named. */
   rewrite (good, bad, "conv_in.weight", NULL, NULL);
-  assert_load_fails (bad, DDPM_ERROR_CORRUPT_FILE, "tensor “conv_in.weight” missing",
+  assert_load_fails (bad, DDPM_ERROR_CORRUPT_FILE, "tensor 'conv_in.weight' missing",
                      "bad.safetensors");
 
   /* Metadata that disagrees with the tensors: 3 channels claimed for

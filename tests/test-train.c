@@ -276,6 +276,9 @@ test_folder (void)
   g_assert_true (ddpm_image_save_png (&a, pa, 8, &error));
   g_assert_true (ddpm_image_save_png (&b, pb, 8, &error));
   g_assert_true (g_file_set_contents (pt, "not an image", -1, &error));
+  /* Hidden files (an editor's or macOS's "._a.png") are not images. */
+  char *ph = g_build_filename (dir, "._a.png", NULL);
+  g_assert_true (g_file_set_contents (ph, "not an image either", -1, &error));
 
   DdpmDataset *d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
   g_assert_no_error (error);
@@ -320,6 +323,8 @@ test_folder (void)
   g_assert_nonnull (strstr (error->message, "no PNG or JPEG"));
   g_clear_error (&error);
   g_remove (pt);
+  g_remove (ph);
+  g_free (ph);
   g_rmdir (dir);
 
   d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
@@ -734,6 +739,26 @@ test_cli_train (void)
   g_assert_null (strstr (err, "step 3/5"));
   g_free (out);
   g_free (err);
+
+  /* A folder (holding that one image), converted to gray, resized. */
+  char *gray_model = g_build_filename (dir, "g.safetensors", NULL);
+  char *gray_ckpt = ddpm_train_checkpoint_path (gray_model);
+  status = run_ddpm (&out, &err, "train", dir, "--size", "16", "--channels", "1",
+                     "--resize", "40", "--steps", "1", "--batch", "2", "--threads", "1",
+                     "--out", gray_model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_free (out);
+  g_free (err);
+  status = run_ddpm (&out, &err, "info", gray_model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (out, "in_channels: 1\n"));
+  g_assert_nonnull (strstr (out, "train_steps: 1\n"));
+  g_free (out);
+  g_free (err);
+  g_remove (gray_model);
+  g_remove (gray_ckpt);
+  g_free (gray_model);
+  g_free (gray_ckpt);
 
   /* Bad arguments: exit 2 with a message; a missing data path: exit 1. */
   status = run_ddpm (&out, &err, "train", image_path, "--channels", "2", "--out", model, NULL);

@@ -563,6 +563,17 @@ test_finite_differences (void)
   float *dx = g_memdup2 (ddpm_unet_input_grad (u), nx * sizeof (float));
   float *p = ddpm_unet_params (u);
 
+  /* backward accumulates into the gradients (and may run again on the
+   * same forward), and overwrites ∂L/∂x */
+  ddpm_unet_backward (u, r);
+  const float *twice = ddpm_unet_grads (u);
+  float gmax = 0;
+  for (gsize i = 0; i < ddpm_unet_n_params (u); i++)
+    gmax = MAX (gmax, fabsf (grads[i]));
+  for (gsize i = 0; i < ddpm_unet_n_params (u); i++)  /* to rounding: sums reassociate */
+    g_assert_cmpfloat (fabsf (twice[i] - 2 * grads[i]), <=, 1e-5f * fabsf (grads[i]) + 1e-7f * gmax);
+  g_assert_cmpmem (ddpm_unet_input_grad (u), nx * sizeof (float), dx, nx * sizeof (float));
+
   for (gsize k = 0; k < G_N_ELEMENTS (names); k++)
     {
       int j = ddpm_unet_find_tensor (u, names[k]);

@@ -11,7 +11,8 @@
  * own adjustments and entries, and writes what the dialog showed before
  * and after into DIR/<procedure>.result (a GKeyFile, group "dialog").  It
  * saves a screenshot of the dialog window as DIR/<procedure>.png and
- * answers the dialog with CANCEL, so GIMP returns to the batch script.
+ * answers the dialog with CANCEL (or OK when DDPM_UI_TEST_RESPONSE=ok), so
+ * GIMP returns to the batch script.
  * The hook only observes and records: the test program makes every
  * assertion on the recorded facts.  Without the variable the hooks return
  * at once. */
@@ -158,8 +159,8 @@ ui_test_start (UiTest      *test,
                     G_CALLBACK (ui_test_dialog_destroyed), test);
 }
 
-/* Write the record and close the dialog as Cancel would; the dialog's
- * destruction then frees `test`. */
+/* Write the record and answer the dialog; its destruction then frees
+ * `test`. */
 static gboolean
 finish (UiTest    *test,
         GtkWidget *dialog)
@@ -179,7 +180,11 @@ finish (UiTest    *test,
   g_free (file);
 
   test->source = 0;
-  gtk_dialog_response (GTK_DIALOG (dialog), GTK_RESPONSE_CANCEL);
+  /* DDPM_UI_TEST_RESPONSE=ok presses OK instead: the procedure then runs
+   * with the values the hook left in the dialog. */
+  gtk_dialog_response (GTK_DIALOG (dialog),
+                       g_strcmp0 (g_getenv ("DDPM_UI_TEST_RESPONSE"), "ok") == 0
+                       ? GTK_RESPONSE_OK : GTK_RESPONSE_CANCEL);
   return G_SOURCE_REMOVE;
 }
 

@@ -213,6 +213,16 @@ cli_train (int argc, char **argv)
                 steps < 1 || batch < 1 ? "below 1" : "negative");
       goto out;
     }
+  const char *bad = !(lr > 0) ? "--lr must be positive"
+                    : !(weight_decay >= 0) ? "--weight-decay must not be negative"
+                    : ema_decay > 1 ? "--ema-decay must be in [0, 1]"
+                    : dropout >= 1 ? "--dropout must be below 1"
+                    : T < 1 ? "--timesteps must be at least 1" : NULL;
+  if (bad)
+    {
+      cli_fail ("train", CLI_EXIT_USAGE, "%s", bad);
+      goto out;
+    }
   if (!g_file_test (argv[1], G_FILE_TEST_EXISTS))
     {
       status = cli_fail ("train", CLI_EXIT_FAILURE, "%s: no such file or folder", argv[1]);

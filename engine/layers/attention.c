@@ -19,12 +19,98 @@
  *   dQ += s·K·dSᵀ,   dK += s·Q·dS
  *
  * P is saved by the forward pass; dP and dS share the caller's scratch.
+ * The row-wise softmax and its Jacobian run on the layers' thread team
+ * between the sgemm calls.
  */
 #include <math.h>
 
 #include <cblas.h>
 
 #include "layers.h"
+
+/* Rows of one sample's (N, N) matrix, on the layers' thread team. */
+typedef struct
+{
+  float       *S;   /* forward: scores → probabilities; backward: dP → dS */
+  const float *P;   /* backward: the probabilities */
+  int          N;
+} SoftmaxJob;
+
+/* Row-wise softmax in place, max-shifted; e^x by ddpm_fast_expf and the
+ * max and sum in 16 interleaved lanes, so the row vectorises. */
+static void
+softmax_rows (gsize begin, gsize end, gpointer data)
+{
+  const SoftmaxJob *j = data;
+  const int N = j->N;
+
+  for (gsize i = begin; i < end; i++)
+    {
+      float *restrict row = j->S + i * N;
+      float lane[16];
+      int k;
+
+      for (int l = 0; l < 16; l++)
+        lane[l] = row[0];
+      for (k = 0; k + 16 <= N; k += 16)
+        for (int l = 0; l < 16; l++)
+          lane[l] = row[k + l] > lane[l] ? row[k + l] : lane[l];
+      float m = lane[0];
+      for (int l = 1; l < 16; l++)
+        m = MAX (m, lane[l]);
+      for (; k < N; k++)
+        m = MAX (m, row[k]);
+
+      for (int l = 0; l < 16; l++)
+        lane[l] = 0;
+      for (k = 0; k + 16 <= N; k += 16)
+        for (int l = 0; l < 16; l++)
+          {
+            float e = ddpm_fast_expf (row[k + l] - m);
+            row[k + l] = e;
+            lane[l] += e;
+          }
+      double sum = 0;
+      for (int l = 0; l < 16; l++)
+        sum += lane[l];
+      for (; k < N; k++)
+        {
+          row[k] = ddpm_fast_expf (row[k] - m);
+          sum += row[k];
+        }
+      const float inv = (float) (1.0 / sum);
+      for (k = 0; k < N; k++)
+        row[k] *= inv;
+    }
+}
+
+/* dS = P ⊙ (dP − rowsum(P ⊙ dP)), row by row in place. */
+static void
+softmax_backward_rows (gsize begin, gsize end, gpointer data)
+{
+  const SoftmaxJob *j = data;
+  const int N = j->N;
+
+  for (gsize i = begin; i < end; i++)
+    {
+      const float *restrict p = j->P + i * N;
+      float *restrict row = j->S + i * N;
+      double lane[8] = { 0 };
+      int k;
+
+      for (k = 0; k + 8 <= N; k += 8)
+        for (int l = 0; l < 8; l++)
+          lane[l] += (double) p[k + l] * row[k + l];
+      double dot = 0;
+      for (int l = 0; l < 8; l++)
+        dot += lane[l];
+      for (; k < N; k++)
+        dot += (double) p[k] * row[k];
+      const float d = (float) dot;
+      for (k = 0; k < N; k++)
+        row[k] = p[k] * (row[k] - d);
+    }
+}
 
 void
 ddpm_attention_forward (float       *out,
@@ -48,23 +134,8 @@ ddpm_attention_forward (float       *out,
                    N, N, C,
                    scale, q + b * cn, N, k + b * cn, N,
                    0.0f, P, N);
-      for (int i = 0; i < N; i++)
-        {
-          float *row = P + (gsize) i * N;
-          float m = row[0];
-          double sum = 0;
-
-          for (int j = 1; j < N; j++)
-            m = MAX (m, row[j]);
-          for (int j = 0; j < N; j++)
-            {
-              row[j] = expf (row[j] - m);
-              sum += row[j];
-            }
-          const float inv = (float) (1.0 / sum);
-          for (int j = 0; j < N; j++)
-            row[j] *= inv;
-        }
+      SoftmaxJob j = { P, NULL, N };
+      ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_rows, &j);
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
                    C, N, N,
                    1.0f, v + b * cn, N, P, N,
@@ -109,17 +180,8 @@ ddpm_attention_backward (float       *dq,
                    N, N, C,
                    1.0f, dO, N, v + b * cn, N,
                    0.0f, dS, N);
-      for (int i = 0; i < N; i++)
-        {
-          const float *p = P + (gsize) i * N;
-          float *row = dS + (gsize) i * N;
-          double dot = 0;
-
-          for (int j = 0; j < N; j++)
-            dot += (double) p[j] * row[j];
-          for (int j = 0; j < N; j++)
-            row[j] = p[j] * (row[j] - (float) dot);
-        }
+      SoftmaxJob j = { dS, P, N };
+      ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_backward_rows, &j);
       if (dq != NULL)
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
                      C, N, N,

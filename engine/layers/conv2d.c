@@ -19,8 +19,15 @@
  *
  * A 1×1 stride-1 convolution without padding needs no unfolding: the image
  * (C_in, HW) is its own column matrix, and dinp accumulates straight from
- * the product.  Columns live in the caller's scratch (one image's worth,
- * ddpm_conv2d_scratch_size), so neither direction allocates.
+ * the product.  Columns live in the caller's scratch
+ * (ddpm_conv2d_scratch_size), so neither direction allocates.
+ *
+ * Batching: at the low levels one image gives a product of only 64 or 256
+ * columns, far too narrow for OpenBLAS; the columns of g images go side by
+ * side (N = g·H_out·W_out ≥ 4096 when the batch allows) and the product's
+ * (C_out, g·HW) result is scattered back to NCHW, with the bias, on the
+ * layers' thread team, which also runs im2col and col2im (split over input
+ * channels, so every part writes its own planes).
  */
 #include <string.h>
 
@@ -52,6 +59,21 @@ shape_is_valid (const DdpmConvShape *s)
          && ddpm_conv2d_out_size (s->W, s->k, s->stride, s->pad_begin, s->pad_end) > 0;
 }
 
+/* Images per sgemm.  One image's product has N = H_out·W_out columns,
+ * which is tiny at the low levels (64 at 8×8), where OpenBLAS runs far
+ * below its peak and barely threads; the columns of g images side by side
+ * make one product of N = g·H_out·W_out.  g is chosen so that N reaches
+ * GROUP_COLUMNS, bounded by the batch; it depends on the shape only, so
+ * the scratch size does too. */
+#define GROUP_COLUMNS 4096
+
+static int
+group_size (const DdpmConvShape *s, int n_out)
+{
+  int g = (GROUP_COLUMNS + n_out - 1) / n_out;
+  return CLAMP (g, 1, s->B);
+}
+
 gsize
 ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
 {
@@ -59,9 +81,15 @@ ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
 
   if (is_pointwise (shape))
     return 0;
-  return (gsize) shape->C_in * shape->k * shape->k
-         * ddpm_conv2d_out_size (shape->H, shape->k, shape->stride, shape->pad_begin, shape->pad_end)
-         * ddpm_conv2d_out_size (shape->W, shape->k, shape->stride, shape->pad_begin, shape->pad_end);
+  const gsize n_out
+    = (gsize) ddpm_conv2d_out_size (shape->H, shape->k, shape->stride, shape->pad_begin,
+                                    shape->pad_end)
+      * ddpm_conv2d_out_size (shape->W, shape->k, shape->stride, shape->pad_begin,
+                              shape->pad_end);
+  const int g = group_size (shape, (int) n_out);
+  /* the columns of g images, and (g > 1) their outputs side by side */
+  return (gsize) shape->C_in * shape->k * shape->k * g * n_out
+         + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
 }
 
 /* The outputs o in [*lo, *hi) of a row of n_out whose input index
@@ -78,18 +106,19 @@ valid_range (int n_out, int stride, int offset, int n_in, int *lo, int *hi)
   *hi = h;
 }
 
-/* Unfold one image (C_in, H, W) into cols (C_in·k·k, H_out·W_out). */
+/* Unfold input channels [c0, c1) of one image (C_in, H, W) into rows of
+ * cols (C_in·k·k, ld), from column `col` on (H_out·W_out columns). */
 static void
-im2col (float *cols, const float *img, const DdpmConvShape *s, int H_out, int W_out)
+im2col (float *cols, gsize ld, gsize col, const float *img, const DdpmConvShape *s,
+        int H_out, int W_out, int c0, int c1)
 {
   const int k = s->k, st = s->stride, p = s->pad_begin;
-  const gsize n_out = (gsize) H_out * W_out;
 
-  for (int ci = 0; ci < s->C_in; ci++)
+  for (int ci = c0; ci < c1; ci++)
     for (int ky = 0; ky < k; ky++)
       for (int kx = 0; kx < k; kx++)
         {
-          float *row = cols + ((gsize) (ci * k + ky) * k + kx) * n_out;
+          float *row = cols + ((gsize) (ci * k + ky) * k + kx) * ld + col;
           const float *plane = img + (gsize) ci * s->H * s->W;
           int lo, hi;
 
@@ -118,19 +147,19 @@ im2col (float *cols, const float *img, const DdpmConvShape *s, int H_out, int W_
         }
 }
 
-/* The adjoint of im2col: add every column entry back onto its input pixel
- * (C_in, H, W); padding entries are dropped. */
+/* The adjoint of im2col: add every column entry of channels [c0, c1) back
+ * onto its input pixel (C_in, H, W); padding entries are dropped. */
 static void
-col2im_add (float *img, const float *cols, const DdpmConvShape *s, int H_out, int W_out)
+col2im_add (float *img, const float *cols, gsize ld, gsize col, const DdpmConvShape *s,
+            int H_out, int W_out, int c0, int c1)
 {
   const int k = s->k, st = s->stride, p = s->pad_begin;
-  const gsize n_out = (gsize) H_out * W_out;
 
-  for (int ci = 0; ci < s->C_in; ci++)
+  for (int ci = c0; ci < c1; ci++)
     for (int ky = 0; ky < k; ky++)
       for (int kx = 0; kx < k; kx++)
         {
-          const float *row = cols + ((gsize) (ci * k + ky) * k + kx) * n_out;
+          const float *row = cols + ((gsize) (ci * k + ky) * k + kx) * ld + col;
           float *plane = img + (gsize) ci * s->H * s->W;
           int lo, hi;
 
@@ -143,10 +172,98 @@ col2im_add (float *img, const float *cols, const DdpmConvShape *s, int H_out, in
                 continue;
               const float *src = row + (gsize) oy * W_out;
               float *dst = plane + (gsize) iy * s->W;
-              for (int ox = lo; ox < hi; ox++)
-                dst[ox * st + kx - p] += src[ox];
+              if (st == 1)
+                {
+                  float *d = dst + kx - p;
+                  for (int ox = lo; ox < hi; ox++)
+                    d[ox] += src[ox];
+                }
+              else
+                for (int ox = lo; ox < hi; ox++)
+                  dst[ox * st + kx - p] += src[ox];
             }
         }
+}
+
+/* One group of g images [b0, b0 + g) on the layers' thread team. */
+typedef struct
+{
+  const DdpmConvShape *s;
+  int          H_out, W_out, n_out, b0, g;
+  float       *cols;        /* (K, g·n_out) */
+  float       *ybuf;        /* (C_out, g·n_out) or the output (g = 1) */
+  const float *inp;
+  float       *out;         /* (B, C_out, n_out) */
+  const float *dout;
+  float       *dinp;
+  const float *bias;
+} ConvJob;
+
+/* im2col of every image of the group, input channels [c0, c1). */
+static void
+im2col_range (gsize c0, gsize c1, gpointer data)
+{
+  const ConvJob *j = data;
+  const DdpmConvShape *s = j->s;
+
+  for (int b = 0; b < j->g; b++)
+    im2col (j->cols, (gsize) j->g * j->n_out, (gsize) b * j->n_out,
+            j->inp + (gsize) (j->b0 + b) * s->C_in * s->H * s->W, s, j->H_out, j->W_out,
+            (int) c0, (int) c1);
+}
+
+static void
+col2im_range (gsize c0, gsize c1, gpointer data)
+{
+  const ConvJob *j = data;
+  const DdpmConvShape *s = j->s;
+
+  for (int b = 0; b < j->g; b++)
+    col2im_add (j->dinp + (gsize) (j->b0 + b) * s->C_in * s->H * s->W, j->cols,
+                (gsize) j->g * j->n_out, (gsize) b * j->n_out, s, j->H_out, j->W_out,
+                (int) c0, (int) c1);
+}
+
+/* Output channels [c0, c1): out[b0 + b][co] = ybuf[co][b·n_out …] + bias. */
+static void
+scatter_range (gsize c0, gsize c1, gpointer data)
+{
+  const ConvJob *j = data;
+  const int n = j->n_out;
+
+  for (int b = 0; b < j->g; b++)
+    for (gsize co = c0; co < c1; co++)
+      {
+        const float *restrict src = j->ybuf + (co * j->g + b) * n;
+        float *restrict dst = j->out + ((gsize) (j->b0 + b) * j->s->C_out + co) * n;
+        const float bias = j->bias != NULL ? j->bias[co] : 0.0f;
+
+        if (src == dst)
+          for (int i = 0; i < n; i++)
+            dst[i] += bias;
+        else
+          for (int i = 0; i < n; i++)
+            dst[i] = src[i] + bias;
+      }
+}
+
+/* Output channels [c0, c1): ybuf[co][b·n_out …] = dout[b0 + b][co]. */
+static void
+gather_range (gsize c0, gsize c1, gpointer data)
+{
+  const ConvJob *j = data;
+  const int n = j->n_out;
+
+  for (int b = 0; b < j->g; b++)
+    for (gsize co = c0; co < c1; co++)
+      memcpy (j->ybuf + (co * j->g + b) * n,
+              j->dout + ((gsize) (j->b0 + b) * j->s->C_out + co) * n, sizeof (float) * n);
+}
+
+static gsize
+grain_for (gsize per_item)
+{
+  return MAX ((gsize) 1, 16384 / MAX (per_item, (gsize) 1));
 }
 
 void
@@ -166,30 +283,41 @@ ddpm_conv2d_forward (float               *out,
   const int W_out = ddpm_conv2d_out_size (s->W, s->k, s->stride, s->pad_begin, s->pad_end);
   const int n_out = H_out * W_out;
   const int K = s->C_in * s->k * s->k;
-  const gboolean pointwise = is_pointwise (s);
 
-  for (int b = 0; b < s->B; b++)
+  if (is_pointwise (s))
     {
-      const float *x = inp + (gsize) b * s->C_in * s->H * s->W;
-      float *y = out + (gsize) b * s->C_out * n_out;
-      const float *cols = x;
-
-      if (!pointwise)
+      /* the image is its own column matrix: one product per image */
+      ConvJob j = { s, H_out, W_out, n_out, 0, 1, NULL, NULL, NULL, out, NULL, NULL, bias };
+      for (int b = 0; b < s->B; b++)
         {
-          im2col (scratch, x, s, H_out, W_out);
-          cols = scratch;
+          j.b0 = b;
+          j.ybuf = out + (gsize) b * s->C_out * n_out;
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                       s->C_out, n_out, K,
+                       1.0f, weight, K, inp + (gsize) b * s->C_in * s->H * s->W, n_out,
+                       0.0f, j.ybuf, n_out);
+          if (bias != NULL)
+            ddpm_parallel_for (s->C_out, grain_for (n_out), scatter_range, &j);
         }
+      return;
+    }
+
+  const int G = group_size (s, n_out);
+  for (int b0 = 0; b0 < s->B; b0 += G)
+    {
+      const int g = MIN (G, s->B - b0);
+      ConvJob j = { s, H_out, W_out, n_out, b0, g, scratch, NULL, inp, out, NULL, NULL, bias };
+
+      /* with g = 1 the product lands in place */
+      j.ybuf = G > 1 ? scratch + (gsize) K * G * n_out : out + (gsize) b0 * s->C_out * n_out;
+      ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
+                         im2col_range, &j);
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                   s->C_out, n_out, K,
-                   1.0f, weight, K, cols, n_out,
-                   0.0f, y, n_out);
-      if (bias != NULL)
-        for (int co = 0; co < s->C_out; co++)
-          {
-            float *yc = y + (gsize) co * n_out;
-            for (int i = 0; i < n_out; i++)
-              yc[i] += bias[co];
-          }
+                   s->C_out, g * n_out, K,
+                   1.0f, weight, K, scratch, g * n_out,
+                   0.0f, j.ybuf, g * n_out);
+      if (G > 1 || bias != NULL)
+        ddpm_parallel_for (s->C_out, grain_for ((gsize) g * n_out), scatter_range, &j);
     }
 }
 
@@ -214,52 +342,77 @@ ddpm_conv2d_backward (float               *dinp,
   const int K = s->C_in * s->k * s->k;
   const gboolean pointwise = is_pointwise (s);
 
-  for (int b = 0; b < s->B; b++)
-    {
-      const float *x = inp + (gsize) b * s->C_in * s->H * s->W;
-      const float *dy = dout + (gsize) b * s->C_out * n_out;
-
-      if (dbias != NULL)
-        for (int co = 0; co < s->C_out; co++)
-          {
-            const float *dyc = dy + (gsize) co * n_out;
-            double sum = 0;
-            for (int i = 0; i < n_out; i++)
-              sum += dyc[i];
-            dbias[co] += (float) sum;
-          }
-
-      if (dweight != NULL)
+  if (dbias != NULL)
+    for (int b = 0; b < s->B; b++)
+      for (int co = 0; co < s->C_out; co++)
         {
-          const float *cols = x;
-          if (!pointwise)
-            {
-              im2col (scratch, x, s, H_out, W_out);
-              cols = scratch;
-            }
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-                       s->C_out, K, n_out,
-                       1.0f, dy, n_out, cols, n_out,
-                       1.0f, dweight, K);
+          const float *dyc = dout + ((gsize) b * s->C_out + co) * n_out;
+          double lane[8] = { 0 }, sum = 0;
+          int i = 0;
+
+          for (; i + 8 <= n_out; i += 8)
+            for (int l = 0; l < 8; l++)
+              lane[l] += dyc[i + l];
+          for (int l = 0; l < 8; l++)
+            sum += lane[l];
+          for (; i < n_out; i++)
+            sum += dyc[i];
+          dbias[co] += (float) sum;
         }
 
-      if (dinp != NULL)
+  if (pointwise)
+    {
+      for (int b = 0; b < s->B; b++)
         {
-          float *dx = dinp + (gsize) b * s->C_in * s->H * s->W;
-          if (pointwise)
+          const float *x = inp + (gsize) b * s->C_in * s->H * s->W;
+          const float *dy = dout + (gsize) b * s->C_out * n_out;
+
+          if (dweight != NULL)
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
+                         s->C_out, K, n_out,
+                         1.0f, dy, n_out, x, n_out,
+                         1.0f, dweight, K);
+          if (dinp != NULL)
             cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
                          s->C_in, n_out, s->C_out,
                          1.0f, weight, K, dy, n_out,
-                         1.0f, dx, n_out);
-          else
-            {
-              /* the columns are no longer needed: reuse them for dcols */
-              cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                           K, n_out, s->C_out,
-                           1.0f, weight, K, dy, n_out,
-                           0.0f, scratch, n_out);
-              col2im_add (dx, scratch, s, H_out, W_out);
-            }
+                         1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
+        }
+      return;
+    }
+
+  const int G = group_size (s, n_out);
+  for (int b0 = 0; b0 < s->B; b0 += G)
+    {
+      const int g = MIN (G, s->B - b0);
+      ConvJob j = { s, H_out, W_out, n_out, b0, g, scratch, NULL, inp, NULL, dout, dinp, NULL };
+      const float *dy = dout + (gsize) b0 * s->C_out * n_out;
+
+      if (G > 1)
+        {
+          /* dout of the group side by side, as the forward's product */
+          j.ybuf = scratch + (gsize) K * G * n_out;
+          ddpm_parallel_for (s->C_out, grain_for ((gsize) g * n_out), gather_range, &j);
+          dy = j.ybuf;
+        }
+      if (dweight != NULL)
+        {
+          ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
+                             im2col_range, &j);
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
+                       s->C_out, K, g * n_out,
+                       1.0f, dy, g * n_out, scratch, g * n_out,
+                       1.0f, dweight, K);
+        }
+      if (dinp != NULL)
+        {
+          /* the columns are no longer needed: reuse them for dcols */
+          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
+                       K, g * n_out, s->C_out,
+                       1.0f, weight, K, dy, g * n_out,
+                       0.0f, scratch, g * n_out);
+          ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
+                             col2im_range, &j);
         }
     }
 }

@@ -17,10 +17,94 @@
  *
  * which is the chain rule through μ and r written out (the standard
  * batch-norm backward, Ioffe & Szegedy 2015, §3, applied per group).
+ *
+ * Both directions run on the layers' thread team: forward split over
+ * (sample, group) pairs, backward over groups (a channel's dγ, dβ sum over
+ * samples inside one part, so the result does not depend on threads).
  */
 #include <math.h>
 
 #include "layers.h"
+
+/* Work per part of the thread team, in (sample, group) pairs or groups. */
+#define GRAIN 1
+
+/* Σx and Σ(x − mu)² in double over n floats, in 8 interleaved partial sums
+ * so that gcc vectorises them (a single double accumulator is a serial
+ * chain it may not reorder). */
+static void
+sum_and_sq (const float *x, gsize n, double mu, double *sum, double *sq)
+{
+  double s[8] = { 0 }, q[8] = { 0 };
+  gsize i = 0;
+
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      s[k] += x[i + k];
+  double total = 0;
+  for (int k = 0; k < 8; k++)
+    total += s[k];
+  for (; i < n; i++)
+    total += x[i];
+  *sum = total;
+  if (sq == NULL)
+    return;
+  mu = total / n;
+  for (i = 0; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      {
+        double d = x[i + k] - mu;
+        q[k] += d * d;
+      }
+  total = 0;
+  for (int k = 0; k < 8; k++)
+    total += q[k];
+  for (; i < n; i++)
+    total += (x[i] - mu) * (x[i] - mu);
+  *sq = total;
+}
+
+typedef struct
+{
+  float       *out, *mean, *rstd, *dinp, *dgamma, *dbeta;
+  const float *inp, *gamma, *beta, *dout, *cmean, *crstd;
+  int          B, C, HW, G;
+  float        eps;
+} GroupNormJob;
+
+static void
+forward_range (gsize begin, gsize end, gpointer data)
+{
+  const GroupNormJob *j = data;
+  const int C = j->C, HW = j->HW, G = j->G, Cg = C / G;
+  const gsize n = (gsize) Cg * HW;
+
+  for (gsize bg = begin; bg < end; bg++)
+    {
+      const int b = (int) (bg / G), g = (int) (bg % G);
+      const gsize base = ((gsize) b * C + (gsize) g * Cg) * HW;
+      const float *x = j->inp + base;
+      double sum, sq;
+
+      sum_and_sq (x, n, 0, &sum, &sq);
+      const double mu = sum / n;
+      const double r = 1.0 / sqrt (sq / n + j->eps);
+
+      j->mean[bg] = (float) mu;
+      j->rstd[bg] = (float) r;
+      for (int c = 0; c < Cg; c++)
+        {
+          const int ch = g * Cg + c;
+          /* x − μ in double: in float it would cancel when |μ| ≫ σ */
+          const double a = j->gamma[ch] * r, shift = j->beta[ch];
+          const float *restrict xc = x + (gsize) c * HW;
+          float *restrict yc = j->out + base + (gsize) c * HW;
+
+          for (int i = 0; i < HW; i++)
+            yc[i] = (float) ((xc[i] - mu) * a + shift);
+        }
+    }
+}
 
 void
 ddpm_groupnorm_forward (float       *out,
@@ -35,38 +119,102 @@ ddpm_groupnorm_forward (float       *out,
   g_return_if_fail (gamma != NULL && beta != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
 
-  const int Cg = C / G;
+  GroupNormJob j = { 0 };
+  j.out = out;
+  j.mean = mean;
+  j.rstd = rstd;
+  j.inp = inp;
+  j.gamma = gamma;
+  j.beta = beta;
+  j.B = B;
+  j.C = C;
+  j.HW = HW;
+  j.G = G;
+  j.eps = eps;
+  /* a part is worth a thread only above ~16K elements */
+  ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / ((gsize) C / G * HW)),
+                     forward_range, &j);
+}
+
+/* Σdy and Σdy·x̂ over one channel's HW values, 8 partial sums (see
+ * sum_and_sq). */
+static void
+channel_sums (const float *dy, const float *x, int HW, double mu, double r,
+              double *sum_dy, double *sum_dyx)
+{
+  double s[8] = { 0 }, q[8] = { 0 };
+  int i = 0;
+
+  for (; i + 8 <= HW; i += 8)
+    for (int k = 0; k < 8; k++)
+      {
+        double xh = (x[i + k] - mu) * r;
+        s[k] += dy[i + k];
+        q[k] += dy[i + k] * xh;
+      }
+  double a = 0, b = 0;
+  for (int k = 0; k < 8; k++)
+    {
+      a += s[k];
+      b += q[k];
+    }
+  for (; i < HW; i++)
+    {
+      double xh = (x[i] - mu) * r;
+      a += dy[i];
+      b += dy[i] * xh;
+    }
+  *sum_dy = a;
+  *sum_dyx = b;
+}
+
+/* Groups [begin, end), every sample in order (the channel sums of dγ, dβ
+ * add up over samples, so samples stay in one part). */
+static void
+backward_range (gsize begin, gsize end, gpointer data)
+{
+  const GroupNormJob *j = data;
+  const int C = j->C, HW = j->HW, G = j->G, Cg = C / G;
   const gsize n = (gsize) Cg * HW;
 
-  for (int b = 0; b < B; b++)
-    for (int g = 0; g < G; g++)
+  for (int b = 0; b < j->B; b++)
+    for (int g = (int) begin; g < (int) end; g++)
       {
         const gsize base = ((gsize) b * C + (gsize) g * Cg) * HW;
-        const float *x = inp + base;
-        double sum = 0, sq = 0;
+        const double mu = j->cmean[b * G + g], r = j->crstd[b * G + g];
+        double sum_g = 0, sum_gx = 0;
 
-        for (gsize i = 0; i < n; i++)
-          sum += x[i];
-        const double mu = sum / n;
-        for (gsize i = 0; i < n; i++)
-          {
-            double d = x[i] - mu;
-            sq += d * d;
-          }
-        const double r = 1.0 / sqrt (sq / n + eps);
-
-        mean[b * G + g] = (float) mu;
-        rstd[b * G + g] = (float) r;
         for (int c = 0; c < Cg; c++)
           {
             const int ch = g * Cg + c;
-            /* x − μ in double: in float it would cancel when |μ| ≫ σ */
-            const double a = gamma[ch] * r, shift = beta[ch];
-            const float *xc = x + (gsize) c * HW;
-            float *yc = out + base + (gsize) c * HW;
+            double sum_dy, sum_dyx;
+
+            channel_sums (j->dout + base + (gsize) c * HW, j->inp + base + (gsize) c * HW,
+                          HW, mu, r, &sum_dy, &sum_dyx);
+            if (j->dgamma != NULL)
+              j->dgamma[ch] += (float) sum_dyx;
+            if (j->dbeta != NULL)
+              j->dbeta[ch] += (float) sum_dy;
+            sum_g += j->gamma[ch] * sum_dy;
+            sum_gx += j->gamma[ch] * sum_dyx;
+          }
+        if (j->dinp == NULL)
+          continue;
+
+        const double mean_g = sum_g / n, mean_gx = sum_gx / n;
+        for (int c = 0; c < Cg; c++)
+          {
+            const int ch = g * Cg + c;
+            const double gam = j->gamma[ch];
+            const float *restrict xc = j->inp + base + (gsize) c * HW;
+            const float *restrict dyc = j->dout + base + (gsize) c * HW;
+            float *restrict dxc = j->dinp + base + (gsize) c * HW;
 
             for (int i = 0; i < HW; i++)
-              yc[i] = (float) ((xc[i] - mu) * a + shift);
+              {
+                double xh = (xc[i] - mu) * r;
+                dxc[i] += (float) (r * (gam * dyc[i] - mean_g - xh * mean_gx));
+              }
           }
       }
 }
@@ -86,52 +234,19 @@ ddpm_groupnorm_backward (float       *dinp,
   g_return_if_fail (gamma != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
 
-  const int Cg = C / G;
-  const gsize n = (gsize) Cg * HW;
-
-  for (int b = 0; b < B; b++)
-    for (int g = 0; g < G; g++)
-      {
-        const gsize base = ((gsize) b * C + (gsize) g * Cg) * HW;
-        const double mu = mean[b * G + g], r = rstd[b * G + g];
-        double sum_g = 0, sum_gx = 0;
-
-        for (int c = 0; c < Cg; c++)
-          {
-            const int ch = g * Cg + c;
-            const float *xc = inp + base + (gsize) c * HW;
-            const float *dyc = dout + base + (gsize) c * HW;
-            double sum_dy = 0, sum_dyx = 0;
-
-            for (int i = 0; i < HW; i++)
-              {
-                double xh = (xc[i] - mu) * r;
-                sum_dy += dyc[i];
-                sum_dyx += dyc[i] * xh;
-              }
-            if (dgamma != NULL)
-              dgamma[ch] += (float) sum_dyx;
-            if (dbeta != NULL)
-              dbeta[ch] += (float) sum_dy;
-            sum_g += gamma[ch] * sum_dy;
-            sum_gx += gamma[ch] * sum_dyx;
-          }
-        if (dinp == NULL)
-          continue;
-
-        const double mean_g = sum_g / n, mean_gx = sum_gx / n;
-        for (int c = 0; c < Cg; c++)
-          {
-            const int ch = g * Cg + c;
-            const float *xc = inp + base + (gsize) c * HW;
-            const float *dyc = dout + base + (gsize) c * HW;
-            float *dxc = dinp + base + (gsize) c * HW;
-
-            for (int i = 0; i < HW; i++)
-              {
-                double xh = (xc[i] - mu) * r;
-                dxc[i] += (float) (r * (gamma[ch] * dyc[i] - mean_g - xh * mean_gx));
-              }
-          }
-      }
+  GroupNormJob j = { 0 };
+  j.dinp = dinp;
+  j.dgamma = dgamma;
+  j.dbeta = dbeta;
+  j.dout = dout;
+  j.inp = inp;
+  j.cmean = mean;
+  j.crstd = rstd;
+  j.gamma = gamma;
+  j.B = B;
+  j.C = C;
+  j.HW = HW;
+  j.G = G;
+  ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)),
+                     backward_range, &j);
 }

@@ -19,6 +19,48 @@
 
 G_BEGIN_DECLS
 
+/* ---------------------------------------------------------------- parallel */
+
+/* The layers' own thread team (parallel.c): func over [0, n) split into at
+ * most ddpm_parallel_threads () contiguous parts of at least `grain` items,
+ * the caller running part 0; returns when every part is done.  The team
+ * size follows openblas_get_num_threads (), and the team only runs between
+ * OpenBLAS calls, so the two never oversubscribe the cores. */
+typedef void (*DdpmRangeFunc) (gsize begin, gsize end, gpointer data);
+
+int   ddpm_parallel_threads (void);
+void  ddpm_parallel_for     (gsize n, gsize grain, DdpmRangeFunc func, gpointer data);
+
+/* e^x in float for x in [−87.3, 88.3] within 2 ulp (e^−87.3 below that
+ * range, +inf from 88.4 on, as expf overflows at 88.72), as
+ * a branch-free inline function that gcc vectorises (layers.h so SiLU and
+ * softmax share it).  Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2,
+ * e^r by a degree-6 polynomial, 2^n through the exponent bits. */
+static inline float
+ddpm_fast_expf (float x)
+{
+  union { float f; gint32 i; } bits;
+  float n, r, r2, p;
+
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.7f ? 88.7f : x;   /* n = 128 gives the +inf bit pattern */
+  /* round to nearest by the 1.5·2²³ trick: floorf would be a libm call
+   * that stops gcc from vectorising the caller's loop */
+  n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  r2 = r * r;
+  p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  bits.i = ((gint32) n + 127) << 23;
+  return p * bits.f;
+}
+
 /* ------------------------------------------------------------------ conv2d */
 
 /* 2-D convolution, square kernel k (1 or 3), stride 1 or 2, with explicit

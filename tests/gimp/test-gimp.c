@@ -5,39 +5,48 @@
  * calls a plug-in procedure and saves what came out as PNG; the test cases
  * then judge those files and the session's log.  The plug-in is installed
  * into an isolated profile with tools/install-user (which is tested that
- * way), and the model the scenarios use is trained in the same session by
- * plug-in-ddpm-train into the user data directory, where the plug-in finds
- * it as its default model.
+ * way).  The model the scenarios use is trained first by `ddpm train` on
+ * the test photograph (sixty fast steps) into the user data directory,
+ * where the plug-in finds it as its default model; plug-in-ddpm-train
+ * writes another one in the session, which one scenario then uses.
  *
  * GIMP exits 0 even when a batch command fails, so every check looks at
  * output files or at the log ("execution error", the error strings).
  *
- * Environment (meson): GIMP_CONSOLE, DDPM_SOURCE_ROOT, DDPM_BUILD_ROOT,
- * G_TEST_BUILDDIR.  The work folder (inputs, outputs, gimp.log) stays in
+ * Environment (meson): GIMP_CONSOLE, DDPM_CLI, DDPM_SOURCE_ROOT,
+ * DDPM_BUILD_ROOT, G_TEST_BUILDDIR.  The work folder (inputs, outputs, gimp.log) stays in
  * the build directory for a look after a failure.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <png.h>
 
-/* Training and sampling budget: small enough for the whole session to take
- * about a minute on two busy cores.  Twenty steps do not make a good model
- * (the loss is still ≈ 1), so the checks are about the plumbing, with
- * thresholds an unrelated image could not pass. */
-#define TRAIN_ITERATIONS "20"
+/* Training and sampling budget, for a suite of a minute or two on two
+ * cores.  The default model: 60 steps on 16×16 patches at a high learning
+ * rate take the loss from 1 to about 0.15, enough to denoise the photo it
+ * learnt from into something like it.  The plug-in's own training only has
+ * to produce a model that loads and runs. */
+#define MODEL_TRAIN_ARGS "--preset", "tiny", "--size", "16", "--steps", "60", \
+                         "--lr", "3e-3", "--warmup", "5", "--ema-decay", "0", \
+                         "--seed", "1"
+#define TRAIN_ITERATIONS  "10"
+#define RESUME_ITERATIONS "14"
 #define PATCH_SIZE       "16"
 #define STEPS            "10"
 
 static gchar *work_dir;      /* everything the session reads and writes */
-static gchar *model_path;    /* the trained model, as the default model */
+static gchar *model_path;    /* the default model, trained by `ddpm train` */
+static gchar *trained_path;  /* the model plug-in-ddpm-train writes */
 static gchar *gimp_log;      /* stdout + stderr of the session */
 static gboolean install_ok;
+static gboolean model_ok;
 
 /* ------------------------------------------------------------------- PNGs */
 
@@ -47,10 +56,12 @@ typedef struct
   guint8 *rgba;              /* (height, width, 4) */
 } Image;
 
+/* `name` is relative to the work folder, or absolute. */
 static Image *
 image_load (const char *name)
 {
-  gchar *path = g_build_filename (work_dir, name, NULL);
+  gchar *path = g_path_is_absolute (name) ? g_strdup (name)
+                                          : g_build_filename (work_dir, name, NULL);
   png_image png;
   Image *image;
 
@@ -72,6 +83,34 @@ image_load (const char *name)
     g_error ("%s: %s", path, png.message);
   g_free (path);
   return image;
+}
+
+static gboolean
+image_save (const Image *image, const char *name, gboolean alpha)
+{
+  gchar *path = g_build_filename (work_dir, name, NULL);
+  png_image png;
+  gboolean ok;
+
+  memset (&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  png.width = image->width;
+  png.height = image->height;
+  png.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
+  if (alpha)
+    ok = png_image_write_to_file (&png, path, 0, image->rgba, 0, NULL);
+  else
+    {
+      gsize n = (gsize) image->width * image->height;
+      guint8 *rgb = g_new (guint8, n * 3);
+
+      for (gsize i = 0; i < n; i++)
+        memcpy (rgb + i * 3, image->rgba + i * 4, 3);
+      ok = png_image_write_to_file (&png, path, 0, rgb, 0, NULL);
+      g_free (rgb);
+    }
+  g_free (path);
+  return ok;
 }
 
 static void
@@ -96,9 +135,41 @@ must_load (const char *name)
   return image;
 }
 
+/* Pearson correlation of n pairs. */
+typedef struct
+{
+  double sa, sb, saa, sbb, sab;
+  gsize  n;
+} Correlation;
+
+static void
+correlation_add (Correlation *c, double a, double b)
+{
+  c->sa += a;
+  c->sb += b;
+  c->saa += a * a;
+  c->sbb += b * b;
+  c->sab += a * b;
+  c->n++;
+}
+
+static double
+correlation_get (const Correlation *c)
+{
+  double cov, va, vb;
+
+  if (c->n < 2)
+    return 0.0;
+  cov = c->sab - c->sa * c->sb / c->n;
+  va = c->saa - c->sa * c->sa / c->n;
+  vb = c->sbb - c->sb * c->sb / c->n;
+  return va > 0 && vb > 0 ? cov / sqrt (va * vb) : 0.0;
+}
+
 /* Counts over a rectangle (all of it when w == 0) of two same-sized
- * images: pixels whose colour differs, and the Pearson correlation of the
- * colour values of pixels that are not fully transparent in a. */
+ * images, or outside it: pixels whose colour differs, and the correlation
+ * of the colour values where a is not fully transparent.  For scale: an
+ * unrelated image correlates 0 ± 0.01 over the 12288 values of 64×64 RGB. */
 typedef struct
 {
   gsize  pixels;
@@ -113,8 +184,7 @@ compare (const Image *a, const Image *b, int x0, int y0, int w, int h,
          gboolean inside)
 {
   Comparison r = { 0 };
-  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
-  gsize n = 0;
+  Correlation fine = { 0 };
 
   g_assert_cmpint (a->width, ==, b->width);
   g_assert_cmpint (a->height, ==, b->height);
@@ -143,25 +213,82 @@ compare (const Image *a, const Image *b, int x0, int y0, int w, int h,
           continue;
         for (int c = 0; c < 3; c++)
           {
-            double va = pa[c], vb = pb[c];
-
-            r.max_diff = MAX (r.max_diff, fabs (va - vb));
-            sa += va;
-            sb += vb;
-            saa += va * va;
-            sbb += vb * vb;
-            sab += va * vb;
-            n++;
+            r.max_diff = MAX (r.max_diff, fabs ((double) pa[c] - pb[c]));
+            correlation_add (&fine, pa[c], pb[c]);
           }
       }
-  if (n > 1)
-    {
-      double cov = sab - sa * sb / n;
-      double va = saa - sa * sa / n, vb = sbb - sb * sb / n;
-
-      r.correlation = va > 0 && vb > 0 ? cov / sqrt (va * vb) : 0.0;
-    }
+  r.correlation = correlation_get (&fine);
   return r;
+}
+
+/* The test photograph: a 448×448 crop of GIMP's splash (mushrooms on
+ * moss), box-averaged 7×7 down to 64×64, opaque RGB. */
+static gboolean
+make_photo (void)
+{
+  Image *splash = image_load ("/usr/share/gimp/2.0/images/gimp-splash.png");
+  Image photo = { 64, 64, NULL };
+  gboolean ok;
+
+  if (splash == NULL)
+    return FALSE;
+  g_assert_cmpint (splash->width, >=, 300 + 448);
+  g_assert_cmpint (splash->height, >=, 320 + 448);
+  photo.rgba = g_new (guint8, 64 * 64 * 4);
+  for (int y = 0; y < 64; y++)
+    for (int x = 0; x < 64; x++)
+      for (int c = 0; c < 4; c++)
+        {
+          int sum = 0;
+
+          for (int v = 0; v < 7; v++)
+            for (int u = 0; u < 7; u++)
+              sum += splash->rgba[((gsize) (320 + y * 7 + v) * splash->width
+                                   + 300 + x * 7 + u) * 4 + c];
+          photo.rgba[(y * 64 + x) * 4 + c] = c == 3 ? 255 : (sum + 24) / 49;
+        }
+  ok = image_save (&photo, "photo.png", FALSE);
+  g_free (photo.rgba);
+  image_free (splash);
+  return ok;
+}
+
+/* The default model: `ddpm train` on the photograph. */
+static gboolean
+train_default_model (void)
+{
+  gchar *photo = g_build_filename (work_dir, "photo.png", NULL);
+  gchar *dir = g_path_get_dirname (model_path);
+  const char *argv[] = { g_getenv ("DDPM_CLI"), "train", MODEL_TRAIN_ARGS,
+                         "--out", model_path, photo, NULL };
+  gchar *out = NULL, *err = NULL;
+  int status = -1;
+  GError *error = NULL;
+  gboolean ok;
+
+  g_assert_nonnull (argv[0]);
+  g_mkdir_with_parents (dir, 0755);
+  ok = g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                     &out, &err, &status, &error)
+       && g_spawn_check_wait_status (status, NULL);
+  if (!ok)
+    g_test_message ("ddpm train failed: %s%s", error ? error->message : "",
+                    err ? err : "");
+  else
+    {
+      /* The last progress line: "step 60/60 loss 0.15 …". */
+      gchar **lines = g_strsplit (g_strstrip (err ? err : ""), "\n", -1);
+      guint n = g_strv_length (lines);
+
+      g_test_message ("default model: %s", n > 1 ? lines[n - 2] : "");
+      g_strfreev (lines);
+    }
+  g_clear_error (&error);
+  g_free (out);
+  g_free (err);
+  g_free (dir);
+  g_free (photo);
+  return ok;
 }
 
 /* Standard deviation of the colour values of an image. */
@@ -323,10 +450,11 @@ run_session (void)
   gchar **env;
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   gchar *out = NULL, *err = NULL, *log_path;
-  gchar *model = scheme_string (model_path);
+  gchar *trained = scheme_string (trained_path);
+  gchar *resumed = work_path ("resumed.safetensors");
+  gchar *trained_checkpoint = work_path ("trained.ckpt.safetensors");
   gchar *missing = scheme_string ("/nonexistent/missing.safetensors");
   gchar *corrupt = work_path ("corrupt.safetensors");
-  gchar *splash = scheme_string ("/usr/share/gimp/2.0/images/gimp-splash.png");
   gchar *wilber = scheme_string ("/usr/share/gimp/2.0/images/wilber.png");
   gchar *example;
   int status;
@@ -360,6 +488,8 @@ run_session (void)
   }
 
   write_corrupt_model ();
+  g_assert_true (make_photo ());
+  model_ok = train_default_model ();
   {
     gchar *photos = g_build_filename (work_dir, "photos", NULL);
     gchar *renoised = g_build_filename (work_dir, "renoised", NULL);
@@ -378,21 +508,16 @@ run_session (void)
   G_STMT_START { g_ptr_array_add (argv, g_strdup ("-b")); \
                  g_ptr_array_add (argv, (cmd)); } G_STMT_END
 
-  /* The inputs: a 64×64 crop of GIMP's splash photograph (opaque RGB) and
-   * Wilber scaled to 64×64 (RGBA with soft edges), as PNG and XCF, and
-   * 32×32 copies in photos/ for the README example. */
+  /* The inputs: the photograph (made above), and Wilber scaled to 64×64
+   * (RGBA with soft edges), as XCF too, and 32×32 copies in photos/ for
+   * the README example. */
   BATCH (g_strdup_printf (
     "(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE %s %s)))"
     "       (drw (car (gimp-image-get-active-drawable img))))"
-    "  (gimp-image-crop img 480 480 300 320)"
-    "  (gimp-image-flatten img)"
-    "  (gimp-image-scale img 64 64)"
-    "  (set! drw (car (gimp-image-get-active-drawable img)))"
-    "  (gimp-file-save RUN-NONINTERACTIVE img drw %s %s)"
     "  (gimp-xcf-save 0 img drw %s %s)"
     "  (gimp-image-scale img 32 32)"
     "  (gimp-file-save RUN-NONINTERACTIVE img drw %s %s))",
-    splash, splash, work_path ("photo.png"), work_path ("photo.png"),
+    work_path ("photo.png"), work_path ("photo.png"),
     work_path ("photo.png.xcf"), work_path ("photo.png.xcf"),
     work_path ("photos/photo.png"), work_path ("photos/photo.png")));
   BATCH (g_strdup_printf (
@@ -407,13 +532,34 @@ run_session (void)
     work_path ("wilber.png.xcf"), work_path ("wilber.png.xcf"),
     work_path ("photos/wilber.png"), work_path ("photos/wilber.png")));
 
-  /* Train the model every later scenario uses, as the default model. */
+  /* What GIMP registered: "REGISTERED <procedure> <menu path> <number of
+   * arguments>" in the log for each plug-in-ddpm-* procedure. */
+  BATCH (g_strdup (
+    "(let* ((q (gimp-plugins-query \"\")))"
+    "  (for-each"
+    "    (lambda (name menu)"
+    "      (if (and (> (string-length name) 13)"
+    "               (string=? (substring name 0 13) \"plug-in-ddpm-\"))"
+    "          (gimp-message (string-append \"REGISTERED \" name \" \" menu \" \""
+    "            (number->string (list-ref (gimp-procedural-db-proc-info name) 6))))))"
+    "    (list-ref q 11) (cadr q)))"));
+
+  /* Train a model from a grayscale layer, continue it from its
+   * checkpoint, and renoise the colour photograph with the result (a gray
+   * model on RGB pixels). */
   BATCH (g_strdup_printf (
     "(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE %s %s)))"
     "       (drw (car (gimp-image-get-active-drawable img))))"
+    "  (gimp-image-convert-grayscale img)"
     "  (plug-in-ddpm-train RUN-NONINTERACTIVE img drw %s \"tiny\" "
-    TRAIN_ITERATIONS " " PATCH_SIZE " 7 \"\"))",
-    work_path ("photo.png.xcf"), work_path ("photo.png.xcf"), model));
+    TRAIN_ITERATIONS " " PATCH_SIZE " 7 \"\")"
+    "  (plug-in-ddpm-train RUN-NONINTERACTIVE img drw %s \"tiny\" "
+    RESUME_ITERATIONS " " PATCH_SIZE " 7 %s))",
+    work_path ("photo.png.xcf"), work_path ("photo.png.xcf"), trained,
+    resumed, trained_checkpoint));
+  BATCH (scenario ("photo.png", g_strdup_printf (
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1)",
+    resumed), "trained.png"));
 
   BATCH (scenario ("photo.png",
     "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.0 " STEPS " 1 1)",
@@ -462,20 +608,15 @@ run_session (void)
     "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw \"\" " STEPS " 6 1)",
     "generated-selection.png"));
 
-  /* Errors: the image is saved after a failed call (caught), and the
-   * uncaught call puts the procedure's error string into the log. */
+  /* Errors: the failed call is caught so that the image is saved after
+   * it; GIMP logs the procedure's error string ("GIMP-Error: … <message>")
+   * either way.  An uncaught one stops its batch command. */
   BATCH (scenario ("photo.png", g_strdup_printf (
     "(catch #f (plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1))",
     missing), "missing.png"));
   BATCH (scenario ("photo.png", g_strdup_printf (
-    "(catch #f (plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1))",
+    "(catch #f (plug-in-ddpm-generate RUN-NONINTERACTIVE img drw %s " STEPS " 1 1))",
     corrupt), "corrupt.png"));
-  BATCH (scenario ("photo.png", g_strdup_printf (
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1)",
-    missing), "never-missing.png"));
-  BATCH (scenario ("photo.png", g_strdup_printf (
-    "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw %s " STEPS " 1 1)",
-    corrupt), "never-corrupt.png"));
   BATCH (scenario ("photo.png",
     "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 1.5 " STEPS " 1 1)",
     "never-strength.png"));
@@ -517,10 +658,11 @@ run_session (void)
   g_free (log_path);
   g_free (out);
   g_free (err);
-  g_free (model);
+  g_free (trained);
+  g_free (resumed);
+  g_free (trained_checkpoint);
   g_free (missing);
   g_free (corrupt);
-  g_free (splash);
   g_free (wilber);
   g_ptr_array_free (argv, TRUE);
   g_strfreev (env);
@@ -546,11 +688,68 @@ test_install_user (void)
 static void
 test_train (void)
 {
-  GStatBuf st;
+  Image *in = must_load ("photo.png"), *out = must_load ("trained.png");
+  gchar *checkpoint = g_build_filename (work_dir, "trained.ckpt.safetensors", NULL);
+  gchar *resumed = g_build_filename (work_dir, "resumed.safetensors", NULL);
 
-  g_assert_true (g_stat (model_path, &st) == 0);
-  g_assert_cmpint (st.st_size, >, 1000);
-  /* The model loads and renoises: s05.png exists (see /gimp/renoise/half). */
+  /* plug-in-ddpm-train wrote a model and the checkpoint beside it; a
+   * second run continued that checkpoint into another model, and that one
+   * loads and renoises. */
+  g_assert_true (g_file_test (trained_path, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (checkpoint, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (resumed, G_FILE_TEST_IS_REGULAR));
+  if (in && out)
+    {
+      gsize n = (gsize) in->width * in->height, unclipped = 0, same_shift = 0;
+      gsize colourful = 0;
+
+      g_assert_cmpuint (compare (in, out, 0, 0, 0, 0, TRUE).changed, >, n / 2);
+      /* A gray model changes the luma only: every channel of a pixel moves
+       * by the same amount (unless one clipped at 0 or 255), so the
+       * colours survive. */
+      for (gsize i = 0; i < n; i++)
+        {
+          const guint8 *a = in->rgba + i * 4, *b = out->rgba + i * 4;
+          int dr = b[0] - a[0], dg = b[1] - a[1], db = b[2] - a[2];
+
+          colourful += b[0] != b[1] || b[1] != b[2];
+          if (MIN (MIN (b[0], b[1]), b[2]) == 0 || MAX (MAX (b[0], b[1]), b[2]) == 255)
+            continue;
+          unclipped++;
+          same_shift += abs (dr - dg) <= 1 && abs (dr - db) <= 1;
+        }
+      g_test_message ("gray model on RGB: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      " unclipped pixels shifted evenly, %" G_GSIZE_FORMAT
+                      " colourful", same_shift, unclipped, colourful);
+      g_assert_cmpuint (unclipped, >, n / 10);
+      g_assert_cmpuint (same_shift, ==, unclipped);
+      g_assert_cmpuint (colourful, >, n / 2);
+    }
+  image_free (in);
+  image_free (out);
+  g_free (checkpoint);
+  g_free (resumed);
+}
+
+static void
+test_registration (void)
+{
+  g_assert_true (log_contains ("REGISTERED plug-in-ddpm-renoise "
+                               "<Image>/Filters/Diffusion/Renoise… 8"));
+  g_assert_true (log_contains ("REGISTERED plug-in-ddpm-generate "
+                               "<Image>/Filters/Diffusion/Generate… 7"));
+  g_assert_true (log_contains ("REGISTERED plug-in-ddpm-train "
+                               "<Image>/Filters/Diffusion/Train Model… 9"));
+  /* Reserved for a later issue, not registered yet. */
+  g_assert_false (log_contains ("REGISTERED plug-in-ddpm-denoise"));
+}
+
+static void
+test_default_model (void)
+{
+  /* `ddpm train` made it; the scenarios found it in the user data folder
+   * (the model argument "" everywhere), see /gimp/renoise/strength-half. */
+  g_assert_true (model_ok);
 }
 
 static void
@@ -583,13 +782,12 @@ test_strength_half (void)
       g_test_message ("strength 0.5, DDIM: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
                       " pixels changed, correlation %.3f; DDPM: correlation %.3f",
                       c.changed, c.pixels, c.correlation, d.correlation);
-      /* Different from the input, yet clearly the same picture (an
-       * unrelated image would correlate ≈ 0 ± 0.01 over 12288 values). */
+      /* Different from the input, yet clearly the same picture. */
       g_assert_cmpuint (c.changed, >, c.pixels / 2);
-      g_assert_cmpfloat (c.correlation, >, 0.3);
-      g_assert_cmpfloat (c.correlation, <, 0.999);
+      g_assert_cmpfloat (c.correlation, >, 0.25);
+      g_assert_cmpfloat (c.correlation, <, 0.99);
       g_assert_cmpuint (d.changed, >, d.pixels / 2);
-      g_assert_cmpfloat (d.correlation, >, 0.3);
+      g_assert_cmpfloat (d.correlation, >, 0.25);
     }
   image_free (in);
   image_free (out);
@@ -641,7 +839,7 @@ test_alpha (void)
       g_test_message ("RGBA: correlation %.3f", c.correlation);
       g_assert_cmpuint (c.alpha_changed, ==, 0);
       g_assert_cmpuint (c.changed, >, 0);
-      g_assert_cmpfloat (c.correlation, >, 0.3);
+      g_assert_cmpfloat (c.correlation, >, 0.25);
     }
   image_free (in);
   image_free (out);
@@ -664,7 +862,7 @@ test_gray (void)
       g_assert_true (gray);
       g_assert_cmpuint (c.alpha_changed, ==, 0);
       g_assert_cmpuint (c.changed, >, c.pixels / 2);
-      g_assert_cmpfloat (c.correlation, >, 0.3);
+      g_assert_cmpfloat (c.correlation, >, 0.25);
     }
   image_free (in);
   image_free (out);
@@ -696,14 +894,15 @@ test_generate (void)
 
   if (out)
     {
-      gsize white = 0;
+      gsize white = 0, n = (gsize) out->width * out->height;
 
-      for (gsize i = 0; i < (gsize) out->width * out->height * 4; i++)
-        white += out->rgba[i] == 255;
+      for (gsize i = 0; i < n; i++)
+        white += out->rgba[i * 4] == 255 && out->rgba[i * 4 + 1] == 255
+                 && out->rgba[i * 4 + 2] == 255;
       g_assert_cmpint (out->width, ==, 48);
       g_assert_cmpint (out->height, ==, 40);
       /* Not the white it started as, and not flat. */
-      g_assert_cmpuint (white, <, (gsize) out->width * out->height * 2);
+      g_assert_cmpuint (white, <, n / 2);
       g_assert_cmpfloat (image_stddev (out), >, 5.0);
     }
   image_free (out);
@@ -740,27 +939,21 @@ check_unchanged_after_error (const char *output)
 static void
 test_missing_model (void)
 {
-  gchar *never = g_build_filename (work_dir, "never-missing.png", NULL);
-
   check_unchanged_after_error ("missing.png");
-  /* The failed call stopped its batch command, and said why. */
-  g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
-  g_assert_true (log_contains ("Procedure execution of plug-in-ddpm-renoise failed"));
-  g_assert_true (log_contains ("“/nonexistent/missing.safetensors” does not exist"));
-  g_free (never);
+  g_assert_true (log_contains ("The model file “/nonexistent/missing.safetensors” "
+                               "does not exist."));
 }
 
 static void
 test_corrupt_model (void)
 {
-  gchar *never = g_build_filename (work_dir, "never-corrupt.png", NULL);
+  gchar *message = g_strdup_printf ("The diffusion model could not be loaded: "
+                                    "%s/corrupt.safetensors is not a safetensors "
+                                    "model file", work_dir);
 
   check_unchanged_after_error ("corrupt.png");
-  g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
-  g_assert_true (log_contains ("Procedure execution of plug-in-ddpm-generate failed"));
-  g_assert_true (log_contains ("The diffusion model could not be loaded: "));
-  g_assert_true (log_contains ("corrupt.safetensors"));
-  g_free (never);
+  g_assert_true (log_contains (message));
+  g_free (message);
 }
 
 static void
@@ -768,9 +961,11 @@ test_bad_argument (void)
 {
   gchar *never = g_build_filename (work_dir, "never-strength.png", NULL);
 
+  /* The batch command stopped at the failed call, saying why. */
   g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
-  g_assert_true (log_contains ("The strength must be between 0 and 1, not 1.5"));
-  g_free (never);
+  g_assert_true (log_contains ("Procedure execution of plug-in-ddpm-renoise failed "
+                               "on invalid input arguments: The strength must be "
+                               "between 0 and 1, not 1.5."));
 }
 
 static void
@@ -790,9 +985,10 @@ test_readme_example (void)
         {
           Comparison c = compare (in, out, 0, 0, 0, 0, TRUE);
 
+          g_test_message ("%s: correlation %.3f", names[i], c.correlation);
           g_assert_cmpuint (c.changed, >, 0);
           g_assert_cmpuint (c.alpha_changed, ==, 0);
-          g_assert_cmpfloat (c.correlation, >, 0.3);
+          g_assert_cmpfloat (c.correlation, >, 0.25);
         }
       image_free (in);
       image_free (out);
@@ -814,9 +1010,12 @@ main (int argc, char **argv)
   g_assert_cmpint (g_mkdir_with_parents (work_dir, 0755), ==, 0);
   model_path = g_build_filename (work_dir, "xdg", "gimp-ddpm", "models",
                                  "default.safetensors", NULL);
+  trained_path = g_build_filename (work_dir, "trained.safetensors", NULL);
   run_session ();
 
   g_test_add_func ("/gimp/install-user", test_install_user);
+  g_test_add_func ("/gimp/registration", test_registration);
+  g_test_add_func ("/gimp/default-model", test_default_model);
   g_test_add_func ("/gimp/train", test_train);
   g_test_add_func ("/gimp/renoise/strength-zero", test_strength_zero);
   g_test_add_func ("/gimp/renoise/strength-half", test_strength_half);

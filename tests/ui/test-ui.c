@@ -37,6 +37,7 @@ static gchar    *run_dir;
 static gchar    *results_dir;
 static gchar    *results_de_dir;
 static gchar    *model_file;
+static gchar    *test_image;  /* the picture the dialogs open: layer.png */
 static gboolean  gimp_ran;
 static gchar    *gimp_log;
 
@@ -265,7 +266,7 @@ script (const gchar *image, const gchar *calls)
 static void
 ensure_gimp_ran (void)
 {
-  gchar *image, *models_dir, *plugin_copy, *mo_built, *mo_copy;
+  gchar *models_dir, *plugin_copy, *mo_built, *mo_copy;
 
   if (gimp_ran)
     return;
@@ -289,31 +290,49 @@ ensure_gimp_ran (void)
                               "gimp-ddpm.mo", NULL);
   copy_file (mo_built, mo_copy, 0644);
 
-  image = write_test_image ();
+  test_image = write_test_image ();
 
   /* The default model: a tiny UNet after two optimizer steps on the same
    * picture.  The dialogs read its schedule (linear, T = 1000) and the
    * preview runs it. */
   model_file = g_build_filename (models_dir, "default.safetensors", NULL);
-  train_tiny_model (image, model_file);
+  train_tiny_model (test_image, model_file);
 
   {
-    gchar *commands[] = { script (image, RENOISE_CALLS),
-                          script (image, GENERATE_CALLS),
-                          script (image, TRAIN_CALLS), NULL };
+    gchar *commands[] = { script (test_image, RENOISE_CALLS),
+                          script (test_image, GENERATE_CALLS),
+                          script (test_image, TRAIN_CALLS), NULL };
 
     run_gimp (results_dir, NULL, commands);
     for (gchar **c = commands; *c; c++)
       g_free (*c);
   }
   {
-    gchar *commands[] = { script (image, RENOISE_CALLS), NULL };
+    /* In German, and with OK pressed: the hook leaves strength 0.4 (the
+     * script says 0.5, the last values too), 3 steps, seed 1234, DDIM, so
+     * the layer must come out exactly as a non-interactive run with those
+     * values makes it (DDIM is deterministic under a fixed seed). */
+    gchar *ok_png = g_build_filename (results_de_dir, "ok.png", NULL);
+    gchar *expected_png = g_build_filename (results_de_dir, "expected.png", NULL);
+    gchar *ok_calls = g_strdup_printf ("%s (gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
+                                       RENOISE_CALLS, ok_png, ok_png);
+    gchar *expected_calls = g_strdup_printf ("(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1)"
+                                             "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.4 3 1234 1)"
+                                             "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
+                                             expected_png, expected_png);
+    gchar *commands[] = { script (test_image, ok_calls), script (test_image, expected_calls), NULL };
 
+    g_setenv ("DDPM_UI_TEST_RESPONSE", "ok", TRUE);
     run_gimp (results_de_dir, "de", commands);
+    g_unsetenv ("DDPM_UI_TEST_RESPONSE");
     g_free (commands[0]);
+    g_free (commands[1]);
+    g_free (ok_calls);
+    g_free (expected_calls);
+    g_free (ok_png);
+    g_free (expected_png);
   }
 
-  g_free (image);
   g_free (models_dir);
   g_free (plugin_copy);
   g_free (mo_built);
@@ -642,6 +661,66 @@ test_renoise_german (void)
   assert_screenshot ("de", RENOISE_PROC, 300, 300);
 }
 
+/* Pixels of a PNG as loaded by gdk-pixbuf. */
+static GdkPixbuf *
+load_png (const gchar *dir, const gchar *name)
+{
+  gchar     *file = g_build_filename (dir, name, NULL);
+  GError    *error = NULL;
+  GdkPixbuf *pixbuf = gdk_pixbuf_new_from_file (file, &error);
+
+  if (error)
+    g_printerr ("GIMP's output:\n%s\n", gimp_log);
+  g_assert_no_error (error);
+  g_free (file);
+  return pixbuf;
+}
+
+/* The number of bytes in which two same-sized pictures differ. */
+static gsize
+pixels_differing (GdkPixbuf *a, GdkPixbuf *b)
+{
+  gint   w = gdk_pixbuf_get_width (a), h = gdk_pixbuf_get_height (a);
+  gint   n = gdk_pixbuf_get_n_channels (a);
+  gsize  differing = 0;
+
+  g_assert_cmpint (gdk_pixbuf_get_width (b), ==, w);
+  g_assert_cmpint (gdk_pixbuf_get_height (b), ==, h);
+  g_assert_cmpint (gdk_pixbuf_get_n_channels (b), ==, n);
+  for (gint y = 0; y < h; y++)
+    {
+      const guchar *pa = gdk_pixbuf_read_pixels (a) + y * gdk_pixbuf_get_rowstride (a);
+      const guchar *pb = gdk_pixbuf_read_pixels (b) + y * gdk_pixbuf_get_rowstride (b);
+
+      for (gint i = 0; i < w * n; i++)
+        differing += pa[i] != pb[i];
+    }
+  return differing;
+}
+
+/* OK runs the procedure with the dialog's values, not the arguments nor
+ * the last values: the result equals a non-interactive run with them. */
+static void
+test_renoise_ok (void)
+{
+  GKeyFile  *r = load_result ("de", RENOISE_PROC);
+  GdkPixbuf *ok, *expected, *input;
+
+  g_assert_cmpfloat (get_double (r, "strength_after"), ==, 0.4);
+  ok       = load_png (results_for ("de"), "ok.png");
+  expected = load_png (results_for ("de"), "expected.png");
+  input    = gdk_pixbuf_new_from_file (test_image, NULL);
+  g_assert_nonnull (input);
+
+  g_assert_cmpuint (pixels_differing (ok, expected), ==, 0);
+  g_assert_cmpuint (pixels_differing (ok, input), >, 0);
+
+  g_object_unref (ok);
+  g_object_unref (expected);
+  g_object_unref (input);
+  g_key_file_free (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -656,6 +735,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/generate/dialog", test_generate);
   g_test_add_func ("/ui/train/dialog", test_train);
   g_test_add_func ("/ui/renoise/german", test_renoise_german);
+  g_test_add_func ("/ui/renoise/ok", test_renoise_ok);
 
   return g_test_run ();
 }
