@@ -19,6 +19,7 @@
  */
 #include <math.h>
 
+#include "names.h"
 #include "sampler-private.h"
 
 static const char *const sampler_names[DDPM_SAMPLER_COUNT] = {
@@ -30,32 +31,6 @@ static const char *const variance_names[DDPM_VARIANCE_COUNT] = {
   [DDPM_VARIANCE_POSTERIOR] = "posterior",
   [DDPM_VARIANCE_BETA] = "beta",
 };
-
-/* Look `name` up in `names`, or say which names exist. */
-static gboolean
-lookup_name (const char *const *names,
-             int                 count,
-             const char         *what,
-             const char         *name,
-             int                *out,
-             GError            **error)
-{
-  for (int i = 0; i < count; i++)
-    if (name != NULL && g_ascii_strcasecmp (name, names[i]) == 0)
-      {
-        *out = i;
-        return TRUE;
-      }
-
-  GString *valid = g_string_new (NULL);
-  for (int i = 0; i < count; i++)
-    g_string_append_printf (valid, "%s%s", i ? ", " : "", names[i]);
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown %s “%s” (expected one of: %s)",
-               what, name ? name : "", valid->str);
-  g_string_free (valid, TRUE);
-  return FALSE;
-}
 
 const char *
 ddpm_sampler_kind_name (DdpmSamplerKind kind)
@@ -72,7 +47,7 @@ ddpm_sampler_kind_from_string (const char       *name,
   int value;
 
   g_return_val_if_fail (kind != NULL, FALSE);
-  if (!lookup_name (sampler_names, DDPM_SAMPLER_COUNT, "sampler",
+  if (!ddpm_name_lookup (sampler_names, DDPM_SAMPLER_COUNT, "sampler",
                     name, &value, error))
     return FALSE;
   *kind = (DdpmSamplerKind) value;
@@ -94,7 +69,7 @@ ddpm_variance_from_string (const char    *name,
   int value;
 
   g_return_val_if_fail (variance != NULL, FALSE);
-  if (!lookup_name (variance_names, DDPM_VARIANCE_COUNT, "sampler variance",
+  if (!ddpm_name_lookup (variance_names, DDPM_VARIANCE_COUNT, "sampler variance",
                     name, &value, error))
     return FALSE;
   *variance = (DdpmVariance) value;

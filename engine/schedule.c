@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ddpm.h"
+#include "names.h"
 
 #define DDPM_T_MAX 100000
 #define BETA_MAX 0.999 /* Nichol & Dhariwal 2021: avoid singularities at t = T */
@@ -25,32 +26,6 @@ static const char *const spacing_names[DDPM_SPACING_COUNT] = {
   [DDPM_SPACING_LINSPACE] = "linspace",
 };
 
-/* Shared by the two enums: look `name` up in `names`, or say which exist. */
-static gboolean
-lookup_name (const char *const *names,
-             int                 count,
-             const char         *what,
-             const char         *name,
-             int                *out,
-             GError            **error)
-{
-  for (int i = 0; i < count; i++)
-    if (name != NULL && g_ascii_strcasecmp (name, names[i]) == 0)
-      {
-        *out = i;
-        return TRUE;
-      }
-
-  GString *valid = g_string_new (NULL);
-  for (int i = 0; i < count; i++)
-    g_string_append_printf (valid, "%s%s", i ? ", " : "", names[i]);
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown %s “%s” (expected one of: %s)",
-               what, name ? name : "", valid->str);
-  g_string_free (valid, TRUE);
-  return FALSE;
-}
-
 const char *
 ddpm_schedule_kind_name (DdpmScheduleKind kind)
 {
@@ -65,7 +40,7 @@ ddpm_schedule_kind_from_string (const char        *name,
 {
   int value;
 
-  if (!lookup_name (schedule_names, DDPM_SCHEDULE_COUNT, "schedule",
+  if (!ddpm_name_lookup (schedule_names, DDPM_SCHEDULE_COUNT, "schedule",
                     name, &value, error))
     return FALSE;
   *kind = (DdpmScheduleKind) value;
@@ -86,7 +61,7 @@ ddpm_spacing_from_string (const char   *name,
 {
   int value;
 
-  if (!lookup_name (spacing_names, DDPM_SPACING_COUNT, "timestep spacing",
+  if (!ddpm_name_lookup (spacing_names, DDPM_SPACING_COUNT, "timestep spacing",
                     name, &value, error))
     return FALSE;
   *spacing = (DdpmSpacing) value;
