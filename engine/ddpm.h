@@ -412,6 +412,11 @@ gboolean ddpm_unet_config_from_preset (const char     *name,
 gboolean ddpm_unet_config_validate    (const DdpmUNetConfig *config,
                                        GError              **error);
 gsize    ddpm_unet_config_n_params    (const DdpmUNetConfig *config);
+/* Train at another resolution: set image_size and scale the attention
+ * resolutions with it, so attention stays at the same depth level
+ * (resolution r at size S is level log2(S/r)). */
+void     ddpm_unet_config_set_image_size (DdpmUNetConfig *config,
+                                          int             size);
 
 /* ------------------------------------------------------------------- model */
 

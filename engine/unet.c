@@ -460,6 +460,16 @@ unbuild (DdpmUNet *u)
     g_string_chunk_free (u->names);
 }
 
+void
+ddpm_unet_config_set_image_size (DdpmUNetConfig *config, int size)
+{
+  g_return_if_fail (config != NULL && size > 0 && config->image_size > 0);
+  for (int i = 0; i < config->n_attn; i++)
+    config->attn_resolutions[i] = (int) ((gint64) config->attn_resolutions[i] * size
+                                         / config->image_size);
+  config->image_size = size;
+}
+
 gsize
 ddpm_unet_config_n_params (const DdpmUNetConfig *config)
 {

@@ -584,7 +584,7 @@ plugin_train (gint32                   drawable_id,
                                          gimp_drawable_is_rgb (drawable_id) ? 3 : 1,
                                          &params.config, error))
         return FALSE;
-      params.config.image_size = vals->patch_size;
+      ddpm_unet_config_set_image_size (&params.config, vals->patch_size);
       if (!ddpm_unet_config_validate (&params.config, error))
         return FALSE;
     }

@@ -425,6 +425,28 @@ test_names (void)
   ddpm_unet_free (u);
 }
 
+/* Training at another size keeps attention at the same depth level, so the
+ * configuration stays valid and its parameter count does not change. */
+static void
+test_set_image_size (void)
+{
+  DdpmUNetConfig config;
+  GError *error = NULL;
+  gsize n32;
+
+  g_assert_true (ddpm_unet_config_from_preset ("tiny", 3, &config, NULL));
+  n32 = ddpm_unet_config_n_params (&config);
+  ddpm_unet_config_set_image_size (&config, 64);
+  g_assert_cmpint (config.image_size, ==, 64);
+  g_assert_cmpint (config.attn_resolutions[0], ==, 16);   /* level 2: 64 / 2² */
+  g_assert_true (ddpm_unet_config_validate (&config, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (ddpm_unet_config_n_params (&config), ==, n32);
+  ddpm_unet_config_set_image_size (&config, 16);
+  g_assert_cmpint (config.attn_resolutions[0], ==, 4);
+  g_assert_true (ddpm_unet_config_validate (&config, NULL));
+}
+
 static void
 test_validate (void)
 {
@@ -832,6 +854,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/unet/presets", test_presets);
   g_test_add_func ("/engine/unet/names", test_names);
   g_test_add_func ("/engine/unet/validate", test_validate);
+  g_test_add_func ("/engine/unet/set-image-size", test_set_image_size);
   g_test_add_func ("/engine/unet/init", test_init);
   g_test_add_func ("/engine/unet/pytorch-attn-top", test_pytorch_attn_top);
   g_test_add_func ("/engine/unet/pytorch-gray", test_pytorch_gray);

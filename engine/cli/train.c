@@ -75,18 +75,6 @@ on_progress (const DdpmProgress *p, gpointer user_data)
   return !interrupted;
 }
 
-/* Scale the preset's attention resolutions with the image size, so that
- * attention stays at the same depth level (resolution r at size S is level
- * log2(S/r)). */
-static void
-config_set_size (DdpmUNetConfig *config, int size)
-{
-  for (int i = 0; i < config->n_attn; i++)
-    config->attn_resolutions[i] = (int) ((gint64) config->attn_resolutions[i] * size
-                                         / config->image_size);
-  config->image_size = size;
-}
-
 static DdpmDataset *
 load_data (const char *path, int *channels, int resize, GError **error)
 {
@@ -243,7 +231,7 @@ cli_train (int argc, char **argv)
       goto out;
     }
   if (size > 0)
-    config_set_size (&params.config, size);
+    ddpm_unet_config_set_image_size (&params.config, size);
   if (dropout >= 0)
     params.config.dropout = (float) dropout;
   if (!resume && !ddpm_unet_config_validate (&params.config, &error))
