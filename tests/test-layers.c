@@ -310,6 +310,7 @@ static const int conv_shapes[][9] = {
   { 3, 16, 12, 10, 8, 3, 1, 1, 1 }, /* large enough for sgemm blocking */
   { 2, 16, 16, 16, 32, 3, 2, 0, 1 },
   { 2, 32, 9, 7, 16, 1, 1, 0, 0 },
+  { 3, 4, 48, 48, 8, 3, 1, 1, 1 }, /* images batched into one sgemm: groups of 2 + 1 */
 };
 
 static void

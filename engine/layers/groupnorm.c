@@ -29,12 +29,13 @@
 /* Work per part of the thread team, in (sample, group) pairs or groups. */
 #define GRAIN 1
 
-/* Σx and Σ(x − mu)² in double over n floats, in 8 interleaved partial sums
- * so that gcc vectorises them (a single double accumulator is a serial
- * chain it may not reorder). */
+/* Σx and Σ(x − μ)² (μ = Σx/n, two passes) in double over n floats, in 8
+ * interleaved partial sums so that gcc vectorises them (a single double
+ * accumulator is a serial chain it may not reorder). */
 static void
-sum_and_sq (const float *x, gsize n, double mu, double *sum, double *sq)
+sum_and_sq (const float *x, gsize n, double *sum, double *sq)
 {
+  double mu;
   double s[8] = { 0 }, q[8] = { 0 };
   gsize i = 0;
 
@@ -47,8 +48,6 @@ sum_and_sq (const float *x, gsize n, double mu, double *sum, double *sq)
   for (; i < n; i++)
     total += x[i];
   *sum = total;
-  if (sq == NULL)
-    return;
   mu = total / n;
   for (i = 0; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; k++)
@@ -86,7 +85,7 @@ forward_range (gsize begin, gsize end, gpointer data)
       const float *x = j->inp + base;
       double sum, sq;
 
-      sum_and_sq (x, n, 0, &sum, &sq);
+      sum_and_sq (x, n, &sum, &sq);
       const double mu = sum / n;
       const double r = 1.0 / sqrt (sq / n + j->eps);
 
