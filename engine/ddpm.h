@@ -342,6 +342,12 @@ typedef struct
   int              threads;      /* 0 = all cores */
   DdpmProgressFunc progress;     /* may be NULL */
   gpointer         progress_data;
+  int              t_start;      /* > 0: start at this base timestep
+                                    (1..T) instead of round(strength·T) */
+  gboolean         add_noise;    /* default TRUE; FALSE: start from
+                                    x_t0 = √ᾱ_t0·x, for an input that
+                                    already carries the noise of t0
+                                    (see ddpm_denoise) */
 } DdpmSampleParams;
 
 /* Fill `params` with the defaults above (seed 0). */
@@ -362,7 +368,10 @@ gboolean ddpm_img2img_plan (const DdpmSchedule *schedule,
  * (C, H, W) with values in [−1, 1]:
  *   x_t0 = √ᾱ_t0·x + √(1−ᾱ_t0)·ε, then params->steps denoising steps from
  *   t0 down to 0.  strength = 0 leaves image bit for bit; strength = 1
- *   starts from pure noise (generation).
+ *   starts from pure noise (generation).  params->t_start > 0 gives t0
+ *   directly (strength is then ignored); params->add_noise = FALSE starts
+ *   from x_t0 = √ᾱ_t0·x, and the known region of a mask then follows
+ *   √ᾱ_t·x without fresh noise.
  * mask (H, W) in [0, 1] or NULL (= all ones): where it is 0, at every step
  * the state is replaced by the original forward-noised to the current t,
  * and the result is composited as mask·generated + (1 − mask)·original.
@@ -378,6 +387,49 @@ gboolean ddpm_img2img (float                  *image,
                        int                     W,
                        const DdpmSchedule     *schedule,
                        const DdpmDenoiser     *denoiser,
+                       const DdpmSampleParams *params,
+                       GError                **error);
+
+/* ----------------------------------------------------------------- denoise */
+
+/* A photo y = x + σ·n with white Gaussian noise of standard deviation σ
+ * (on the [0, 1] pixel scale) is, scaled by √ᾱ_t, the diffusion state x_t
+ * for the t with √(1/ᾱ_t − 1) = 2σ (2σ: the model's [−1, 1] scale); the
+ * model denoises it from there without adding noise (see denoise.c). */
+
+/* That t, 1..T: the timestep whose level schedule->sqrt_recipm1_alpha_bar[t]
+ * is nearest to 2σ in ratio (levels below t = 1's map to 1).  Returns 0
+ * and sets DDPM_ERROR_INVALID_ARGUMENT for σ ≤ 0, not finite, or beyond
+ * the schedule's last level. */
+int      ddpm_denoise_sigma_to_t   (const DdpmSchedule *schedule,
+                                    double              sigma,
+                                    GError            **error);
+
+/* Estimate the standard deviation of white Gaussian noise in an image
+ * (C, H, W) on any scale (the result is on the same scale): Donoho's
+ * median(|HH|)/0.6745 over the finest Haar diagonal coefficients (Donoho
+ * & Johnstone 1994).  Image detail biases it upwards a little.  Fails for
+ * images smaller than 2×2. */
+gboolean ddpm_estimate_noise_sigma (const float *image,
+                                    int          C,
+                                    int          H,
+                                    int          W,
+                                    double      *sigma,
+                                    GError     **error);
+
+/* Remove noise of level σ ([0, 1] pixel scale) from image (C, H, W) with
+ * values in [−1, 1], in place: ddpm_img2img from t = sigma_to_t (σ) on
+ * x_t = √ᾱ_t·image, with params->t_start, add_noise and strength
+ * overridden.  A mask (H, W) limits the change as in img2img: where it is
+ * 0 the result is the noisy input.  On failure the image is unchanged. */
+gboolean ddpm_denoise (float                  *image,
+                       const float            *mask,
+                       int                     C,
+                       int                     H,
+                       int                     W,
+                       const DdpmSchedule     *schedule,
+                       const DdpmDenoiser     *denoiser,
+                       double                  sigma,
                        const DdpmSampleParams *params,
                        GError                **error);
 
@@ -493,6 +545,36 @@ gboolean ddpm_train             (const DdpmTrainParams *params,
  * params->config, schedule, T and seed are then ignored; the step count
  * `steps` is the total including the steps already done.  Newly allocated. */
 char    *ddpm_train_checkpoint_path (const char *model_path);
+
+/* -------------------------------------------------------------------- elbo */
+
+/* The negative ELBO (Ho et al. 2020, §3.3, eq. 5) in bits per dimension,
+ * averaged over a batch, split into its terms. */
+typedef struct
+{
+  double total_bpd;    /* prior + vb + decoder */
+  double prior_bpd;    /* L_T: KL(q(x_T|x_0) ‖ N(0, I)) */
+  double vb_bpd;       /* Σ_{t=2..T} L_{t−1}, exact or estimated */
+  double decoder_bpd;  /* L_0: −log p_θ(x_0|x_1), 8-bit discretised */
+  int    n_terms;      /* network evaluations per image */
+} DdpmElbo;
+
+/* x0 (B, C, H, W): images on the 8-bit grid −1 + 2k/255.  t_samples = 0
+ * evaluates all T terms; K > 0 estimates the middle sum from K stratified
+ * timesteps (unbiased).  The noise is keyed by (seed, t, element). */
+gboolean ddpm_elbo_bpd (DdpmElbo           *result,
+                        const float        *x0,
+                        int                 B,
+                        int                 C,
+                        int                 H,
+                        int                 W,
+                        const DdpmSchedule *schedule,
+                        const DdpmDenoiser *denoiser,
+                        int                 t_samples,
+                        guint64             seed,
+                        DdpmProgressFunc    progress,
+                        gpointer            progress_data,
+                        GError            **error);
 
 G_END_DECLS
 

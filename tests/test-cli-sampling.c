@@ -208,6 +208,35 @@ test_sample (void)
   g_free (out);
 }
 
+/* `ddpm eval` prints a positive, finite bits/dim per image and a mean. */
+static void
+test_eval (void)
+{
+  char *in = make_input ("eval.png", 3, FALSE);
+  char *out = NULL, *err = NULL;
+  char *argv[] = { (char *) g_getenv ("DDPM_CLI"), "eval", "--model", model_path, "--crops", "2",
+                   "--t-samples", "5", in, NULL };
+  int status;
+  GError *error = NULL;
+
+  g_spawn_sync (NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  char *line = strstr (out, ": ");
+  g_assert_nonnull (line);
+  double bpd = g_ascii_strtod (line + 2, NULL);
+  g_test_message ("%s", out);
+  g_assert_true (isfinite (bpd));
+  g_assert_cmpfloat (bpd, >, 0.0);
+  g_assert_nonnull (strstr (out, "mean: "));
+  g_free (out);
+  g_free (err);
+  g_assert_cmpint (run_ddpm (&err, "eval", "--model", model_path, NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "no images"));
+  g_free (err);
+  g_free (in);
+}
+
 /* Bad arguments: exit 2 and a message naming the problem; failures: exit
  * 1; neither writes an output file. */
 static void
@@ -280,6 +309,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/renoise/mask", test_renoise_mask);
   g_test_add_func ("/cli/renoise/gray-and-seeds", test_renoise_gray_and_seeds);
   g_test_add_func ("/cli/sample", test_sample);
+  g_test_add_func ("/cli/eval", test_eval);
   g_test_add_func ("/cli/sampling-errors", test_errors);
   status = g_test_run ();
 

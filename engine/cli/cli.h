@@ -24,6 +24,7 @@ int cli_train (int argc, char **argv);
 int cli_info (int argc, char **argv);
 int cli_renoise (int argc, char **argv);
 int cli_sample (int argc, char **argv);
+int cli_eval (int argc, char **argv);
 
 /* Print "ddpm COMMAND: message" to stderr and return `code`. */
 int cli_fail (const char *command, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);
@@ -80,5 +81,17 @@ gboolean   cli_run_img2img            (DdpmModel              *model,
                                        const float            *mask,
                                        const DdpmSampleParams *params,
                                        GError                **error);
+
+/* The same for ddpm_denoise with noise level sigma ([0, 1] pixel scale). */
+gboolean   cli_run_denoise            (DdpmModel              *model,
+                                       DdpmImage              *image,
+                                       const float            *mask,
+                                       double                  sigma,
+                                       const DdpmSampleParams *params,
+                                       GError                **error);
+
+/* `ddpm denoise` and `ddpm denoise-eval` (denoise.c). */
+int cli_denoise (int argc, char **argv);
+int cli_denoise_eval (int argc, char **argv);
 
 #endif /* DDPM_CLI_H */

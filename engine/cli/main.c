@@ -16,6 +16,9 @@ static const CliCommand commands[] = {
   { "info", "describe a model file or a preset", cli_info },
   { "sample", "generate an image from noise", cli_sample },
   { "renoise", "noise an image partway and denoise it back (strength)", cli_renoise },
+  { "eval", "negative ELBO of a model on images, in bits/dim", cli_eval },
+  { "denoise", "remove Gaussian noise of a given or estimated level", cli_denoise },
+  { "denoise-eval", "PSNR of denoising held-out images with added noise", cli_denoise_eval },
 };
 
 static void
@@ -25,7 +28,7 @@ print_usage (FILE *out)
                 "A diffusion (DDPM) engine: schedules, training and sampling.\n\n"
                 "Commands:\n");
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf (out, "  %-13s %s\n", commands[i].name, commands[i].summary);
   fprintf (out, "\nRun “ddpm COMMAND --help” for the options of a command.\n"
                 "  --help      show this help\n"
                 "  --version   show the version\n");
