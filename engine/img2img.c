@@ -9,6 +9,9 @@
  * the top of that chain, x = √ᾱ·image + √(1−ᾱ)·ε (Ho et al. 2020, eq. 4),
  * and the n steps run down to t = 0.  strength = 0 returns at once;
  * strength = 1 starts from x = ε itself (generation: the input is unused).
+ * params->t_start > 0 names t0 directly; params->add_noise = FALSE starts
+ * from x = √ᾱ·image, for an input that already carries the noise of t0
+ * (denoise.c), and the masked-out region then follows √ᾱ_t·image.
  *
  * Masks (RePaint, Lugmayr et al. 2022, eq. 8).  After every step to t > 0
  * the known region is replaced by the original forward-noised to that t,
@@ -76,6 +79,8 @@ ddpm_sample_params_init (DdpmSampleParams *params)
   params->threads = 0;
   params->progress = NULL;
   params->progress_data = NULL;
+  params->t_start = 0;
+  params->add_noise = TRUE;
 }
 
 gboolean
@@ -310,7 +315,7 @@ mask_blend_chunk (const Run *run, gsize e0, gsize len, int i, guint64 stream)
     any_known = run->mask[(e0 + k) % run->hw] < 1.0f;
   if (!any_known)
     return;
-  if (i > 0)
+  if (i > 0 && run->params->add_noise)
     ddpm_rng_normal_fill (z, len, run->params->seed, stream, e0);
 
   for (gsize k = 0; k < len; k++)
@@ -320,19 +325,23 @@ mask_blend_chunk (const Run *run, gsize e0, gsize len, int i, guint64 stream)
 
       if (m == 1.0)
         continue;
-      double known = i > 0 ? a * run->image[e] + b * z[k] : run->image[e];
+      double known = i == 0 ? run->image[e]
+                     : run->params->add_noise ? a * run->image[e] + b * z[k]
+                     : a * run->image[e];
       run->x[e] = (float) (m == 0.0 ? known : m * run->x[e] + (1.0 - m) * known);
     }
 }
 
-/* x_top = √ᾱ·image + √(1−ᾱ)·ε (or ε alone), masks applied. */
+/* x_top = √ᾱ·image + √(1−ᾱ)·ε (or ε alone; or √ᾱ·image alone without
+ * add_noise), masks applied. */
 static void
 init_range (gsize begin, gsize end, gpointer data)
 {
   Run *run = data;
   const int top = run->chain->T;
   const double a = run->chain->sqrt_alpha_bar[top];
-  const double b = run->chain->sqrt_one_minus_alpha_bar[top];
+  const double b = run->params->add_noise
+                   ? run->chain->sqrt_one_minus_alpha_bar[top] : 0.0;
   const guint64 stream = noise_stream (top, NOISE_INITIAL);
   float z[CHUNK];
 
@@ -340,7 +349,10 @@ init_range (gsize begin, gsize end, gpointer data)
     {
       gsize len = MIN ((gsize) CHUNK, end - e0);
 
-      ddpm_rng_normal_fill (z, len, run->params->seed, stream, e0);
+      if (run->params->add_noise)
+        ddpm_rng_normal_fill (z, len, run->params->seed, stream, e0);
+      else
+        memset (z, 0, len * sizeof (float));
       for (gsize k = 0; k < len; k++)
         {
           gsize e = e0 + k;
@@ -514,6 +526,9 @@ check_arguments (const float            *mask,
           denoiser->tile_size, denoiser->max_batch);
   if (!ddpm_img2img_plan (schedule, p->strength, p->steps, NULL, NULL, error))
     return FALSE;
+  if (p->t_start < 0 || p->t_start > schedule->T)
+    FAIL ("The starting timestep must be between 1 and %d, not %d",
+          schedule->T, p->t_start);
   if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
     FAIL ("Unknown sampler %d", (int) p->sampler);
   if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
@@ -613,6 +628,11 @@ ddpm_img2img (float                  *image,
   if (!ddpm_img2img_plan (schedule, params->strength, params->steps,
                           &t0, &n_steps, error))
     return FALSE;
+  if (params->t_start > 0)
+    {
+      t0 = params->t_start;
+      n_steps = MIN (params->steps, t0);
+    }
   if (n_steps == 0)
     return TRUE; /* strength 0 (or below half a timestep): nothing to do */
 
@@ -632,7 +652,8 @@ ddpm_img2img (float                  *image,
   run.chain = chain;
   run.params = params;
   run.denoiser = denoiser;
-  run.pure_noise = params->strength >= 1.0;
+  run.pure_noise = params->t_start <= 0 && params->strength >= 1.0
+                   && params->add_noise;
   team_init (&run.team, params->threads > 0 ? params->threads
                                             : (int) g_get_num_processors ());
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ddpm.h"
+#include "analytic-denoisers.h"
 
 static DdpmSchedule *
 linear_1000 (void)
@@ -60,10 +61,6 @@ analytic_denoise (float *eps, const float *x, int B, int C, int H, int W,
                   int t, gpointer user_data, GError **error)
 {
   Analytic *a = user_data;
-  double ab = a->base->alpha_bar[t];
-  double k = sqrt (1 - ab) / (ab * a->s * a->s + 1 - ab);
-  double shift = sqrt (ab) * a->mu;
-  gsize n = (gsize) B * C * H * W;
 
   a->calls++;
   if (a->fail_at != 0 && a->calls == a->fail_at)
@@ -80,8 +77,7 @@ analytic_denoise (float *eps, const float *x, int B, int C, int H, int W,
     }
   g_assert_cmpint (t, >=, 1);
   g_assert_cmpint (t, <=, a->base->T);
-  for (gsize i = 0; i < n; i++)
-    eps[i] = (float) (k * (x[i] - shift));
+  analytic_gaussian_eps (eps, x, (gsize) B * C * H * W, a->base, t, a->mu, a->s);
   return TRUE;
 }
 

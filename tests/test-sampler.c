@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ddpm.h"
+#include "analytic-denoisers.h"
 #include "sampler-private.h"
 
 #define IMG_H 64
@@ -184,14 +185,9 @@ gaussian_denoise (float *eps, const float *x, int B, int C, int H, int W,
                   int t, gpointer user_data, GError **error)
 {
   Gaussian *g = user_data;
-  double ab = g->base->alpha_bar[t];
-  double k = sqrt (1 - ab) / (ab * g->s * g->s + 1 - ab);
-  double shift = sqrt (ab) * g->mu;
-  gsize n = (gsize) B * C * H * W;
 
   g->calls++;
-  for (gsize i = 0; i < n; i++)
-    eps[i] = (float) (k * (x[i] - shift));
+  analytic_gaussian_eps (eps, x, (gsize) B * C * H * W, g->base, t, g->mu, g->s);
   return TRUE;
 }
 

@@ -1,4 +1,4 @@
-/* sampling.c: what `ddpm renoise` and `ddpm sample` share: the sampler
+/* sampling.c: what `ddpm renoise`, `sample` and `denoise` share: the sampler
  * options, loading the model, and running img2img on a DdpmImage (channel
  * conversion to the model's, [0, 1] ⇄ [−1, 1], alpha kept aside). */
 #include <math.h>
@@ -99,31 +99,31 @@ cli_load_model (const char *path, GError **error)
   return model;
 }
 
-gboolean
-cli_run_img2img (DdpmModel              *model,
-                 DdpmImage              *image,
-                 const float            *mask,
-                 const DdpmSampleParams *params,
-                 GError                **error)
+/* The image in the model's channels on the [−1, 1] scale: the image itself
+ * when the channels agree (converted in place), else a new image.  A gray
+ * image through an RGB model (or the reverse) runs in the model's
+ * channels and comes back in its own (to_image_space). */
+static DdpmImage *
+to_model_space (DdpmModel *model, DdpmImage *image)
 {
   const DdpmUNetConfig *config = ddpm_model_get_config (model);
   DdpmImage *work = image;
-  DdpmDenoiser denoiser;
-  gboolean ok;
 
-  /* A gray image through an RGB model (or the reverse) runs in the model's
-   * channels and comes back in its own. */
   if (image->channels != config->in_channels)
     work = ddpm_image_convert_channels (image, config->in_channels);
 
   gsize n = (gsize) work->channels * work->width * work->height;
   for (gsize i = 0; i < n; i++)
     work->pixels[i] = 2.0f * work->pixels[i] - 1.0f;
+  return work;
+}
 
-  ddpm_model_get_denoiser (model, params->threads, &denoiser);
-  ok = ddpm_img2img (work->pixels, mask, work->channels, work->height, work->width,
-                     ddpm_model_get_schedule (model), &denoiser, params, error);
-
+/* Back to [0, 1] in the image's own channels; frees work if it is not the
+ * image. */
+static void
+to_image_space (DdpmImage *image, DdpmImage *work)
+{
+  gsize n = (gsize) work->channels * work->width * work->height;
   for (gsize i = 0; i < n; i++)
     work->pixels[i] = CLAMP (0.5f * (work->pixels[i] + 1.0f), 0.0f, 1.0f);
   if (work != image)
@@ -135,5 +135,41 @@ cli_run_img2img (DdpmModel              *model,
       ddpm_image_free (back);
       ddpm_image_free (work);
     }
+}
+
+gboolean
+cli_run_img2img (DdpmModel              *model,
+                 DdpmImage              *image,
+                 const float            *mask,
+                 const DdpmSampleParams *params,
+                 GError                **error)
+{
+  DdpmImage *work = to_model_space (model, image);
+  DdpmDenoiser denoiser;
+  gboolean ok;
+
+  ddpm_model_get_denoiser (model, params->threads, &denoiser);
+  ok = ddpm_img2img (work->pixels, mask, work->channels, work->height, work->width,
+                     ddpm_model_get_schedule (model), &denoiser, params, error);
+  to_image_space (image, work);
+  return ok;
+}
+
+gboolean
+cli_run_denoise (DdpmModel              *model,
+                 DdpmImage              *image,
+                 const float            *mask,
+                 double                  sigma,
+                 const DdpmSampleParams *params,
+                 GError                **error)
+{
+  DdpmImage *work = to_model_space (model, image);
+  DdpmDenoiser denoiser;
+  gboolean ok;
+
+  ddpm_model_get_denoiser (model, params->threads, &denoiser);
+  ok = ddpm_denoise (work->pixels, mask, work->channels, work->height, work->width,
+                     ddpm_model_get_schedule (model), &denoiser, sigma, params, error);
+  to_image_space (image, work);
   return ok;
 }
