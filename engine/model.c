@@ -34,7 +34,7 @@
 #define MODEL_FORMAT_VERSION 1
 /* Images per UNet call in the denoiser: bounds the activation memory of a
  * sampler that hands over many tiles at once. */
-#define MODEL_MAX_BATCH 8
+#define MODEL_MAX_BATCH 32
 
 struct _DdpmModel
 {

@@ -126,6 +126,8 @@ query (void)
                           GIMP_PLUGIN,
                           G_N_ELEMENTS (renoise_args), 0,
                           renoise_args, NULL);
+  /* The submenu's label, translated like the items in it. */
+  gimp_plugin_menu_branch_register ("<Image>/Filters", N_("Diffusion"));
   gimp_plugin_menu_register (RENOISE_PROC, "<Image>/Filters/Diffusion");
 
   gimp_install_procedure (GENERATE_PROC,
