@@ -14,7 +14,7 @@ cli_test_path (const char *file)
 }
 
 static int
-run_va (char **err, va_list ap)
+run_va (char **out_text, char **err, va_list ap)
 {
   GPtrArray *argv = g_ptr_array_new ();
   const char *arg;
@@ -35,7 +35,10 @@ run_va (char **err, va_list ap)
     *err = err_text;
   else
     g_free (err_text);
-  g_free (out);
+  if (out_text)
+    *out_text = out;
+  else
+    g_free (out);
   g_ptr_array_free (argv, TRUE);
   return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
@@ -47,7 +50,19 @@ cli_test_run (char **err, ...)
   int status;
 
   va_start (ap, err);
-  status = run_va (err, ap);
+  status = run_va (NULL, err, ap);
+  va_end (ap);
+  return status;
+}
+
+int
+cli_test_run_capture (char **out, char **err, ...)
+{
+  va_list ap;
+  int status;
+
+  va_start (ap, err);
+  status = run_va (out, err, ap);
   va_end (ap);
   return status;
 }

@@ -21,6 +21,8 @@ char      *cli_test_path       (const char *file);
 /* Run $DDPM_CLI with the NULL-terminated arguments; return the exit status
  * and, if err is not NULL, stderr (free it). */
 int        cli_test_run        (char **err, ...) G_GNUC_NULL_TERMINATED;
+/* The same, keeping stdout in *out and stderr in *err (either may be NULL). */
+int        cli_test_run_capture (char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Load an image, asserting it loads. */
 DdpmImage *cli_test_load       (const char *path);
 /* A 40×36 picture (gradient and disc, optional varying alpha) saved as a

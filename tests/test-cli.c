@@ -7,30 +7,7 @@
 
 #include <glib.h>
 
-/* Run ddpm with `args` (NULL-terminated); return the exit status. */
-static int
-run_ddpm (char **out, char **err, ...)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  const char *arg;
-  va_list ap;
-  int status = -1;
-  GError *error = NULL;
-
-  g_ptr_array_add (argv, (char *) g_getenv ("DDPM_CLI"));
-  va_start (ap, err);
-  while ((arg = va_arg (ap, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-
-  g_assert_nonnull (g_getenv ("DDPM_CLI"));
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                out, err, &status, &error);
-  g_assert_no_error (error);
-  g_ptr_array_free (argv, TRUE);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
+#include "cli-helpers.h"
 
 /* The issue's acceptance check: the CSV's header names the columns and its
  * last row (t = 1000) has ᾱ ≈ 4.04e-5. */
@@ -38,7 +15,7 @@ static void
 test_schedule_csv (void)
 {
   char *out, *err;
-  int status = run_ddpm (&out, &err, "schedule", "--schedule", "linear",
+  int status = cli_test_run_capture (&out, &err, "schedule", "--schedule", "linear",
                          "--timesteps", "1000", "--csv", NULL);
 
   g_assert_cmpint (status, ==, 0);
@@ -80,7 +57,7 @@ static void
 test_respaced_table (void)
 {
   char *out, *err;
-  int status = run_ddpm (&out, &err, "schedule", "--schedule", "cosine", "--steps", "10",
+  int status = cli_test_run_capture (&out, &err, "schedule", "--schedule", "cosine", "--steps", "10",
                          "--csv", NULL);
 
   g_assert_cmpint (status, ==, 0);
@@ -111,8 +88,8 @@ test_errors (void)
     {
       char *out, *err;
       int status = cases[i][1]
-                   ? run_ddpm (&out, &err, cases[i][0], cases[i][1], cases[i][2], NULL)
-                   : run_ddpm (&out, &err, cases[i][0], NULL);
+                   ? cli_test_run_capture (&out, &err, cases[i][0], cases[i][1], cases[i][2], NULL)
+                   : cli_test_run_capture (&out, &err, cases[i][0], NULL);
       char *lower = g_ascii_strdown (err, -1);
 
       g_test_message ("%s → %s", cases[i][0], err);
@@ -129,15 +106,15 @@ test_help_and_version (void)
 {
   char *out, *err;
 
-  g_assert_cmpint (run_ddpm (&out, &err, "--version", NULL), ==, 0);
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "--version", NULL), ==, 0);
   g_assert_true (g_str_has_prefix (out, "ddpm "));
   g_free (out);
   g_free (err);
-  g_assert_cmpint (run_ddpm (&out, &err, "--help", NULL), ==, 0);
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "--help", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "schedule"));
   g_free (out);
   g_free (err);
-  g_assert_cmpint (run_ddpm (&out, &err, "schedule", "--help", NULL), ==, 0);
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "schedule", "--help", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "--timesteps"));
   g_free (out);
   g_free (err);

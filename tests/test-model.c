@@ -10,6 +10,7 @@
 
 #include "safetensors.h"
 #include "train.h"
+#include "cli-helpers.h"
 
 static char *tmp_dir;
 
@@ -348,29 +349,6 @@ test_checkpoint_path (void)
   g_free (p);
 }
 
-static int
-run_ddpm (char **out, char **err, ...)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  const char *arg;
-  va_list ap;
-  int status = -1;
-  GError *error = NULL;
-
-  g_assert_nonnull (g_getenv ("DDPM_CLI"));
-  g_ptr_array_add (argv, (char *) g_getenv ("DDPM_CLI"));
-  va_start (ap, err);
-  while ((arg = va_arg (ap, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                out, err, &status, &error);
-  g_assert_no_error (error);
-  g_ptr_array_free (argv, TRUE);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
-
 static void
 test_cli_info (void)
 {
@@ -378,7 +356,7 @@ test_cli_info (void)
   int status;
 
   /* The acceptance check. */
-  status = run_ddpm (&out, &err, "info", "--preset", "tiny", NULL);
+  status = cli_test_run_capture (&out, &err, "info", "--preset", "tiny", NULL);
   g_assert_cmpint (status, ==, 0);
   g_assert_nonnull (strstr (out, "parameters: 1113955\n"));
   g_assert_nonnull (strstr (out, "schedule: linear\n"));
@@ -389,7 +367,7 @@ test_cli_info (void)
 
   /* One input and output channel instead of three: conv_in loses
    * 2·32·9 weights, conv_out 2·32·9 weights and 2 biases. */
-  status = run_ddpm (&out, &err, "info", "--preset", "tiny", "--channels", "1", NULL);
+  status = cli_test_run_capture (&out, &err, "info", "--preset", "tiny", "--channels", "1", NULL);
   g_assert_cmpint (status, ==, 0);
   char *expected = g_strdup_printf ("parameters: %d\n", 1113955 - 2 * 32 * 9 * 2 - 2);
   g_assert_nonnull (strstr (out, expected));
@@ -400,7 +378,7 @@ test_cli_info (void)
   /* A model file. */
   char *path = tmp_path ("info.safetensors");
   DdpmUNet *u = write_model (path, 1, 14, NULL);
-  status = run_ddpm (&out, &err, "info", path, NULL);
+  status = cli_test_run_capture (&out, &err, "info", path, NULL);
   g_assert_cmpint (status, ==, 0);
   char *params = g_strdup_printf ("parameters: %" G_GSIZE_FORMAT "\n", ddpm_unet_n_params (u));
   g_assert_nonnull (strstr (out, params));
@@ -415,21 +393,21 @@ test_cli_info (void)
   g_free (path);
 
   /* Failures: exit 1; bad arguments: exit 2. */
-  status = run_ddpm (&out, &err, "info", "/nonexistent/model.safetensors", NULL);
+  status = cli_test_run_capture (&out, &err, "info", "/nonexistent/model.safetensors", NULL);
   g_assert_cmpint (status, ==, 1);
   g_assert_nonnull (strstr (err, "model.safetensors"));
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "info", NULL);
+  status = cli_test_run_capture (&out, &err, "info", NULL);
   g_assert_cmpint (status, ==, 2);
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "info", "--preset", "enormous", NULL);
+  status = cli_test_run_capture (&out, &err, "info", "--preset", "enormous", NULL);
   g_assert_cmpint (status, ==, 2);
   g_assert_nonnull (strstr (err, "enormous"));
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "info", "--preset", "tiny", "--channels", "4", NULL);
+  status = cli_test_run_capture (&out, &err, "info", "--preset", "tiny", "--channels", "4", NULL);
   g_assert_cmpint (status, ==, 2);
   g_free (out);
   g_free (err);

@@ -13,6 +13,7 @@
 #include "image.h"
 #include "safetensors.h"
 #include "train.h"
+#include "cli-helpers.h"
 
 /* ---------------------------------------------------------------- dataset */
 
@@ -664,29 +665,6 @@ test_bad_params (void)
 
 /* -------------------------------------------------------------------- CLI */
 
-static int
-run_ddpm (char **out, char **err, ...)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  const char *arg;
-  va_list ap;
-  int status = -1;
-  GError *error = NULL;
-
-  g_assert_nonnull (g_getenv ("DDPM_CLI"));
-  g_ptr_array_add (argv, (char *) g_getenv ("DDPM_CLI"));
-  va_start (ap, err);
-  while ((arg = va_arg (ap, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                out, err, &status, &error);
-  g_assert_no_error (error);
-  g_ptr_array_free (argv, TRUE);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
-
 static void
 test_cli_train (void)
 {
@@ -709,7 +687,7 @@ test_cli_train (void)
   g_assert_true (ddpm_image_save_png (&image, image_path, 8, &error));
 
   /* Single-image training, 3 steps at 16×16 with the tiny preset. */
-  status = run_ddpm (&out, &err, "train", image_path, "--preset", "tiny", "--size", "16",
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--preset", "tiny", "--size", "16",
                      "--steps", "3", "--batch", "2", "--threads", "1", "--seed", "7",
                      "--out", model, NULL);
   g_assert_cmpint (status, ==, 0);
@@ -721,7 +699,7 @@ test_cli_train (void)
   g_free (out);
   g_free (err);
 
-  status = run_ddpm (&out, &err, "info", model, NULL);
+  status = cli_test_run_capture (&out, &err, "info", model, NULL);
   g_assert_cmpint (status, ==, 0);
   g_assert_nonnull (strstr (out, "train_steps: 3\n"));
   g_assert_nonnull (strstr (out, "image_size: 16\n"));
@@ -732,7 +710,7 @@ test_cli_train (void)
   g_free (err);
 
   /* Resume to 5 steps. */
-  status = run_ddpm (&out, &err, "train", image_path, "--steps", "5", "--batch", "2",
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--steps", "5", "--batch", "2",
                      "--threads", "1", "--resume", ckpt, "--out", model, NULL);
   g_assert_cmpint (status, ==, 0);
   g_assert_nonnull (strstr (err, "step 5/5"));
@@ -743,13 +721,13 @@ test_cli_train (void)
   /* A folder (holding that one image), converted to gray, resized. */
   char *gray_model = g_build_filename (dir, "g.safetensors", NULL);
   char *gray_ckpt = ddpm_train_checkpoint_path (gray_model);
-  status = run_ddpm (&out, &err, "train", dir, "--size", "16", "--channels", "1",
+  status = cli_test_run_capture (&out, &err, "train", dir, "--size", "16", "--channels", "1",
                      "--resize", "40", "--steps", "1", "--batch", "2", "--threads", "1",
                      "--out", gray_model, NULL);
   g_assert_cmpint (status, ==, 0);
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "info", gray_model, NULL);
+  status = cli_test_run_capture (&out, &err, "info", gray_model, NULL);
   g_assert_cmpint (status, ==, 0);
   g_assert_nonnull (strstr (out, "in_channels: 1\n"));
   g_assert_nonnull (strstr (out, "train_steps: 1\n"));
@@ -761,21 +739,21 @@ test_cli_train (void)
   g_free (gray_ckpt);
 
   /* Bad arguments: exit 2 with a message; a missing data path: exit 1. */
-  status = run_ddpm (&out, &err, "train", image_path, "--channels", "2", "--out", model, NULL);
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--channels", "2", "--out", model, NULL);
   g_assert_cmpint (status, ==, 2);
   g_assert_nonnull (strstr (err, "--channels"));
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "train", image_path, NULL);
+  status = cli_test_run_capture (&out, &err, "train", image_path, NULL);
   g_assert_cmpint (status, ==, 2);
   g_assert_nonnull (strstr (err, "--out"));
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "train", image_path, "--preset", "huge", "--out", model, NULL);
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--preset", "huge", "--out", model, NULL);
   g_assert_cmpint (status, ==, 2);
   g_free (out);
   g_free (err);
-  status = run_ddpm (&out, &err, "train", "/nonexistent/data", "--out", model, NULL);
+  status = cli_test_run_capture (&out, &err, "train", "/nonexistent/data", "--out", model, NULL);
   g_assert_cmpint (status, ==, 1);
   g_assert_nonnull (strstr (err, "/nonexistent/data"));
   g_free (out);
