@@ -94,4 +94,8 @@ gboolean   cli_run_denoise            (DdpmModel              *model,
 int cli_denoise (int argc, char **argv);
 int cli_denoise_eval (int argc, char **argv);
 
+/* IN OUT commands (renoise, denoise): after parsing, argv holds exactly the
+ * command and two files, and --bit-depth is 8 or 16; else print why. */
+gboolean   cli_check_in_out           (const char *command, int argc, int bit_depth);
+
 #endif /* DDPM_CLI_H */

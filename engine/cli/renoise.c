@@ -66,17 +66,8 @@ cli_renoise (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   if (!cli_parse (context, "renoise", &argc, &argv))
     goto out;
-  if (argc != 3)
-    {
-      cli_fail ("renoise", CLI_EXIT_USAGE, "expected an input and an output file, "
-                "got %d file argument%s", argc - 1, argc == 2 ? "" : "s");
-      goto out;
-    }
-  if (bit_depth != 8 && bit_depth != 16)
-    {
-      cli_fail ("renoise", CLI_EXIT_USAGE, "--bit-depth must be 8 or 16, not %d", bit_depth);
-      goto out;
-    }
+  if (!cli_check_in_out ("renoise", argc, bit_depth))
+    goto out;
   if (!cli_sample_options_resolve (&options, &params, &error))
     goto out;
   params.strength = strength;

@@ -173,3 +173,20 @@ cli_run_denoise (DdpmModel              *model,
   to_image_space (image, work);
   return ok;
 }
+
+gboolean
+cli_check_in_out (const char *command, int argc, int bit_depth)
+{
+  if (argc != 3)
+    {
+      cli_fail (command, CLI_EXIT_USAGE, "expected an input and an output file, "
+                "got %d file argument%s", argc - 1, argc == 2 ? "" : "s");
+      return FALSE;
+    }
+  if (bit_depth != 8 && bit_depth != 16)
+    {
+      cli_fail (command, CLI_EXIT_USAGE, "--bit-depth must be 8 or 16, not %d", bit_depth);
+      return FALSE;
+    }
+  return TRUE;
+}
