@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "layers/layers.h"
 
 #include "ddpm.h"
 #include "unet.h"
@@ -120,7 +120,7 @@ main (int argc, char **argv)
       fprintf (stderr, "unet-bench: %s\n", error->message);
       return 1;
     }
-  openblas_set_num_threads (threads);
+  ddpm_parallel_set_threads (threads);
   ddpm_unet_init (b.unet, 1);
 
   b.C = config.in_channels;

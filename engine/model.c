@@ -25,7 +25,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "layers/layers.h"
 
 #include "safetensors.h"
 #include "train.h"
@@ -614,8 +614,7 @@ model_denoise (float       *eps,
       return FALSE;
     }
 
-  openblas_set_num_threads (model->threads > 0 ? model->threads
-                                               : (int) g_get_num_processors ());
+  ddpm_parallel_set_threads (model->threads);
   for (int b0 = 0; b0 < B; b0 += MODEL_MAX_BATCH)
     {
       int nb = MIN (MODEL_MAX_BATCH, B - b0);

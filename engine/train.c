@@ -23,7 +23,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "layers/layers.h"
 
 #include "train.h"
 
@@ -343,7 +343,7 @@ ddpm_train (const DdpmTrainParams *params,
 {
   Trainer tr = { 0 };
   gboolean ok = FALSE;
-  int saved_threads = openblas_get_num_threads ();
+  int saved_threads = ddpm_parallel_threads ();
 
   g_return_val_if_fail (params != NULL, FALSE);
   g_return_val_if_fail (dataset != NULL, FALSE);
@@ -357,8 +357,7 @@ ddpm_train (const DdpmTrainParams *params,
                    "Training: the thread count must not be negative (0 = all cores)");
       return FALSE;
     }
-  openblas_set_num_threads (params->threads > 0 ? params->threads
-                                                 : (int) g_get_num_processors ());
+  ddpm_parallel_set_threads (params->threads);
 
   if (!trainer_setup (&tr, params, error))
     goto out;
@@ -406,6 +405,6 @@ ddpm_train (const DdpmTrainParams *params,
 
 out:
   trainer_clear (&tr);
-  openblas_set_num_threads (saved_threads);
+  ddpm_parallel_set_threads (saved_threads);
   return ok;
 }

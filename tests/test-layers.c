@@ -311,6 +311,13 @@ static const int conv_shapes[][9] = {
   { 2, 16, 16, 16, 32, 3, 2, 0, 1 },
   { 2, 32, 9, 7, 16, 1, 1, 0, 0 },
   { 3, 4, 48, 48, 8, 3, 1, 1, 1 }, /* images batched into one sgemm: groups of 2 + 1 */
+  /* the AVX-512 same-3×3 path (conv3x3.c): rows of 16·k pixels, 8·k channels */
+  { 2, 8, 5, 16, 16, 3, 1, 1, 1 },  /* 5 vectors per image: tiles of 3 + 2 */
+  { 1, 24, 4, 48, 8, 3, 1, 1, 1 },  /* 3 vectors per row */
+  { 3, 16, 7, 32, 24, 3, 1, 1, 1 }, /* 14 vectors: 3 + 3 + 3 + 3 + 2 */
+  { 2, 8, 3, 16, 12, 3, 1, 1, 1 },  /* 12 outputs: forward falls back, dinp direct */
+  { 2, 12, 3, 16, 8, 3, 1, 1, 1 },  /* dinp falls back, forward direct */
+  { 40, 8, 16, 16, 8, 3, 1, 1, 1 }, /* groups of 16 images + 8 */
 };
 
 static void

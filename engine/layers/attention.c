@@ -24,8 +24,6 @@
  */
 #include <math.h>
 
-#include <cblas.h>
-
 #include "layers.h"
 
 /* Rows of one sample's (N, N) matrix, on the layers' thread team. */
@@ -130,16 +128,16 @@ ddpm_attention_forward (float       *out,
     {
       float *P = probs + b * nn;
 
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                   N, N, C,
-                   scale, q + b * cn, N, k + b * cn, N,
-                   0.0f, P, N);
+      ddpm_sgemm (TRUE, FALSE,
+                  N, N, C,
+                  scale, q + b * cn, N, k + b * cn, N,
+                  0.0f, P, N);
       SoftmaxJob j = { P, NULL, N };
       ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_rows, &j);
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-                   C, N, N,
-                   1.0f, v + b * cn, N, P, N,
-                   0.0f, out + b * cn, N);
+      ddpm_sgemm (FALSE, TRUE,
+                  C, N, N,
+                  1.0f, v + b * cn, N, P, N,
+                  0.0f, out + b * cn, N);
     }
 }
 
@@ -168,29 +166,29 @@ ddpm_attention_backward (float       *dq,
       const float *dO = dout + b * cn;
 
       if (dv != NULL)
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                     C, N, N,
-                     1.0f, dO, N, P, N,
-                     1.0f, dv + b * cn, N);
+        ddpm_sgemm (FALSE, FALSE,
+                    C, N, N,
+                    1.0f, dO, N, P, N,
+                    1.0f, dv + b * cn, N);
       if (dq == NULL && dk == NULL)
         continue;
 
       float *dS = scratch + b * nn;
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                   N, N, C,
-                   1.0f, dO, N, v + b * cn, N,
-                   0.0f, dS, N);
+      ddpm_sgemm (TRUE, FALSE,
+                  N, N, C,
+                  1.0f, dO, N, v + b * cn, N,
+                  0.0f, dS, N);
       SoftmaxJob j = { dS, P, N };
       ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_backward_rows, &j);
       if (dq != NULL)
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-                     C, N, N,
-                     scale, k + b * cn, N, dS, N,
-                     1.0f, dq + b * cn, N);
+        ddpm_sgemm (FALSE, TRUE,
+                    C, N, N,
+                    scale, k + b * cn, N, dS, N,
+                    1.0f, dq + b * cn, N);
       if (dk != NULL)
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                     C, N, N,
-                     scale, q + b * cn, N, dS, N,
-                     1.0f, dk + b * cn, N);
+        ddpm_sgemm (FALSE, FALSE,
+                    C, N, N,
+                    scale, q + b * cn, N, dS, N,
+                    1.0f, dk + b * cn, N);
     }
 }

@@ -31,8 +31,6 @@
  */
 #include <string.h>
 
-#include <cblas.h>
-
 #include "layers.h"
 
 int
@@ -88,8 +86,11 @@ ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
                               shape->pad_end);
   const int g = group_size (shape, (int) n_out);
   /* the columns of g images, and (g > 1) their outputs side by side */
-  return (gsize) shape->C_in * shape->k * shape->k * g * n_out
-         + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
+  gsize size = (gsize) shape->C_in * shape->k * shape->k * g * n_out
+               + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
+  if (ddpm_conv3x3_direct_ok (shape, FALSE) || ddpm_conv3x3_direct_ok (shape, TRUE))
+    size = MAX (size, ddpm_conv3x3_scratch_size (shape, g));
+  return size;
 }
 
 /* The outputs o in [*lo, *hi) of a row of n_out whose input index
@@ -292,10 +293,10 @@ ddpm_conv2d_forward (float               *out,
         {
           j.b0 = b;
           j.ybuf = out + (gsize) b * s->C_out * n_out;
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                       s->C_out, n_out, K,
-                       1.0f, weight, K, inp + (gsize) b * s->C_in * s->H * s->W, n_out,
-                       0.0f, j.ybuf, n_out);
+          ddpm_sgemm (FALSE, FALSE,
+                      s->C_out, n_out, K,
+                      1.0f, weight, K, inp + (gsize) b * s->C_in * s->H * s->W, n_out,
+                      0.0f, j.ybuf, n_out);
           if (bias != NULL)
             ddpm_parallel_for (s->C_out, grain_for (n_out), scatter_range, &j);
         }
@@ -303,6 +304,11 @@ ddpm_conv2d_forward (float               *out,
     }
 
   const int G = group_size (s, n_out);
+  if (ddpm_conv3x3_direct_ok (s, FALSE))
+    {
+      ddpm_conv3x3_forward (out, inp, weight, bias, s, G, scratch);
+      return;
+    }
   for (int b0 = 0; b0 < s->B; b0 += G)
     {
       const int g = MIN (G, s->B - b0);
@@ -312,10 +318,10 @@ ddpm_conv2d_forward (float               *out,
       j.ybuf = G > 1 ? scratch + (gsize) K * G * n_out : out + (gsize) b0 * s->C_out * n_out;
       ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
                          im2col_range, &j);
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                   s->C_out, g * n_out, K,
-                   1.0f, weight, K, scratch, g * n_out,
-                   0.0f, j.ybuf, g * n_out);
+      ddpm_sgemm (FALSE, FALSE,
+                  s->C_out, g * n_out, K,
+                  1.0f, weight, K, scratch, g * n_out,
+                  0.0f, j.ybuf, g * n_out);
       if (G > 1 || bias != NULL)
         ddpm_parallel_for (s->C_out, grain_for ((gsize) g * n_out), scatter_range, &j);
     }
@@ -368,21 +374,22 @@ ddpm_conv2d_backward (float               *dinp,
           const float *dy = dout + (gsize) b * s->C_out * n_out;
 
           if (dweight != NULL)
-            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-                         s->C_out, K, n_out,
-                         1.0f, dy, n_out, x, n_out,
-                         1.0f, dweight, K);
+            ddpm_sgemm (FALSE, TRUE,
+                        s->C_out, K, n_out,
+                        1.0f, dy, n_out, x, n_out,
+                        1.0f, dweight, K);
           if (dinp != NULL)
-            cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                         s->C_in, n_out, s->C_out,
-                         1.0f, weight, K, dy, n_out,
-                         1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
+            ddpm_sgemm (TRUE, FALSE,
+                        s->C_in, n_out, s->C_out,
+                        1.0f, weight, K, dy, n_out,
+                        1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
         }
       return;
     }
 
   const int G = group_size (s, n_out);
-  for (int b0 = 0; b0 < s->B; b0 += G)
+  const gboolean direct_dinp = dinp != NULL && ddpm_conv3x3_direct_ok (s, TRUE);
+  for (int b0 = 0; b0 < s->B && (dweight != NULL || (dinp != NULL && !direct_dinp)); b0 += G)
     {
       const int g = MIN (G, s->B - b0);
       ConvJob j = { s, H_out, W_out, n_out, b0, g, scratch, NULL, inp, NULL, dout, dinp, NULL };
@@ -399,22 +406,24 @@ ddpm_conv2d_backward (float               *dinp,
         {
           ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
                              im2col_range, &j);
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-                       s->C_out, K, g * n_out,
-                       1.0f, dy, g * n_out, scratch, g * n_out,
-                       1.0f, dweight, K);
+          ddpm_sgemm (FALSE, TRUE,
+                      s->C_out, K, g * n_out,
+                      1.0f, dy, g * n_out, scratch, g * n_out,
+                      1.0f, dweight, K);
         }
-      if (dinp != NULL)
+      if (dinp != NULL && !direct_dinp)
         {
           /* the columns are no longer needed: reuse them for dcols */
-          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                       K, g * n_out, s->C_out,
-                       1.0f, weight, K, dy, g * n_out,
-                       0.0f, scratch, g * n_out);
+          ddpm_sgemm (TRUE, FALSE,
+                      K, g * n_out, s->C_out,
+                      1.0f, weight, K, dy, g * n_out,
+                      0.0f, scratch, g * n_out);
           ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
                              col2im_range, &j);
         }
     }
+  if (direct_dinp)
+    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
 }
 
 /* The definition, term by term, in double: the oracle of the tests.

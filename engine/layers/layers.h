@@ -21,15 +21,24 @@ G_BEGIN_DECLS
 
 /* ---------------------------------------------------------------- parallel */
 
-/* The layers' own thread team (parallel.c): func over [0, n) split into at
+/* The engine's thread team (parallel.c): func over [0, n) split into at
  * most ddpm_parallel_threads () contiguous parts of at least `grain` items,
- * the caller running part 0; returns when every part is done.  The team
- * size follows openblas_get_num_threads (), and the team only runs between
- * OpenBLAS calls, so the two never oversubscribe the cores. */
+ * the caller running part 0; returns when every part is done.
+ * ddpm_parallel_set_threads (n) sets the team size (0 = all cores) and
+ * keeps OpenBLAS single-threaded: OpenBLAS only runs inside the team's
+ * parts (ddpm_sgemm), so the process never runs more than n busy threads. */
 typedef void (*DdpmRangeFunc) (gsize begin, gsize end, gpointer data);
 
+void  ddpm_parallel_set_threads (int threads);
 int   ddpm_parallel_threads (void);
 void  ddpm_parallel_for     (gsize n, gsize grain, DdpmRangeFunc func, gpointer data);
+
+/* Row-major C = alpha·op(A)·op(B) + beta·C (cblas_sgemm's meaning, C
+ * being M×N), split over the thread team (gemm.c).  The split never
+ * changes the result. */
+void  ddpm_sgemm (gboolean trans_a, gboolean trans_b, int M, int N, int K,
+                  float alpha, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
 
 /* e^x in float for x in [−87.3, 88.3] within 2 ulp (e^−87.3 below that
  * range, +inf from 88.4 on, as expf overflows at 88.72), as
@@ -94,6 +103,18 @@ void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W
                                  const float         *weight,
                                  const DdpmConvShape *shape,
                                  float               *scratch);
+/* The same-3×3 fast path (conv3x3.c, AVX-512): whether it takes the
+ * shape (W a multiple of 16, the output channels of the pass a multiple
+ * of 8, the CPU has AVX-512), the scratch it needs for groups of `images`
+ * images, and the two passes it computes, g images at a time. */
+gboolean ddpm_conv3x3_direct_ok     (const DdpmConvShape *shape, gboolean for_input_grad);
+gsize    ddpm_conv3x3_scratch_size  (const DdpmConvShape *shape, int images);
+void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *weight,
+                                     const float *bias, const DdpmConvShape *shape, int g,
+                                     float *scratch);
+void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
+                                     const DdpmConvShape *shape, int g, float *scratch);
+
 /* Direct 7-loop convolution: the oracle. */
 void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape);

@@ -9,8 +9,6 @@
  */
 #include <string.h>
 
-#include <cblas.h>
-
 #include "layers.h"
 
 void
@@ -30,10 +28,10 @@ ddpm_linear_forward (float       *out,
         memcpy (out + (gsize) b * OC, bias, sizeof (float) * OC);
       beta = 1.0f;
     }
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-               B, OC, IC,
-               1.0f, inp, IC, weight, IC,
-               beta, out, OC);
+  ddpm_sgemm (FALSE, TRUE,
+              B, OC, IC,
+              1.0f, inp, IC, weight, IC,
+              beta, out, OC);
 }
 
 void
@@ -49,15 +47,15 @@ ddpm_linear_backward (float       *dinp,
   g_return_if_fail (B > 0 && IC > 0 && OC > 0);
 
   if (dinp != NULL)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                 B, IC, OC,
-                 1.0f, dout, OC, weight, IC,
-                 1.0f, dinp, IC);
+    ddpm_sgemm (FALSE, FALSE,
+                B, IC, OC,
+                1.0f, dout, OC, weight, IC,
+                1.0f, dinp, IC);
   if (dweight != NULL)
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans,
-                 OC, IC, B,
-                 1.0f, dout, OC, inp, IC,
-                 1.0f, dweight, IC);
+    ddpm_sgemm (TRUE, FALSE,
+                OC, IC, B,
+                1.0f, dout, OC, inp, IC,
+                1.0f, dweight, IC);
   if (dbias != NULL)
     for (int o = 0; o < OC; o++)
       {

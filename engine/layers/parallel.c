@@ -1,108 +1,145 @@
-/* parallel.c: a tiny thread team for the layers' elementwise and
- * reshaping loops (GroupNorm, SiLU, softmax, im2col/col2im, …).
+/* parallel.c: the engine's one thread team, for the matrix products
+ * (gemm.c splits each over it) and the layers' elementwise and reshaping
+ * loops (GroupNorm, SiLU, softmax, im2col/col2im, …).
  *
  * HOW IT WORKS
  *
- * The heavy products run in OpenBLAS, which has its own threads; between
- * two sgemm calls those threads are idle, and the loops here run then.
- * The team has as many threads as OpenBLAS is set to use
- * (openblas_get_num_threads, which ddpm_train and the denoiser set from
- * the user's thread count), the caller's thread being one of them, so our
- * threads and OpenBLAS's never run at the same time and never exceed the
- * count the user asked for.
+ * The team has ddpm_parallel_threads () threads, the caller's thread being
+ * one of them (set by ddpm_parallel_set_threads, which ddpm_train and the
+ * denoiser call with the user's thread count; default: all cores).
+ * OpenBLAS is kept at one thread, so it runs only inside the team's parts
+ * and the process never has more busy threads than the count asked for.
  *
  * ddpm_parallel_for (n, grain, func, data) splits [0, n) into at most
  * `threads` contiguous parts of at least `grain` items and runs func on
  * each, the caller taking part 0; it returns when all are done.  Work
  * smaller than two grains runs inline with no synchronisation at all.
- * Workers are created on first use and sleep on a condition variable
- * between jobs (no spinning: the two cores are shared).  Only one job runs
- * at a time: a call made while another is in flight (from a second thread,
- * or from inside a part) runs inline, so the team never deadlocks and the
- * result never depends on who got the team.
+ * Workers are created on first use.  Between jobs a worker polls for a
+ * short while (jobs come back to back during a UNet pass, and a futex
+ * wake-up costs tens of microseconds on these VMs), then sleeps on a
+ * condition variable (the two cores are shared: no long spinning).  Only
+ * one job runs at a time: a call made while another is in flight (from a
+ * second thread, or from inside a part) runs inline, so the team never
+ * deadlocks and the result never depends on who got the team.
  *
  * Every func here writes disjoint outputs per part and does each part's
  * arithmetic in a fixed order, so results do not depend on the thread
  * count.
  */
+#include <stdatomic.h>
+
 #include <cblas.h>
 
 #include "layers.h"
 
 #define MAX_TEAM 64
 
+/* Polls before a worker or the caller goes to sleep: a few tens of
+ * microseconds, about the gap between two products of a UNet pass. */
+#define SPIN_POLLS 20000
+
 typedef struct
 {
-  GMutex        lock;
-  GCond         wake;      /* workers: a new generation */
-  GCond         done;      /* caller: pending reached 0 */
-  GMutex        busy;      /* held by the caller of the job in flight */
-  int           n_workers;
-  guint64       generation;
-  DdpmRangeFunc func;
-  gpointer      data;
-  gsize         n;
-  int           parts;
-  int           next;      /* next part to take */
-  int           pending;   /* parts not finished */
+  GMutex           lock;
+  GCond            wake;      /* workers: a new generation */
+  GCond            done;      /* caller: pending reached 0 */
+  GMutex           busy;      /* held by the caller of the job in flight */
+  int              threads;   /* 0 until set or first used */
+  int              n_workers;
+  int              sleepers;  /* workers in g_cond_wait (under lock) */
+  atomic_uint      generation;
+  /* the job of the current generation, written before it is published */
+  DdpmRangeFunc    func;
+  gpointer         data;
+  gsize            n;
+  guint            parts;
+  /* (generation << 32) | next part: a worker from an older generation
+   * cannot claim a part of the new one */
+  atomic_ullong    claim;
+  atomic_int       pending;   /* parts not finished */
 } Team;
 
 static Team team;
 
+static inline void
+cpu_relax (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#endif
+}
+
 static void
-run_parts (guint64 gen)
+run_parts (guint gen)
 {
   for (;;)
     {
-      int p;
-      gsize begin, end;
-      DdpmRangeFunc func;
-      gpointer data;
+      unsigned long long v = atomic_load_explicit (&team.claim, memory_order_acquire);
 
-      g_mutex_lock (&team.lock);
-      if (team.generation != gen || team.next >= team.parts)
+      if ((guint) (v >> 32) != gen || (guint) (v & 0xffffffffu) >= team.parts)
+        return;
+      if (!atomic_compare_exchange_weak_explicit (&team.claim, &v, v + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+        continue;
+
+      const guint p = (guint) (v & 0xffffffffu);
+      team.func (team.n * p / team.parts, team.n * (p + 1) / team.parts, team.data);
+
+      if (atomic_fetch_sub_explicit (&team.pending, 1, memory_order_acq_rel) == 1)
         {
+          g_mutex_lock (&team.lock);
+          g_cond_signal (&team.done);
           g_mutex_unlock (&team.lock);
-          return;
         }
-      p = team.next++;
-      begin = team.n * p / team.parts;
-      end = team.n * (p + 1) / team.parts;
-      func = team.func;
-      data = team.data;
-      g_mutex_unlock (&team.lock);
-
-      func (begin, end, data);
-
-      g_mutex_lock (&team.lock);
-      if (--team.pending == 0)
-        g_cond_signal (&team.done);
-      g_mutex_unlock (&team.lock);
     }
 }
 
 static gpointer
 worker (gpointer unused)
 {
-  guint64 seen = 0;
+  guint seen = 0;
 
   for (;;)
     {
-      g_mutex_lock (&team.lock);
-      while (team.generation == seen)
-        g_cond_wait (&team.wake, &team.lock);
-      seen = team.generation;
-      g_mutex_unlock (&team.lock);
-      run_parts (seen);
+      guint gen = atomic_load_explicit (&team.generation, memory_order_acquire);
+
+      for (int i = 0; gen == seen && i < SPIN_POLLS; i++)
+        {
+          cpu_relax ();
+          gen = atomic_load_explicit (&team.generation, memory_order_acquire);
+        }
+      if (gen == seen)
+        {
+          g_mutex_lock (&team.lock);
+          team.sleepers++;
+          while ((gen = atomic_load (&team.generation)) == seen)
+            g_cond_wait (&team.wake, &team.lock);
+          team.sleepers--;
+          g_mutex_unlock (&team.lock);
+        }
+      seen = gen;
+      run_parts (gen);
     }
   return NULL;
+}
+
+void
+ddpm_parallel_set_threads (int threads)
+{
+  g_return_if_fail (threads >= 0);
+
+  /* OpenBLAS only ever runs inside the team's parts (gemm.c) */
+  openblas_set_num_threads (1);
+  team.threads = CLAMP (threads > 0 ? threads : (int) g_get_num_processors (), 1, MAX_TEAM);
 }
 
 int
 ddpm_parallel_threads (void)
 {
-  int n = openblas_get_num_threads ();
-  return CLAMP (n, 1, MAX_TEAM);
+  if (team.threads == 0)
+    ddpm_parallel_set_threads (0);
+  return team.threads;
 }
 
 void
@@ -121,30 +158,42 @@ ddpm_parallel_for (gsize n, gsize grain, DdpmRangeFunc func, gpointer data)
   g_mutex_lock (&team.lock);
   while (team.n_workers < (int) parts - 1)
     {
-      GThread *t = g_thread_try_new ("ddpm-layers", worker, NULL, NULL);
+      GThread *t = g_thread_try_new ("ddpm-team", worker, NULL, NULL);
       if (t == NULL)
         break;
       g_thread_unref (t);
       team.n_workers++;
     }
+  g_mutex_unlock (&team.lock);
   parts = MIN (parts, (gsize) team.n_workers + 1);
+
+  const guint gen = atomic_load (&team.generation) + 1;
   team.func = func;
   team.data = data;
   team.n = n;
-  team.parts = (int) parts;
-  team.next = 0;
-  team.pending = (int) parts;
-  team.generation++;
-  const guint64 gen = team.generation;
+  team.parts = (guint) parts;
+  atomic_store (&team.pending, (int) parts);
+  atomic_store_explicit (&team.claim, (unsigned long long) gen << 32, memory_order_release);
+  atomic_store_explicit (&team.generation, gen, memory_order_release);
   if (parts > 1)
-    g_cond_broadcast (&team.wake);
-  g_mutex_unlock (&team.lock);
+    {
+      g_mutex_lock (&team.lock);
+      if (team.sleepers > 0)
+        g_cond_broadcast (&team.wake);
+      g_mutex_unlock (&team.lock);
+    }
 
   run_parts (gen);
 
-  g_mutex_lock (&team.lock);
-  while (team.pending > 0)
-    g_cond_wait (&team.done, &team.lock);
-  g_mutex_unlock (&team.lock);
+  for (int i = 0; atomic_load_explicit (&team.pending, memory_order_acquire) > 0
+                  && i < SPIN_POLLS; i++)
+    cpu_relax ();
+  if (atomic_load_explicit (&team.pending, memory_order_acquire) > 0)
+    {
+      g_mutex_lock (&team.lock);
+      while (atomic_load (&team.pending) > 0)
+        g_cond_wait (&team.done, &team.lock);
+      g_mutex_unlock (&team.lock);
+    }
   g_mutex_unlock (&team.busy);
 }
