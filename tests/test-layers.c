@@ -318,6 +318,9 @@ static const int conv_shapes[][9] = {
   { 2, 8, 3, 16, 12, 3, 1, 1, 1 },  /* 12 outputs: forward falls back, dinp direct */
   { 2, 12, 3, 16, 8, 3, 1, 1, 1 },  /* dinp falls back, forward direct */
   { 40, 8, 16, 16, 8, 3, 1, 1, 1 }, /* groups of 16 images + 8 */
+  { 3, 8, 8, 8, 16, 3, 1, 1, 1 },   /* rows of 8: vectors of two rows */
+  { 2, 16, 6, 8, 8, 3, 1, 1, 1 },   /* rows of 8, 3 vectors */
+  { 2, 6, 8, 8, 6, 3, 1, 1, 1 },    /* rows of 8, only the weight gradient direct */
 };
 
 static void

@@ -88,7 +88,8 @@ ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
   /* the columns of g images, and (g > 1) their outputs side by side */
   gsize size = (gsize) shape->C_in * shape->k * shape->k * g * n_out
                + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
-  if (ddpm_conv3x3_direct_ok (shape, FALSE) || ddpm_conv3x3_direct_ok (shape, TRUE))
+  if (ddpm_conv3x3_direct_ok (shape, FALSE) || ddpm_conv3x3_direct_ok (shape, TRUE)
+      || ddpm_conv3x3_weight_grad_ok (shape))
     size = MAX (size, ddpm_conv3x3_scratch_size (shape, g));
   return size;
 }
@@ -389,7 +390,10 @@ ddpm_conv2d_backward (float               *dinp,
 
   const int G = group_size (s, n_out);
   const gboolean direct_dinp = dinp != NULL && ddpm_conv3x3_direct_ok (s, TRUE);
-  for (int b0 = 0; b0 < s->B && (dweight != NULL || (dinp != NULL && !direct_dinp)); b0 += G)
+  const gboolean direct_dw = dweight != NULL && ddpm_conv3x3_weight_grad_ok (s);
+  for (int b0 = 0;
+       b0 < s->B && ((dweight != NULL && !direct_dw) || (dinp != NULL && !direct_dinp));
+       b0 += G)
     {
       const int g = MIN (G, s->B - b0);
       ConvJob j = { s, H_out, W_out, n_out, b0, g, scratch, NULL, inp, NULL, dout, dinp, NULL };
@@ -402,7 +406,7 @@ ddpm_conv2d_backward (float               *dinp,
           ddpm_parallel_for (s->C_out, grain_for ((gsize) g * n_out), gather_range, &j);
           dy = j.ybuf;
         }
-      if (dweight != NULL)
+      if (dweight != NULL && !direct_dw)
         {
           ddpm_parallel_for (s->C_in, grain_for ((gsize) g * s->k * s->k * n_out),
                              im2col_range, &j);
@@ -422,6 +426,8 @@ ddpm_conv2d_backward (float               *dinp,
                              col2im_range, &j);
         }
     }
+  if (direct_dw)
+    ddpm_conv3x3_weight_grad (dweight, dout, inp, s, G, scratch);
   if (direct_dinp)
     ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
 }

@@ -23,13 +23,20 @@
  * wpack[co/8][ci][tap][8] so that they are adjacent: 8·V multiply-adds for
  * V + 8 loads.  Each output element is summed over (ci, ky, kx) in that
  * fixed order by one thread, so the result does not depend on the thread
- * count.  Rows must be a multiple of 16 pixels (W ≥ 16: the UNet's upper
- * levels, where the work is) and C_out a multiple of 8.
+ * count.  Rows must be a multiple of 16 pixels, or exactly 8 (then a
+ * vector is two rows of 8, loaded as two halves, and H must be even), and
+ * the pass's output channels a multiple of 8.
  *
  * The input gradient of a same-3×3 conv is again a same-3×3 conv, of dout
  * with the kernel flipped and its channel axes swapped:
  *   dinp[ci][y][x] = Σ_co Σ_ky Σ_kx w[co][ci][2 − ky][2 − kx] · padded dout[co][y + ky][x + kx],
- * so the same kernel serves both (ddpm_conv3x3_pack_weights, transposed).
+ * so the same kernel serves both (pack_weights, transposed).
+ *
+ * The weight gradient sums over pixels instead:
+ *   dw[co][ci][ky][kx] = Σ_b Σ_y Σ_x dout[b][co][y][x] · pad[b][ci][y + ky][x + kx],
+ * a register tile being 2 output channels × the 9 taps of one input
+ * channel (18 accumulators of 16 pixel lanes, reduced at the end): per
+ * vector of 16 pixels, 2 + 9 loads for 18 multiply-adds.
  */
 #include <string.h>
 
@@ -47,9 +54,9 @@ ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
   static int avx512 = -1;
 
   if (avx512 < 0)
-    avx512 = __builtin_cpu_supports ("avx512f") ? 1 : 0;
+    avx512 = __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512dq");
   return avx512 && s->k == 3 && s->stride == 1 && s->pad_begin == 1 && s->pad_end == 1
-         && s->W % VEC == 0
+         && (s->W % VEC == 0 || (s->W == VEC / 2 && s->H % 2 == 0))
          && (for_input_grad ? s->C_in : s->C_out) % TILE_CO == 0;
 }
 
@@ -114,13 +121,24 @@ pack_weights (float *wpack, const float *w, int C_out, int C_in, gboolean transp
 
 /* ------------------------------------------------------------- kernel */
 
+/* 16 input pixels: one unaligned load, or (rows of 8) the 8 at p and the
+ * 8 one padded row below. */
+static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) __m512
+load_vec (const float *p, int Wp, int seg)
+{
+  if (seg == VEC)
+    return _mm512_loadu_ps (p);
+  return _mm512_insertf32x8 (_mm512_castps256_ps512 (_mm256_loadu_ps (p)),
+                             _mm256_loadu_ps (p + Wp), 1);
+}
+
 /* One register tile: 8 channels of `out` from o0, V vectors whose first
  * pixels are at offsets px[v] in the output plane and pp[v] in the padded
  * input plane.  accumulate: add to out instead of starting from bias. */
-static inline __attribute__ ((always_inline, target ("avx512f"))) void
+static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
 tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int Wp,
              const float *wpack, const float *bias, int I, const gsize *px,
-             const gsize *pp, int V, gboolean accumulate)
+             const gsize *pp, int V, int seg, gboolean accumulate)
 {
   __m512 acc[TILE_CO][MAX_V];
 
@@ -149,7 +167,7 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
 
 #pragma GCC unroll 3
             for (int v = 0; v < V; v++)
-              x[v] = _mm512_loadu_ps (plane + pp[v] + (gsize) ky * Wp + kx);
+              x[v] = load_vec (plane + pp[v] + (gsize) ky * Wp + kx, Wp, seg);
 #pragma GCC unroll 8
             for (int r = 0; r < TILE_CO; r++)
               {
@@ -168,20 +186,50 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
       _mm512_storeu_ps (out + r * out_plane + px[v], acc[r][v]);
 }
 
-/* The kernel for V = 1, 2, 3 as separate bodies, so that the accumulators
- * of each stay in registers. */
-#define DEFINE_TILE(V)                                                                   \
-  static __attribute__ ((noinline, target ("avx512f"))) void                           \
-  tile_##V (float *out, gsize out_plane, const float *pad, gsize pad_plane, int Wp,    \
-            const float *wpack, const float *bias, int I, const gsize *px,             \
-            const gsize *pp, gboolean accumulate)                                      \
+/* The kernel for V = 1, 2, 3 and both row widths as separate bodies, so
+ * that the accumulators of each stay in registers. */
+#define DEFINE_TILE(V, SEG)                                                              \
+  static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void                  \
+  tile_##V##_##SEG (float *out, gsize out_plane, const float *pad, gsize pad_plane,     \
+                    int Wp, const float *wpack, const float *bias, int I,              \
+                    const gsize *px, const gsize *pp, gboolean accumulate)             \
   {                                                                                    \
-    tile_kernel (out, out_plane, pad, pad_plane, Wp, wpack, bias, I, px, pp, V,        \
+    tile_kernel (out, out_plane, pad, pad_plane, Wp, wpack, bias, I, px, pp, V, SEG,   \
                  accumulate);                                                          \
   }
-DEFINE_TILE (1)
-DEFINE_TILE (2)
-DEFINE_TILE (3)
+DEFINE_TILE (1, 16)
+DEFINE_TILE (2, 16)
+DEFINE_TILE (3, 16)
+DEFINE_TILE (1, 8)
+DEFINE_TILE (2, 8)
+DEFINE_TILE (3, 8)
+
+typedef void (*TileFunc) (float *, gsize, const float *, gsize, int, const float *,
+                          const float *, int, const gsize *, const gsize *, gboolean);
+
+static const TileFunc tile_funcs[2][MAX_V] = {
+  { tile_1_16, tile_2_16, tile_3_16 },
+  { tile_1_8, tile_2_8, tile_3_8 },
+};
+
+/* Where vector v of an image starts: pixel offset in the output plane and
+ * offset of its tap (0, 0) in the padded plane. */
+static inline void
+vector_offsets (int v, int W, int Wp, gsize *px, gsize *pp)
+{
+  if (W >= VEC)
+    {
+      const int per_row = W / VEC, y = v / per_row, x = v % per_row * VEC;
+      *px = (gsize) y * W + x;
+      *pp = (gsize) y * Wp + x;
+    }
+  else
+    {
+      /* rows 2v and 2v + 1 */
+      *px = (gsize) v * VEC;
+      *pp = (gsize) (2 * v) * Wp;
+    }
+}
 
 typedef struct
 {
@@ -200,35 +248,24 @@ static void
 tiles_range (gsize begin, gsize end, gpointer data)
 {
   const TileJob *j = data;
-  const int per_row = j->W / VEC, n_vec = j->H * per_row, Wp = j->W + 2;
+  const int n_vec = j->H * j->W / VEC, Wp = j->W + 2;
   const gsize out_plane = (gsize) j->H * j->W, pad_plane = (gsize) (j->H + 2) * Wp;
+  const int half = j->W >= VEC ? 0 : 1;
 
   for (gsize item = begin; item < end; item++)
     {
       const int b = (int) (item / j->tiles), first = (int) (item % j->tiles) * MAX_V;
       const int V = MIN (MAX_V, n_vec - first);
+      const TileFunc tile = tile_funcs[half][V - 1];
       gsize px[MAX_V], pp[MAX_V];
 
       for (int v = 0; v < V; v++)
-        {
-          const int y = (first + v) / per_row, x = (first + v) % per_row * VEC;
-          px[v] = (gsize) y * j->W + x;
-          pp[v] = (gsize) y * Wp + x;   /* tap (0, 0) of output (y, x) */
-        }
+        vector_offsets (first + v, j->W, Wp, &px[v], &pp[v]);
       const float *pad = j->pad + (gsize) b * j->I * pad_plane;
       for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
-        {
-          float *out = j->out + ((gsize) b * j->O + o0) * out_plane;
-          const float *wp = j->wpack + (gsize) (o0 / TILE_CO) * j->I * 9 * TILE_CO;
-          const float *bias = j->bias != NULL ? j->bias + o0 : NULL;
-
-          if (V == 3)
-            tile_3 (out, out_plane, pad, pad_plane, Wp, wp, bias, j->I, px, pp, j->accumulate);
-          else if (V == 2)
-            tile_2 (out, out_plane, pad, pad_plane, Wp, wp, bias, j->I, px, pp, j->accumulate);
-          else
-            tile_1 (out, out_plane, pad, pad_plane, Wp, wp, bias, j->I, px, pp, j->accumulate);
-        }
+        tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, pad, pad_plane, Wp,
+              j->wpack + (gsize) (o0 / TILE_CO) * j->I * 9 * TILE_CO,
+              j->bias != NULL ? j->bias + o0 : NULL, j->I, px, pp, j->accumulate);
     }
 }
 
@@ -239,7 +276,7 @@ static void
 run (float *out, const float *src, const float *wpack, const float *bias, int B, int I,
      int O, int H, int W, int g, gboolean accumulate, float *pad)
 {
-  const int n_vec = H * (W / VEC);
+  const int n_vec = H * W / VEC;
   TileJob tj = { NULL, pad, wpack, bias, I, O, H, W, (n_vec + MAX_V - 1) / MAX_V,
                  accumulate };
 
@@ -274,4 +311,119 @@ ddpm_conv3x3_input_grad (float *dinp, const float *dout, const float *weight,
 
   pack_weights (wpack, weight, s->C_out, s->C_in, TRUE);
   run (dinp, dout, wpack, NULL, s->B, s->C_out, s->C_in, s->H, s->W, g, TRUE, scratch);
+}
+
+/* ---------------------------------------------------- weight gradient */
+
+typedef struct
+{
+  float       *dweight;   /* (C_out, C_in, 3, 3), += */
+  const float *dout;      /* (g, C_out, H, W) */
+  const float *pad;       /* (g, C_in, H + 2, W + 2) */
+  int          g, C_in, C_out, H, W;
+} WeightGradJob;
+
+/* Output channels co, co + 1 and input channel ci: 18 dot products over
+ * every pixel of the group's images. */
+static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
+weight_grad_pair (const WeightGradJob *j, int co, int ci, int seg)
+{
+  const int W = j->W, Wp = W + 2, n_vec = j->H * W / VEC;
+  const gsize out_plane = (gsize) j->H * W, pad_plane = (gsize) (j->H + 2) * Wp;
+  __m512 acc[2][9];
+
+#pragma GCC unroll 2
+  for (int r = 0; r < 2; r++)
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+      acc[r][t] = _mm512_setzero_ps ();
+
+  for (int b = 0; b < j->g; b++)
+    {
+      const float *d0 = j->dout + ((gsize) b * j->C_out + co) * out_plane;
+      const float *d1 = d0 + out_plane;
+      const float *plane = j->pad + ((gsize) b * j->C_in + ci) * pad_plane;
+
+      for (int v = 0; v < n_vec; v++)
+        {
+          gsize px, pp;
+
+          vector_offsets (v, W, Wp, &px, &pp);
+          const __m512 g0 = _mm512_loadu_ps (d0 + px), g1 = _mm512_loadu_ps (d1 + px);
+#pragma GCC unroll 3
+          for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++)
+              {
+                const __m512 x = load_vec (plane + pp + (gsize) ky * Wp + kx, Wp, seg);
+                acc[0][ky * 3 + kx] = _mm512_fmadd_ps (g0, x, acc[0][ky * 3 + kx]);
+                acc[1][ky * 3 + kx] = _mm512_fmadd_ps (g1, x, acc[1][ky * 3 + kx]);
+              }
+        }
+    }
+
+#pragma GCC unroll 2
+  for (int r = 0; r < 2; r++)
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+      j->dweight[((gsize) (co + r) * j->C_in + ci) * 9 + t] += _mm512_reduce_add_ps (acc[r][t]);
+}
+
+static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void
+weight_grad_pair_16 (const WeightGradJob *j, int co, int ci)
+{
+  weight_grad_pair (j, co, ci, VEC);
+}
+
+static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void
+weight_grad_pair_8 (const WeightGradJob *j, int co, int ci)
+{
+  weight_grad_pair (j, co, ci, VEC / 2);
+}
+
+/* Items are (ci, co pair), co pairs fastest: a thread's run of items
+ * reads one padded input plane again and again from L1. */
+static void
+weight_grad_range (gsize begin, gsize end, gpointer data)
+{
+  const WeightGradJob *j = data;
+  const int pairs = j->C_out / 2;
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int ci = (int) (item / pairs), co = (int) (item % pairs) * 2;
+
+      if (j->W >= VEC)
+        weight_grad_pair_16 (j, co, ci);
+      else
+        weight_grad_pair_8 (j, co, ci);
+    }
+}
+
+gboolean
+ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *s)
+{
+  /* the forward's condition on the rows, and pairs of output channels */
+  DdpmConvShape t = *s;
+
+  t.C_out = TILE_CO;
+  return ddpm_conv3x3_direct_ok (&t, FALSE) && s->C_out % 2 == 0;
+}
+
+void
+ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
+                          const DdpmConvShape *s, int g, float *scratch)
+{
+  const int H = s->H, W = s->W;
+
+  for (int b0 = 0; b0 < s->B; b0 += g)
+    {
+      const int n = MIN (g, s->B - b0);
+      PadJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W };
+      WeightGradJob wj = { dweight, dout + (gsize) b0 * s->C_out * H * W, scratch, n,
+                           s->C_in, s->C_out, H, W };
+
+      ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (H * W)), pad_range, &pj);
+      ddpm_parallel_for ((gsize) s->C_in * (s->C_out / 2), 1, weight_grad_range, &wj);
+    }
 }

@@ -13,11 +13,13 @@
  *
  * HOW
  *
- * C (M×N, row-major) is cut into `parts` blocks of whole columns (when N
- * is the wide side) or whole rows, each a product of the same K terms in
- * the same order, so the split never changes which numbers are added; the
- * column cut falls on multiples of 16 (one AVX-512 register of floats) so
- * that every part but the last runs OpenBLAS's full-width kernel.
+ * C (M×N, row-major) is cut into blocks of whole columns (when N is the
+ * wide side: 256 columns, a multiple of 16 so every block but the last
+ * runs OpenBLAS's full-width kernel) or of 64 whole rows, and each block
+ * is one single-threaded sgemm call, whichever thread runs it.  The blocks
+ * depend on the shape only, never on the thread count: OpenBLAS picks
+ * different kernels (and so different rounding) for different sizes, so
+ * cutting by thread count would make the result depend on it.
  */
 #include <cblas.h>
 
@@ -32,24 +34,18 @@ typedef struct
   int          lda, ldb, ldc;
   float       *C;
   gboolean     by_columns;
-  int          unit;       /* columns or rows per item of the split */
+  int          unit;       /* columns or rows per block */
 } GemmJob;
 
+/* One block: columns or rows [first, last) of C. */
 static void
-gemm_range (gsize begin, gsize end, gpointer data)
+gemm_block (const GemmJob *j, int first, int last)
 {
-  const GemmJob *j = data;
   const CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = j->trans_b ? CblasTrans : CblasNoTrans;
-  const int lim = j->by_columns ? j->N : j->M;
-  const int first = (int) begin * j->unit;
-  const int last = MIN ((int) end * j->unit, lim);
 
-  if (first >= last)
-    return;
   if (j->by_columns)
     {
-      /* columns [first, last) of B and C */
       const float *b = j->trans_b ? j->B + (gsize) first * j->ldb : j->B + first;
       cblas_sgemm (CblasRowMajor, ta, tb, j->M, last - first, j->K,
                    j->alpha, j->A, j->lda, b, j->ldb,
@@ -57,7 +53,6 @@ gemm_range (gsize begin, gsize end, gpointer data)
     }
   else
     {
-      /* rows [first, last) of A and C */
       const float *a = j->trans_a ? j->A + first : j->A + (gsize) first * j->lda;
       cblas_sgemm (CblasRowMajor, ta, tb, last - first, j->N, j->K,
                    j->alpha, a, j->lda, j->B, j->ldb,
@@ -65,9 +60,21 @@ gemm_range (gsize begin, gsize end, gpointer data)
     }
 }
 
-/* Below this many multiply-adds a product runs on the calling thread:
- * waking the team costs more than it saves. */
+static void
+gemm_range (gsize begin, gsize end, gpointer data)
+{
+  const GemmJob *j = data;
+  const int lim = j->by_columns ? j->N : j->M;
+
+  for (gsize block = begin; block < end; block++)
+    gemm_block (j, (int) block * j->unit, MIN ((int) (block + 1) * j->unit, lim));
+}
+
+/* Below this many multiply-adds a product is one call on the calling
+ * thread: waking the team costs more than it saves. */
 #define MIN_PARALLEL_MACS (1 << 18)
+#define BLOCK_COLUMNS 256
+#define BLOCK_ROWS 64
 
 void
 ddpm_sgemm (gboolean     trans_a,
@@ -88,18 +95,15 @@ ddpm_sgemm (gboolean     trans_a,
   if (M == 0 || N == 0)
     return;
 
-  GemmJob j = { trans_a, trans_b, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, TRUE, 16 };
-  const double macs = (double) M * N * K;
+  GemmJob j = { trans_a, trans_b, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, TRUE, N };
 
-  /* cut the wider side; rows in blocks of 4 (any cut is exact) */
-  j.by_columns = N >= M;
-  j.unit = j.by_columns ? 16 : 4;
-  const gsize items = ((gsize) (j.by_columns ? N : M) + j.unit - 1) / j.unit;
-
-  if (macs < MIN_PARALLEL_MACS || items < 2)
+  if ((double) M * N * K < MIN_PARALLEL_MACS || (N <= BLOCK_COLUMNS && M <= BLOCK_ROWS))
     {
-      gemm_range (0, items, &j);
+      gemm_block (&j, 0, N);
       return;
     }
-  ddpm_parallel_for (items, 1, gemm_range, &j);
+  j.by_columns = N >= M;
+  j.unit = j.by_columns ? BLOCK_COLUMNS : BLOCK_ROWS;
+  const int lim = j.by_columns ? N : M;
+  ddpm_parallel_for ((gsize) (lim + j.unit - 1) / j.unit, 1, gemm_range, &j);
 }

@@ -21,9 +21,10 @@ G_BEGIN_DECLS
 
 /* ---------------------------------------------------------------- parallel */
 
-/* The engine's thread team (parallel.c): func over [0, n) split into at
- * most ddpm_parallel_threads () contiguous parts of at least `grain` items,
- * the caller running part 0; returns when every part is done.
+/* The engine's thread team (parallel.c): func over [0, n) split into a
+ * few contiguous parts per thread, of at least `grain` items each, run by
+ * ddpm_parallel_threads () threads (the caller among them); returns when
+ * every part is done.
  * ddpm_parallel_set_threads (n) sets the team size (0 = all cores) and
  * keeps OpenBLAS single-threaded: OpenBLAS only runs inside the team's
  * parts (ddpm_sgemm), so the process never runs more than n busy threads. */
@@ -113,6 +114,11 @@ void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *
                                      const float *bias, const DdpmConvShape *shape, int g,
                                      float *scratch);
 void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
+                                     const DdpmConvShape *shape, int g, float *scratch);
+/* dweight += the weight gradient (any C_in, C_out even, the forward's
+ * condition on the rows). */
+gboolean ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *shape);
+void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
                                      const DdpmConvShape *shape, int g, float *scratch);
 
 /* Direct 7-loop convolution: the oracle. */

@@ -11,8 +11,9 @@
  * and the process never has more busy threads than the count asked for.
  *
  * ddpm_parallel_for (n, grain, func, data) splits [0, n) into at most
- * `threads` contiguous parts of at least `grain` items and runs func on
- * each, the caller taking part 0; it returns when all are done.  Work
+ * 4·threads contiguous parts of at least `grain` items, which the threads
+ * (the caller among them) claim one after another; it returns when all
+ * are done.  Work
  * smaller than two grains runs inline with no synchronisation at all.
  * Workers are created on first use.  Between jobs a worker polls for a
  * short while (jobs come back to back during a UNet pass, and a futex
@@ -36,7 +37,9 @@
 
 /* Polls before a worker or the caller goes to sleep: a few tens of
  * microseconds, about the gap between two products of a UNet pass. */
-#define SPIN_POLLS 20000
+#define SPIN_POLLS 2000
+
+#define PARTS_PER_THREAD 4
 
 typedef struct
 {
@@ -96,8 +99,9 @@ run_parts (guint gen)
 }
 
 static gpointer
-worker (gpointer unused)
+worker (gpointer data)
 {
+  const int id = GPOINTER_TO_INT (data);   /* 0, 1, … */
   guint seen = 0;
 
   for (;;)
@@ -119,7 +123,9 @@ worker (gpointer unused)
           g_mutex_unlock (&team.lock);
         }
       seen = gen;
-      run_parts (gen);
+      /* workers beyond a lowered thread count stay out */
+      if (id < team.threads - 1)
+        run_parts (gen);
     }
   return NULL;
 }
@@ -146,9 +152,12 @@ void
 ddpm_parallel_for (gsize n, gsize grain, DdpmRangeFunc func, gpointer data)
 {
   const int threads = ddpm_parallel_threads ();
-  gsize parts = MIN ((gsize) threads, n / MAX (grain, 1));
+  /* a few parts per thread, claimed in turn: when a thread is held up
+   * (the cores are shared with GIMP and everything else) the others take
+   * its remaining parts instead of waiting for it */
+  gsize parts = MIN ((gsize) threads * PARTS_PER_THREAD, n / MAX (grain, 1));
 
-  if (parts <= 1 || !g_mutex_trylock (&team.busy))
+  if (threads <= 1 || parts <= 1 || !g_mutex_trylock (&team.busy))
     {
       if (n > 0)
         func (0, n, data);
@@ -156,16 +165,22 @@ ddpm_parallel_for (gsize n, gsize grain, DdpmRangeFunc func, gpointer data)
     }
   /* grow the team to threads − 1 workers (they live for the process) */
   g_mutex_lock (&team.lock);
-  while (team.n_workers < (int) parts - 1)
+  while (team.n_workers < threads - 1)
     {
-      GThread *t = g_thread_try_new ("ddpm-team", worker, NULL, NULL);
+      GThread *t = g_thread_try_new ("ddpm-team", worker,
+                                     GINT_TO_POINTER (team.n_workers), NULL);
       if (t == NULL)
         break;
       g_thread_unref (t);
       team.n_workers++;
     }
   g_mutex_unlock (&team.lock);
-  parts = MIN (parts, (gsize) team.n_workers + 1);
+  if (team.n_workers == 0)
+    {
+      func (0, n, data);
+      g_mutex_unlock (&team.busy);
+      return;
+    }
 
   const guint gen = atomic_load (&team.generation) + 1;
   team.func = func;
