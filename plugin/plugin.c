@@ -6,9 +6,12 @@
  *                          and denoise it back (SDEdit, Meng et al. 2021)
  *   plug-in-ddpm-generate  the same at strength 1: a new sample, or an
  *                          inpainted selection
+ *   plug-in-ddpm-denoise   remove Gaussian noise of a known or estimated
+ *                          level (plugin/denoise.c, through the same
+ *                          render, plugin_render_job)
  *   plug-in-ddpm-train     train (or resume) a model on the layer's pixels
  *
- * HOW A RENDER WORKS (plugin_render)
+ * HOW A RENDER WORKS (plugin_render_job, for renoise, generate, denoise)
  *
  * The target is the selection's bounds on the drawable (or the preview's
  * visible rectangle).  With a selection, the engine is given a margin of
@@ -21,7 +24,8 @@
  *     generated = (final − (1 − m)·original) / m        (m > 0)
  * and a feathered edge is blended once, not twice.  Pixels outside the
  * selection are never written: merge_shadow leaves them bit for bit.
- * Strength 0 is no work at all, so the drawable stays bit for bit too.
+ * Strength 0 (or a denoise that finds no noise) is no work at all, so the
+ * drawable stays bit for bit too.
  */
 #include "config.h"
 
@@ -96,6 +100,17 @@ query (void)
     { GIMP_PDB_INT32,    "seed",     "Random seed" },
     { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1) }" },
   };
+  static const GimpParamDef denoise_args[] =
+  {
+    { GIMP_PDB_INT32,    "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1), RUN-WITH-LAST-VALS (2) }" },
+    { GIMP_PDB_IMAGE,    "image",    "Input image" },
+    { GIMP_PDB_DRAWABLE, "drawable", "Input drawable" },
+    { GIMP_PDB_STRING,   "model",    "Model file (.safetensors); \"\" for the default model" },
+    { GIMP_PDB_FLOAT,    "sigma",    "Standard deviation of the noise on the 0..1 pixel scale (25/255 = 0.098 for noise of 25 levels); 0 or negative: estimate it from the layer" },
+    { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1; at most the starting timestep are run)" },
+    { GIMP_PDB_INT32,    "seed",     "Random seed (used by the DDPM sampler)" },
+    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1) }" },
+  };
   static const GimpParamDef train_args[] =
   {
     { GIMP_PDB_INT32,    "run-mode",   "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1), RUN-WITH-LAST-VALS (2) }" },
@@ -129,6 +144,28 @@ query (void)
   /* The submenu's label, translated like the items in it. */
   gimp_plugin_menu_branch_register ("<Image>/Filters", N_("Diffusion"));
   gimp_plugin_menu_register (RENOISE_PROC, "<Image>/Filters/Diffusion");
+
+  gimp_install_procedure (DENOISE_PROC,
+                          N_("Remove Gaussian noise from the layer with a diffusion model"),
+                          "Removes white Gaussian noise of standard deviation "
+                          "sigma (on the 0..1 pixel scale: 25/255 = 0.098 for "
+                          "noise of 25 levels) from the layer or selection: "
+                          "the noisy pixels are the model's diffusion state "
+                          "at the timestep of that noise level, from which "
+                          "its reverse process runs to t = 0 without adding "
+                          "noise.  sigma 0 or negative estimates the level "
+                          "from the layer (Donoho's wavelet estimator).  "
+                          "Pixels outside the selection are kept and used as "
+                          "context.",
+                          "GIMP DDPM authors",
+                          "GIMP DDPM authors",
+                          "2026",
+                          N_("_Denoise…"),
+                          "RGB*, GRAY*",
+                          GIMP_PLUGIN,
+                          G_N_ELEMENTS (denoise_args), 0,
+                          denoise_args, NULL);
+  gimp_plugin_menu_register (DENOISE_PROC, "<Image>/Filters/Diffusion");
 
   gimp_install_procedure (GENERATE_PROC,
                           N_("Fill the layer or selection with a new image from a diffusion model"),
@@ -378,11 +415,26 @@ draw_preview (GimpPreview        *preview,
 }
 
 gboolean
-plugin_render (gint32                     drawable_id,
-               const PluginRenoiseValues *vals,
-               gboolean                   generate,
-               GimpPreview               *preview,
-               GError                   **error)
+plugin_render_target (gint32         drawable_id,
+                      GimpPreview   *preview,
+                      GeglRectangle *target)
+{
+  if (preview != NULL)
+    {
+      gimp_preview_get_position (preview, &target->x, &target->y);
+      gimp_preview_get_size (preview, &target->width, &target->height);
+    }
+  else if (!gimp_drawable_mask_intersect (drawable_id, &target->x, &target->y,
+                                          &target->width, &target->height))
+    return FALSE;  /* the selection misses this layer */
+  return target->width > 0 && target->height > 0;
+}
+
+gboolean
+plugin_render_job (gint32                 drawable_id,
+                   const PluginRenderJob *job,
+                   GimpPreview           *preview,
+                   GError               **error)
 {
   gint32 image_id = gimp_item_get_image (drawable_id);
   GeglRectangle target, context;
@@ -393,44 +445,35 @@ plugin_render (gint32                     drawable_id,
   ProgressState progress = { FALSE, 0 };
   PluginPixels *pixels = NULL, *out = NULL;
   float *tensor = NULL, *original = NULL, *mask = NULL;
-  double strength = generate ? 1.0 : vals->strength;
-  int t0, n_steps, C;
+  int n_steps, C;
   gsize n;
   gboolean ok = FALSE;
 
-  g_return_val_if_fail (vals != NULL, FALSE);
+  g_return_val_if_fail (job != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (vals->sampler < 0 || vals->sampler >= DDPM_SAMPLER_COUNT)
+  if (job->sampler < 0 || job->sampler >= DDPM_SAMPLER_COUNT)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
                    _("Unknown sampler %d: use 0 (DDPM) or 1 (DDIM)."),
-                   vals->sampler);
+                   job->sampler);
       return FALSE;
     }
 
-  if (preview != NULL)
-    {
-      gimp_preview_get_position (preview, &target.x, &target.y);
-      gimp_preview_get_size (preview, &target.width, &target.height);
-    }
-  else if (!gimp_drawable_mask_intersect (drawable_id, &target.x, &target.y,
-                                          &target.width, &target.height))
-    return TRUE;  /* the selection misses this layer: nothing to do */
-  if (target.width <= 0 || target.height <= 0)
-    return TRUE;
+  if (!plugin_render_target (drawable_id, preview, &target))
+    return TRUE;  /* nothing to do */
 
-  model = plugin_model_get (vals->model, error);
+  model = plugin_model_get (job->model, error);
   if (model == NULL)
     return FALSE;
   schedule = ddpm_model_get_schedule (model);
-  if (!ddpm_img2img_plan (schedule, strength, vals->steps, &t0, &n_steps, error))
+  if (!job->plan (schedule, job->steps, job->data, &n_steps, error))
     return FALSE;
 
   if (n_steps == 0)
     {
-      /* Strength 0: the result is the input, so leave the drawable alone
-       * (bit for bit, whatever its precision). */
+      /* No work (strength 0, no noise found): the result is the input, so
+       * leave the drawable alone (bit for bit, whatever its precision). */
       if (preview != NULL)
         {
           pixels = plugin_pixels_read (drawable_id, &target, error);
@@ -478,19 +521,18 @@ plugin_render (gint32                     drawable_id,
   mask = plugin_selection_read (drawable_id, &context);
 
   ddpm_sample_params_init (&params);
-  params.sampler = vals->sampler;
-  params.steps = vals->steps;
-  params.strength = strength;
-  params.seed = vals->seed;
+  params.sampler = job->sampler;
+  params.steps = job->steps;
+  params.seed = job->seed;
   if (preview == NULL)
     {
       params.progress = plugin_progress;
       params.progress_data = &progress;
-      gimp_progress_init (generate ? _("Generating") : _("Renoising"));
+      gimp_progress_init (job->progress_title);
     }
 
-  if (!ddpm_img2img (tensor, mask, C, context.height, context.width,
-                     schedule, &denoiser, &params, error))
+  if (!job->run (tensor, mask, C, context.height, context.width,
+                 schedule, &denoiser, &params, job->data, error))
     goto out;
 
   if (mask != NULL)
@@ -504,7 +546,7 @@ plugin_render (gint32                     drawable_id,
                                : original[k];
         }
 
-  plugin_pixels_from_tensor (pixels, tensor, original, C, !generate);
+  plugin_pixels_from_tensor (pixels, tensor, original, C, job->keep_chroma);
   out = plugin_pixels_crop (pixels, &target);
 
   if (preview != NULL)
@@ -528,6 +570,63 @@ out:
   g_free (original);
   g_free (mask);
   return ok;
+}
+
+/* Renoise and generate: SDEdit to t0 = strength·T (Meng et al. 2021);
+ * `data` points to the strength. */
+static gboolean
+renoise_plan (const DdpmSchedule *schedule,
+              gint                steps,
+              gpointer            data,
+              int                *n_steps,
+              GError            **error)
+{
+  int t0;
+
+  return ddpm_img2img_plan (schedule, *(const double *) data, steps,
+                            &t0, n_steps, error);
+}
+
+static gboolean
+renoise_run (float                  *image,
+             const float            *mask,
+             int                     C,
+             int                     H,
+             int                     W,
+             const DdpmSchedule     *schedule,
+             const DdpmDenoiser     *denoiser,
+             const DdpmSampleParams *params,
+             gpointer                data,
+             GError                **error)
+{
+  DdpmSampleParams p = *params;
+
+  p.strength = *(const double *) data;
+  return ddpm_img2img (image, mask, C, H, W, schedule, denoiser, &p, error);
+}
+
+gboolean
+plugin_render (gint32                     drawable_id,
+               const PluginRenoiseValues *vals,
+               gboolean                   generate,
+               GimpPreview               *preview,
+               GError                   **error)
+{
+  double strength = generate ? 1.0 : vals->strength;
+  PluginRenderJob job = { 0 };
+
+  g_return_val_if_fail (vals != NULL, FALSE);
+
+  job.model = vals->model;
+  job.sampler = vals->sampler;
+  job.steps = vals->steps;
+  job.seed = vals->seed;
+  job.keep_chroma = !generate;
+  job.progress_title = generate ? _("Generating") : _("Renoising");
+  job.plan = renoise_plan;
+  job.run = renoise_run;
+  job.data = &strength;
+  return plugin_render_job (drawable_id, &job, preview, error);
 }
 
 /* ------------------------------------------------------------------- train */
@@ -640,11 +739,12 @@ out:
 
 /* -------------------------------------------------------------------- run */
 
-/* Copy the PDB string argument `name` into a values field; FALSE if it is
- * too long. */
-static gboolean
-copy_string (gchar *dest, gsize size, const gchar *src, const gchar *name,
-             GError **error)
+gboolean
+plugin_copy_string (gchar       *dest,
+                    gsize        size,
+                    const gchar *src,
+                    const gchar *name,
+                    GError     **error)
 {
   if (src == NULL)
     src = "";
@@ -689,8 +789,8 @@ run_renoise (const gchar     *name,
                        name, generate ? 7 : 8, nparams);
           return GIMP_PDB_CALLING_ERROR;
         }
-      if (!copy_string (vals.model, sizeof vals.model, param[p++].data.d_string,
-                        "model", error))
+      if (!plugin_copy_string (vals.model, sizeof vals.model,
+                               param[p++].data.d_string, "model", error))
         return GIMP_PDB_CALLING_ERROR;
       if (!generate)
         vals.strength = param[p++].data.d_float;
@@ -761,12 +861,12 @@ run_train (GimpRunMode      run_mode,
                        _("%s takes %d arguments, not %d."), TRAIN_PROC, 9, nparams);
           return GIMP_PDB_CALLING_ERROR;
         }
-      if (!copy_string (vals.output, sizeof vals.output, param[3].data.d_string,
-                        "output", error)
-          || !copy_string (vals.preset, sizeof vals.preset, param[4].data.d_string,
-                           "preset", error)
-          || !copy_string (vals.resume, sizeof vals.resume, param[8].data.d_string,
-                           "resume", error))
+      if (!plugin_copy_string (vals.output, sizeof vals.output,
+                               param[3].data.d_string, "output", error)
+          || !plugin_copy_string (vals.preset, sizeof vals.preset,
+                                  param[4].data.d_string, "preset", error)
+          || !plugin_copy_string (vals.resume, sizeof vals.resume,
+                                  param[8].data.d_string, "resume", error))
         return GIMP_PDB_CALLING_ERROR;
       vals.iterations = param[5].data.d_int32;
       vals.patch_size = param[6].data.d_int32;
@@ -815,6 +915,8 @@ run (const gchar      *name,
     status = GIMP_PDB_CALLING_ERROR;
   else if (strcmp (name, RENOISE_PROC) == 0 || strcmp (name, GENERATE_PROC) == 0)
     status = run_renoise (name, run_mode, nparams, param, &error);
+  else if (strcmp (name, DENOISE_PROC) == 0)
+    status = plugin_denoise_run (run_mode, nparams, param, &error);
   else if (strcmp (name, TRAIN_PROC) == 0)
     status = run_train (run_mode, nparams, param, &error);
   else

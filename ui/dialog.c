@@ -1,4 +1,8 @@
-/* dialog.c: the Renoise and Generate dialogs (Filters ▸ Diffusion).
+/* dialog.c: the Renoise and Generate dialogs (Filters ▸ Diffusion), and
+ * the pieces every model-running dialog shares (ui_model_*, ui_preview_*,
+ * ui_sampler_combo_new, ui_steps_entry_new, ui_seed_new, ui_plan_line_*,
+ * ui_filter_dialog_new; the Denoise dialog, denoise-dialog.c, is built
+ * from them too).
  *
  * Built the way GIMP 2.10's own filters are (plug-ins/common/despeckle.c,
  * nl-filter.c): a GimpDialog with a help id, a GimpDrawablePreview whose
@@ -14,6 +18,309 @@
 #include "ui-private.h"
 
 #include <string.h>
+
+/* ---------------------------------------------------------- shared parts */
+
+void
+ui_plan_line_set (GtkWidget   *dialog,
+                  GtkWidget   *label,
+                  GtkWidget   *icon,
+                  const gchar *text,
+                  gboolean     is_error)
+{
+  gtk_label_set_text (GTK_LABEL (label), text);
+  gtk_widget_set_visible (icon, is_error);
+  gtk_dialog_set_response_sensitive (GTK_DIALOG (dialog), GTK_RESPONSE_OK,
+                                     ! is_error);
+}
+
+GtkWidget *
+ui_plan_line_new (GtkWidget  *box,
+                  GtkWidget **icon)
+{
+  GtkWidget *hbox;
+  GtkWidget *label;
+
+  hbox = gtk_hbox_new (FALSE, 6);
+  gtk_box_pack_start (GTK_BOX (box), hbox, FALSE, FALSE, 0);
+  gtk_widget_show (hbox);
+
+  *icon = gtk_image_new_from_icon_name (GIMP_ICON_DIALOG_WARNING,
+                                        GTK_ICON_SIZE_BUTTON);
+  gtk_misc_set_alignment (GTK_MISC (*icon), 0.5, 0.0);
+  gtk_box_pack_start (GTK_BOX (hbox), *icon, FALSE, FALSE, 0);
+
+  label = gtk_label_new (NULL);
+  gtk_misc_set_alignment (GTK_MISC (label), 0.0, 0.5);
+  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
+  gtk_label_set_selectable (GTK_LABEL (label), TRUE);
+  gtk_widget_set_size_request (label, UI_SCALE_WIDTH + 160, -1);
+  gimp_label_set_attributes (GTK_LABEL (label),
+                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
+                             -1);
+  gtk_box_pack_start (GTK_BOX (hbox), label, TRUE, TRUE, 0);
+  gtk_widget_show (label);
+  return label;
+}
+
+/* A copy of the schedule of the model at `path`, or NULL with *message
+ * (translated, newly allocated) saying why it cannot be used. */
+static DdpmSchedule *
+model_schedule_load (const gchar  *path,
+                     const gchar  *default_model,
+                     gchar       **message)
+{
+  GError       *error = NULL;
+  DdpmModel    *model;
+  DdpmSchedule *schedule = NULL;
+
+  *message = NULL;
+  model = ddpm_model_load (path, &error);
+  if (model)
+    {
+      const DdpmSchedule *s = ddpm_model_get_schedule (model);
+
+      /* Keep a copy of the schedule and let the weights go: the dialog
+       * needs only the timesteps; the render loads what it runs. */
+      schedule = ddpm_schedule_new_from_alpha_bar (s->kind, s->alpha_bar,
+                                                   s->timestep, s->T,
+                                                   s->T_base, &error);
+      ddpm_model_free (model);
+    }
+  if (! schedule && g_strcmp0 (path, default_model) == 0 &&
+      ! g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      /* A fresh installation: say what to do rather than "no such file". */
+      *message = g_strdup (_("No diffusion model is installed yet: choose "
+                             "a model file, or train one with Filters ▸ "
+                             "Diffusion ▸ Train Model."));
+    }
+  else if (! schedule)
+    {
+      gchar *name = g_filename_display_basename (path);
+
+      *message = g_strdup_printf (_("Cannot use the model “%s”: %s"),
+                                  name, error->message);
+      g_free (name);
+    }
+  g_clear_error (&error);
+  return schedule;
+}
+
+void
+ui_model_select (const gchar   *path,
+                 const gchar   *default_model,
+                 GtkWidget     *chooser,
+                 gchar        **model_path,
+                 DdpmSchedule **schedule,
+                 gchar        **model_error,
+                 gchar         *model,
+                 gsize          model_size)
+{
+  gchar *old_path = *model_path;
+
+  if (! path || ! *path)
+    path = default_model;
+
+  /* path may point into `model`, which is rewritten below. */
+  path = *model_path = g_strdup (path);
+  g_free (old_path);
+
+  g_clear_pointer (schedule, ddpm_schedule_free);
+  g_clear_pointer (model_error, g_free);
+
+  /* An empty model in the values means "the default model", so that a
+   * newly installed default is picked up. */
+  if (g_strcmp0 (path, default_model) == 0)
+    model[0] = '\0';
+  else
+    g_strlcpy (model, path, model_size);
+
+  *schedule = model_schedule_load (path, default_model, model_error);
+
+  /* Show the file in the chooser when the change did not come from it. */
+  if (chooser)
+    {
+      gchar *shown = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (chooser));
+
+      if (g_strcmp0 (shown, path) != 0 &&
+          g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        gtk_file_chooser_set_filename (GTK_FILE_CHOOSER (chooser), path);
+      g_free (shown);
+    }
+}
+
+GtkWidget *
+ui_model_chooser_new (void)
+{
+  GtkWidget     *chooser;
+  GtkFileFilter *filter;
+
+  chooser = gtk_file_chooser_button_new (_("Select a Diffusion Model"),
+                                         GTK_FILE_CHOOSER_ACTION_OPEN);
+  gtk_file_chooser_button_set_width_chars (GTK_FILE_CHOOSER_BUTTON (chooser), 24);
+
+  filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("Diffusion models (*.safetensors)"));
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+  gtk_file_chooser_set_filter (GTK_FILE_CHOOSER (chooser), filter);
+
+  filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("All files"));
+  gtk_file_filter_add_pattern (filter, "*");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
+
+  gimp_help_set_help_data (chooser,
+                           _("The trained model (.safetensors) that denoises "
+                             "the image"), NULL);
+  return chooser;
+}
+
+GtkWidget *
+ui_preview_new (GtkWidget  *box,
+                gint32      drawable_id,
+                GtkWidget **error_label)
+{
+  GtkWidget *preview;
+  GtkWidget *label;
+
+  preview = gimp_drawable_preview_new_from_drawable_id (drawable_id);
+  gtk_box_pack_start (GTK_BOX (box), preview, TRUE, TRUE, 0);
+  gtk_widget_show (preview);
+
+  label = gtk_label_new (NULL);
+  gtk_misc_set_alignment (GTK_MISC (label), 0.0, 0.5);
+  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
+  gimp_label_set_attributes (GTK_LABEL (label),
+                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
+                             -1);
+  gtk_box_pack_start (GTK_BOX (box), label, FALSE, FALSE, 0);
+  /* shown only when rendering fails */
+  *error_label = label;
+  return preview;
+}
+
+void
+ui_preview_show_result (GtkWidget    *error_label,
+                        gboolean      ok,
+                        const GError *error)
+{
+  gchar *text;
+
+  if (ok)
+    {
+      gtk_widget_hide (error_label);
+      return;
+    }
+  text = g_strdup_printf (_("Preview failed: %s"),
+                          error ? error->message : _("unknown error"));
+  gtk_label_set_text (GTK_LABEL (error_label), text);
+  gtk_widget_show (error_label);
+  g_free (text);
+}
+
+GtkWidget *
+ui_sampler_combo_new (gint *sampler)
+{
+  GtkWidget *combo;
+
+  combo = gimp_int_combo_box_new (_("DDPM (ancestral, stochastic)"),
+                                  DDPM_SAMPLER_DDPM,
+                                  _("DDIM (deterministic)"),
+                                  DDPM_SAMPLER_DDIM,
+                                  NULL);
+  gimp_int_combo_box_connect (GIMP_INT_COMBO_BOX (combo), *sampler,
+                              G_CALLBACK (gimp_int_combo_box_get_active),
+                              sampler);
+  gimp_help_set_help_data (combo,
+                           _("DDPM adds fresh noise at every step; DDIM "
+                             "follows a deterministic path and needs fewer "
+                             "steps"), NULL);
+  return combo;
+}
+
+GtkObject *
+ui_steps_entry_new (GtkTable *table,
+                    gint      row,
+                    gint     *steps)
+{
+  GtkObject *adj;
+
+  adj = gimp_scale_entry_new (table, 0, row,
+                              _("St_eps:"),
+                              UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                              *steps,
+                              1, 1000, 1, 10, 0,
+                              TRUE, 0, 0,
+                              _("Number of denoising steps: more "
+                                "steps are slower and usually "
+                                "cleaner"),
+                              NULL);
+  gimp_scale_entry_set_logarithmic (adj, TRUE);
+  g_signal_connect (adj, "value-changed",
+                    G_CALLBACK (gimp_int_adjustment_update), steps);
+  return adj;
+}
+
+GtkWidget *
+ui_seed_new (GtkTable  *table,
+             gint       row,
+             guint32   *seed,
+             gboolean  *random_seed,
+             GtkWidget *preview)
+{
+  GtkWidget *seed_box;
+  GtkWidget *label;
+
+  seed_box = gimp_random_seed_new (seed, random_seed);
+  label = gimp_table_attach_aligned (table, 0, row,
+                                     _("_Seed:"), 0.0, 0.5,
+                                     seed_box, 2, TRUE);
+  gtk_label_set_mnemonic_widget (GTK_LABEL (label),
+                                 GIMP_RANDOM_SEED_SPINBUTTON (seed_box));
+  g_signal_connect_swapped (GIMP_RANDOM_SEED_SPINBUTTON_ADJ (seed_box),
+                            "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            preview);
+  g_signal_connect_swapped (GIMP_RANDOM_SEED_TOGGLE (seed_box), "toggled",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            preview);
+  return seed_box;
+}
+
+GtkWidget *
+ui_filter_dialog_new (const gchar *title,
+                      const gchar *help_id,
+                      GtkWidget  **main_vbox)
+{
+  GtkWidget *dialog;
+
+  dialog = gimp_dialog_new (title, PLUG_IN_ROLE,
+                            NULL, 0,
+                            gimp_standard_help_func, help_id,
+
+                            _("_Cancel"), GTK_RESPONSE_CANCEL,
+                            _("_OK"),     GTK_RESPONSE_OK,
+
+                            NULL);
+
+  /* GIMP 2.10 spells gimp_dialog_set_alternative_button_order this way. */
+  gtk_dialog_set_alternative_button_order (GTK_DIALOG (dialog),
+                                           GTK_RESPONSE_OK,
+                                           GTK_RESPONSE_CANCEL,
+                                           -1);
+  gimp_window_set_transient (GTK_WINDOW (dialog));
+
+  *main_vbox = gtk_vbox_new (FALSE, 12);
+  gtk_container_set_border_width (GTK_CONTAINER (*main_vbox), 12);
+  gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))),
+                      *main_vbox, TRUE, TRUE, 0);
+  gtk_widget_show (*main_vbox);
+  return dialog;
+}
+
+/* -------------------------------------------------------- renoise/generate */
 
 /* The text of the plan line for strength and steps on `schedule`;
  * newly allocated.  NULL (and error set) if the plan is impossible. */
@@ -59,10 +366,7 @@ renoise_set_plan (UiRenoiseWidgets *w,
                   const gchar      *text,
                   gboolean          is_error)
 {
-  gtk_label_set_text (GTK_LABEL (w->plan_label), text);
-  gtk_widget_set_visible (w->plan_icon, is_error);
-  gtk_dialog_set_response_sensitive (GTK_DIALOG (w->dialog), GTK_RESPONSE_OK,
-                                     ! is_error);
+  ui_plan_line_set (w->dialog, w->plan_label, w->plan_icon, text, is_error);
 }
 
 static void
@@ -102,20 +406,11 @@ renoise_preview_invalidated (GimpPreview      *preview,
       return;
     }
 
-  if (plugin_render (w->drawable_id, &w->work, w->generate, preview, &error))
-    {
-      gtk_widget_hide (w->preview_error);
-    }
-  else
-    {
-      gchar *text = g_strdup_printf (_("Preview failed: %s"),
-                                     error ? error->message : _("unknown error"));
-
-      gtk_label_set_text (GTK_LABEL (w->preview_error), text);
-      gtk_widget_show (w->preview_error);
-      g_free (text);
-      g_clear_error (&error);
-    }
+  ui_preview_show_result (w->preview_error,
+                          plugin_render (w->drawable_id, &w->work, w->generate,
+                                         preview, &error),
+                          error);
+  g_clear_error (&error);
 }
 
 static void
@@ -130,72 +425,11 @@ void
 ui_renoise_dialog_set_model (UiRenoiseWidgets *w,
                              const gchar      *path)
 {
-  GError    *error = NULL;
-  DdpmModel *model;
-  gchar     *old_path;
-
   g_return_if_fail (w != NULL);
-  old_path = w->model_path;
 
-  if (! path || ! *path)
-    path = w->default_model;
-
-  /* path may point into w->work.model, which is rewritten below. */
-  path = w->model_path = g_strdup (path);
-  g_free (old_path);
-
-  g_clear_pointer (&w->schedule, ddpm_schedule_free);
-  g_clear_pointer (&w->model_error, g_free);
-
-  /* An empty model in the values means "the default model", so that a
-   * newly installed default is picked up. */
-  if (g_strcmp0 (path, w->default_model) == 0)
-    w->work.model[0] = '\0';
-  else
-    g_strlcpy (w->work.model, path, sizeof (w->work.model));
-
-  model = ddpm_model_load (path, &error);
-  if (model)
-    {
-      const DdpmSchedule *s = ddpm_model_get_schedule (model);
-
-      /* Keep a copy of the schedule and let the weights go: the dialog
-       * needs only the timesteps; plugin_render loads what it runs. */
-      w->schedule = ddpm_schedule_new_from_alpha_bar (s->kind, s->alpha_bar,
-                                                      s->timestep, s->T,
-                                                      s->T_base, &error);
-      ddpm_model_free (model);
-    }
-  if (! w->schedule && g_strcmp0 (path, w->default_model) == 0 &&
-      ! g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      /* A fresh installation: say what to do rather than "no such file". */
-      w->model_error = g_strdup (_("No diffusion model is installed yet: choose "
-                                   "a model file, or train one with Filters ▸ "
-                                   "Diffusion ▸ Train Model."));
-      g_clear_error (&error);
-    }
-  else if (! w->schedule)
-    {
-      gchar *name = g_filename_display_basename (path);
-
-      w->model_error = g_strdup_printf (_("Cannot use the model “%s”: %s"),
-                                        name, error->message);
-      g_free (name);
-      g_clear_error (&error);
-    }
-
-  /* Show the file in the chooser when the change did not come from it. */
-  if (w->model_chooser)
-    {
-      gchar *shown = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (w->model_chooser));
-
-      if (g_strcmp0 (shown, path) != 0 &&
-          g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        gtk_file_chooser_set_filename (GTK_FILE_CHOOSER (w->model_chooser), path);
-      g_free (shown);
-    }
-
+  ui_model_select (path, w->default_model, w->model_chooser,
+                   &w->model_path, &w->schedule, &w->model_error,
+                   w->work.model, sizeof (w->work.model));
   renoise_update_plan (w);
   if (w->preview)
     gimp_preview_invalidate (GIMP_PREVIEW (w->preview));
@@ -210,30 +444,6 @@ renoise_model_file_set (GtkFileChooserButton *button,
   if (path)
     ui_renoise_dialog_set_model (w, path);
   g_free (path);
-}
-
-static GtkWidget *
-renoise_model_chooser_new (void)
-{
-  GtkWidget     *chooser;
-  GtkFileFilter *filter;
-
-  chooser = gtk_file_chooser_button_new (_("Select a Diffusion Model"),
-                                         GTK_FILE_CHOOSER_ACTION_OPEN);
-  gtk_file_chooser_button_set_width_chars (GTK_FILE_CHOOSER_BUTTON (chooser), 24);
-
-  filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("Diffusion models (*.safetensors)"));
-  gtk_file_filter_add_pattern (filter, "*.safetensors");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
-  gtk_file_chooser_set_filter (GTK_FILE_CHOOSER (chooser), filter);
-
-  filter = gtk_file_filter_new ();
-  gtk_file_filter_set_name (filter, _("All files"));
-  gtk_file_filter_add_pattern (filter, "*");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (chooser), filter);
-
-  return chooser;
 }
 
 static void
@@ -258,8 +468,6 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   GtkWidget *dialog;
   GtkWidget *main_vbox;
   GtkWidget *table;
-  GtkWidget *hbox;
-  GtkWidget *label;
 
   g_return_val_if_fail (vals != NULL, NULL);
   g_return_val_if_fail (w != NULL, NULL);
@@ -275,51 +483,18 @@ ui_renoise_dialog_new (gint32                     drawable_id,
     w->work.sampler = DDPM_SAMPLER_DDIM;
   w->default_model = plugin_default_model_path ();
 
-  dialog = gimp_dialog_new (generate ? _("Generate with a Diffusion Model")
-                                     : _("Renoise with a Diffusion Model"),
-                            PLUG_IN_ROLE,
-                            NULL, 0,
-                            gimp_standard_help_func,
-                            generate ? GENERATE_PROC : RENOISE_PROC,
-
-                            _("_Cancel"), GTK_RESPONSE_CANCEL,
-                            _("_OK"),     GTK_RESPONSE_OK,
-
-                            NULL);
+  dialog = ui_filter_dialog_new (generate ? _("Generate with a Diffusion Model")
+                                          : _("Renoise with a Diffusion Model"),
+                                 generate ? GENERATE_PROC : RENOISE_PROC,
+                                 &main_vbox);
   w->dialog = dialog;
-
-  /* GIMP 2.10 spells gimp_dialog_set_alternative_button_order this way. */
-  gtk_dialog_set_alternative_button_order (GTK_DIALOG (dialog),
-                                           GTK_RESPONSE_OK,
-                                           GTK_RESPONSE_CANCEL,
-                                           -1);
-  gimp_window_set_transient (GTK_WINDOW (dialog));
-
   g_signal_connect (dialog, "destroy",
                     G_CALLBACK (renoise_dialog_destroy), w);
 
-  main_vbox = gtk_vbox_new (FALSE, 12);
-  gtk_container_set_border_width (GTK_CONTAINER (main_vbox), 12);
-  gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))),
-                      main_vbox, TRUE, TRUE, 0);
-  gtk_widget_show (main_vbox);
-
   /* The live preview of the visible region. */
-  w->preview = gimp_drawable_preview_new_from_drawable_id (drawable_id);
-  gtk_box_pack_start (GTK_BOX (main_vbox), w->preview, TRUE, TRUE, 0);
-  gtk_widget_show (w->preview);
-
+  w->preview = ui_preview_new (main_vbox, drawable_id, &w->preview_error);
   g_signal_connect (w->preview, "invalidated",
                     G_CALLBACK (renoise_preview_invalidated), w);
-
-  w->preview_error = gtk_label_new (NULL);
-  gtk_misc_set_alignment (GTK_MISC (w->preview_error), 0.0, 0.5);
-  gtk_label_set_line_wrap (GTK_LABEL (w->preview_error), TRUE);
-  gimp_label_set_attributes (GTK_LABEL (w->preview_error),
-                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
-                             -1);
-  gtk_box_pack_start (GTK_BOX (main_vbox), w->preview_error, FALSE, FALSE, 0);
-  /* shown only when rendering fails */
 
   table = gtk_table_new (5, 3, FALSE);
   gtk_table_set_col_spacings (GTK_TABLE (table), 6);
@@ -328,39 +503,21 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   gtk_widget_show (table);
 
   /* Model file. */
-  w->model_chooser = renoise_model_chooser_new ();
+  w->model_chooser = ui_model_chooser_new ();
   gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
                              _("_Model:"), 0.0, 0.5,
                              w->model_chooser, 2, FALSE);
-  gimp_help_set_help_data (w->model_chooser,
-                           _("The trained model (.safetensors) that denoises "
-                             "the image"), NULL);
-  gtk_widget_show (w->model_chooser);
-
   g_signal_connect (w->model_chooser, "file-set",
                     G_CALLBACK (renoise_model_file_set), w);
 
   /* Sampler. */
-  w->sampler_combo = gimp_int_combo_box_new (_("DDPM (ancestral, stochastic)"),
-                                             DDPM_SAMPLER_DDPM,
-                                             _("DDIM (deterministic)"),
-                                             DDPM_SAMPLER_DDIM,
-                                             NULL);
-  gimp_int_combo_box_connect (GIMP_INT_COMBO_BOX (w->sampler_combo),
-                              w->work.sampler,
-                              G_CALLBACK (gimp_int_combo_box_get_active),
-                              &w->work.sampler);
+  w->sampler_combo = ui_sampler_combo_new (&w->work.sampler);
   g_signal_connect_swapped (w->sampler_combo, "changed",
                             G_CALLBACK (gimp_preview_invalidate),
                             w->preview);
   gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
                              _("S_ampler:"), 0.0, 0.5,
                              w->sampler_combo, 2, FALSE);
-  gimp_help_set_help_data (w->sampler_combo,
-                           _("DDPM adds fresh noise at every step; DDIM "
-                             "follows a deterministic path and needs fewer "
-                             "steps"), NULL);
-  gtk_widget_show (w->sampler_combo);
 
   /* Strength: how far into the noise the layer is pushed. */
   w->strength_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
@@ -390,20 +547,7 @@ ui_renoise_dialog_new (gint32                     drawable_id,
     }
 
   /* Steps: the denoising steps actually run. */
-  w->steps_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 3,
-                                       _("St_eps:"),
-                                       UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
-                                       w->work.steps,
-                                       1, 1000, 1, 10, 0,
-                                       TRUE, 0, 0,
-                                       _("Number of denoising steps: more "
-                                         "steps are slower and usually "
-                                         "cleaner"),
-                                       NULL);
-  gimp_scale_entry_set_logarithmic (w->steps_adj, TRUE);
-  g_signal_connect (w->steps_adj, "value-changed",
-                    G_CALLBACK (gimp_int_adjustment_update),
-                    &w->work.steps);
+  w->steps_adj = ui_steps_entry_new (GTK_TABLE (table), 3, &w->work.steps);
   g_signal_connect (w->steps_adj, "value-changed",
                     G_CALLBACK (renoise_plan_changed), w);
   g_signal_connect_swapped (w->steps_adj, "value-changed",
@@ -411,41 +555,11 @@ ui_renoise_dialog_new (gint32                     drawable_id,
                             w->preview);
 
   /* Seed, with GIMP's "Randomize" toggle and "New Seed" button. */
-  w->seed_box = gimp_random_seed_new (&w->work.seed, &w->work.random_seed);
-  label = gimp_table_attach_aligned (GTK_TABLE (table), 0, 4,
-                                     _("_Seed:"), 0.0, 0.5,
-                                     w->seed_box, 2, TRUE);
-  gtk_label_set_mnemonic_widget (GTK_LABEL (label),
-                                 GIMP_RANDOM_SEED_SPINBUTTON (w->seed_box));
-  g_signal_connect_swapped (GIMP_RANDOM_SEED_SPINBUTTON_ADJ (w->seed_box),
-                            "value-changed",
-                            G_CALLBACK (gimp_preview_invalidate),
-                            w->preview);
-  g_signal_connect_swapped (GIMP_RANDOM_SEED_TOGGLE (w->seed_box), "toggled",
-                            G_CALLBACK (gimp_preview_invalidate),
-                            w->preview);
+  w->seed_box = ui_seed_new (GTK_TABLE (table), 4, &w->work.seed,
+                             &w->work.random_seed, w->preview);
 
   /* What OK will run. */
-  hbox = gtk_hbox_new (FALSE, 6);
-  gtk_box_pack_start (GTK_BOX (main_vbox), hbox, FALSE, FALSE, 0);
-  gtk_widget_show (hbox);
-
-  w->plan_icon = gtk_image_new_from_icon_name (GIMP_ICON_DIALOG_WARNING,
-                                               GTK_ICON_SIZE_BUTTON);
-  gtk_misc_set_alignment (GTK_MISC (w->plan_icon), 0.5, 0.0);
-  gtk_box_pack_start (GTK_BOX (hbox), w->plan_icon, FALSE, FALSE, 0);
-
-  label = gtk_label_new (NULL);
-  gtk_misc_set_alignment (GTK_MISC (label), 0.0, 0.5);
-  gtk_label_set_line_wrap (GTK_LABEL (label), TRUE);
-  gtk_label_set_selectable (GTK_LABEL (label), TRUE);
-  gtk_widget_set_size_request (label, UI_SCALE_WIDTH + 160, -1);
-  gimp_label_set_attributes (GTK_LABEL (label),
-                             PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
-                             -1);
-  gtk_box_pack_start (GTK_BOX (hbox), label, TRUE, TRUE, 0);
-  gtk_widget_show (label);
-  w->plan_label = label;
+  w->plan_label = ui_plan_line_new (main_vbox, &w->plan_icon);
 
   /* Load the chosen (or default) model's schedule and write the plan. */
   ui_renoise_dialog_set_model (w, w->work.model);

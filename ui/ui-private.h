@@ -14,9 +14,65 @@
 #include "ddpm.h"
 #include "ui.h"   /* plugin.h: the values, plugin_render, _() */
 
-/* Widths shared by both dialogs, as GIMP's own filters use them. */
+/* Widths shared by the dialogs, as GIMP's own filters use them. */
 #define UI_SCALE_WIDTH 200
 #define UI_ENTRY_WIDTH 6
+
+/* Pieces every dialog that runs a model is built from (dialog.c). */
+
+/* A GimpDialog with Cancel and OK, help id `help_id`, transient for the
+ * image window; *main_vbox is the shown box its widgets go in. */
+GtkWidget *ui_filter_dialog_new   (const gchar   *title,
+                                   const gchar   *help_id,
+                                   GtkWidget    **main_vbox);
+/* A GimpDrawablePreview packed into box, and under it *error_label, a
+ * hidden label for ui_preview_show_result. */
+GtkWidget *ui_preview_new         (GtkWidget     *box,
+                                   gint32         drawable_id,
+                                   GtkWidget    **error_label);
+/* After a preview render: hide the label (ok), or show why it failed. */
+void       ui_preview_show_result (GtkWidget     *error_label,
+                                   gboolean       ok,
+                                   const GError  *error);
+/* A GtkFileChooserButton for .safetensors files (not yet shown). */
+GtkWidget *ui_model_chooser_new   (void);
+/* Choose the model at `path` ("" or NULL: default_model): *model_path
+ * becomes a copy of the file's path, *schedule a copy of its schedule
+ * (NULL, and *model_error saying why, when it cannot be used; the old
+ * ones are freed), the values' `model` field "" for the default model
+ * or the path, and the chooser (if any) shows the file. */
+void       ui_model_select        (const gchar   *path,
+                                   const gchar   *default_model,
+                                   GtkWidget     *chooser,
+                                   gchar        **model_path,
+                                   DdpmSchedule **schedule,
+                                   gchar        **model_error,
+                                   gchar         *model,
+                                   gsize          model_size);
+/* A GimpIntComboBox of DdpmSamplerKind that writes *sampler. */
+GtkWidget *ui_sampler_combo_new   (gint          *sampler);
+/* The "Steps" scale entry (1–1000, logarithmic) in row `row` of table,
+ * writing *steps. */
+GtkObject *ui_steps_entry_new     (GtkTable      *table,
+                                   gint           row,
+                                   gint          *steps);
+/* The "Seed" row: gimp_random_seed_new on *seed and *random_seed, which
+ * invalidates `preview` when it changes. */
+GtkWidget *ui_seed_new            (GtkTable      *table,
+                                   gint           row,
+                                   guint32       *seed,
+                                   gboolean      *random_seed,
+                                   GtkWidget     *preview);
+/* The line that says what OK will run: a warning icon (*icon, hidden)
+ * and an italic label, packed into box; returns the label. */
+GtkWidget *ui_plan_line_new       (GtkWidget     *box,
+                                   GtkWidget    **icon);
+/* Show `text` there; an error shows the icon and makes OK insensitive. */
+void       ui_plan_line_set       (GtkWidget     *dialog,
+                                   GtkWidget     *label,
+                                   GtkWidget     *icon,
+                                   const gchar   *text,
+                                   gboolean       is_error);
 
 /* The renoise / generate dialog.  The dialog edits `work`, a copy of the
  * caller's values; ui_renoise_dialog copies it back only on OK. */
@@ -63,6 +119,50 @@ void       ui_renoise_dialog_set_model (UiRenoiseWidgets    *widgets,
 void       ui_renoise_dialog_get_values (UiRenoiseWidgets   *widgets,
                                          PluginRenoiseValues *vals);
 
+/* The denoise dialog (denoise-dialog.c).  The dialog edits `work`, a copy
+ * of the caller's values; ui_denoise_dialog copies it back only on OK.
+ * The noise level is shown in 0–255 levels and kept in `work.sigma` on
+ * the [0, 1] scale; with "Estimate" on, work.sigma is 0 (estimate when
+ * the procedure runs) and the entry shows the estimate, insensitive.  A
+ * level of 0 given by hand cannot be run (OK is insensitive). */
+typedef struct
+{
+  GtkWidget           *dialog;
+  GtkWidget           *preview;        /* GimpDrawablePreview */
+  GtkWidget           *preview_error;
+  GtkWidget           *model_chooser;
+  GtkObject           *sigma_adj;      /* σ in 0–255 levels */
+  GtkWidget           *estimate_toggle;
+  GtkObject           *steps_adj;
+  GtkWidget           *seed_box;
+  GtkWidget           *sampler_combo;
+  GtkWidget           *plan_label;     /* "Start at t = 57 of 1000, then
+                                          5 denoising steps" */
+  GtkWidget           *plan_icon;
+
+  gint32               drawable_id;
+  PluginDenoiseValues  work;
+  gboolean             estimating;     /* "Estimate" is on */
+  gdouble              estimate;       /* [0, 1]; < 0 until computed */
+  gchar               *estimate_error; /* why estimating failed */
+  gchar               *default_model;
+  gchar               *model_path;
+  DdpmSchedule        *schedule;
+  gchar               *model_error;
+} UiDenoiseWidgets;
+
+GtkWidget *ui_denoise_dialog_new        (gint32               drawable_id,
+                                         const PluginDenoiseValues *vals,
+                                         UiDenoiseWidgets    *widgets);
+/* As ui_renoise_dialog_set_model. */
+void       ui_denoise_dialog_set_model  (UiDenoiseWidgets    *widgets,
+                                         const gchar         *path);
+/* Turn "Estimate from the layer" on or off, as the toggle does. */
+void       ui_denoise_dialog_set_estimate (UiDenoiseWidgets  *widgets,
+                                           gboolean           estimate);
+void       ui_denoise_dialog_get_values (UiDenoiseWidgets    *widgets,
+                                         PluginDenoiseValues *vals);
+
 /* The training dialog. */
 typedef struct
 {
@@ -98,6 +198,7 @@ extern const gchar *const ui_train_presets[];
  * save a screenshot as DIR/<procedure>.png and answer the dialog with
  * CANCEL.  Without the variable they do nothing. */
 void       ui_test_hook_renoise        (UiRenoiseWidgets    *widgets);
+void       ui_test_hook_denoise        (UiDenoiseWidgets    *widgets);
 void       ui_test_hook_train          (UiTrainWidgets      *widgets);
 
 #endif /* DDPM_UI_PRIVATE_H */

@@ -30,6 +30,7 @@ typedef struct
   const gchar      *procedure;
   GKeyFile         *result;
   UiRenoiseWidgets *renoise;
+  UiDenoiseWidgets *denoise;
   UiTrainWidgets   *train;
   guint             source;     /* the pending timeout, 0 if none */
 } UiTest;
@@ -303,6 +304,131 @@ ui_test_hook_renoise (UiRenoiseWidgets *w)
     return;
   test->renoise = w;
   ui_test_start (test, w->dialog, renoise_poke);
+}
+
+/* ------------------------------------------------------------------ denoise */
+
+static gboolean
+denoise_finish (gpointer data)
+{
+  UiTest           *test = data;
+  UiDenoiseWidgets *w = test->denoise;
+
+  record_bool (test, "preview_error_shown", gtk_widget_get_visible (w->preview_error));
+  record_string (test, "preview_error", gtk_label_get_text (GTK_LABEL (w->preview_error)));
+  return finish (test, w->dialog);
+}
+
+static void
+record_denoise_state (UiTest           *test,
+                      UiDenoiseWidgets *w,
+                      const gchar      *suffix)
+{
+  gchar *key;
+
+#define RECORD(what, call) \
+  key = g_strconcat (what, "_", suffix, NULL); call; g_free (key)
+  RECORD ("plan", record_string (test, key, gtk_label_get_text (GTK_LABEL (w->plan_label))));
+  RECORD ("ok_sensitive", record_bool (test, key, ok_sensitive (w->dialog)));
+  RECORD ("values_sigma", record_double (test, key, w->work.sigma));
+  RECORD ("sigma_shown", record_double (test, key,
+                                        gtk_adjustment_get_value (GTK_ADJUSTMENT (w->sigma_adj))));
+  RECORD ("sigma_sensitive", record_bool (test, key,
+                                          gtk_widget_is_sensitive (GIMP_SCALE_ENTRY_SPINBUTTON (w->sigma_adj))));
+  RECORD ("estimate_active", record_bool (test, key,
+                                          gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (w->estimate_toggle))));
+#undef RECORD
+}
+
+static gboolean
+denoise_poke (gpointer data)
+{
+  UiTest           *test = data;
+  UiDenoiseWidgets *w = test->denoise;
+  gchar            *bad_model;
+  gdouble           steps;
+
+  /* What the dialog shows as it opens. */
+  record_string (test, "title", gtk_window_get_title (GTK_WINDOW (w->dialog)));
+  record_string (test, "help_id",
+                 g_object_get_data (G_OBJECT (w->dialog), "gimp-help-id"));
+  record_bool (test, "preview_is_drawable_preview",
+               GIMP_IS_DRAWABLE_PREVIEW (w->preview));
+  record_bool (test, "preview_on_screen", on_screen (w->preview));
+  record_bool (test, "model_chooser_on_screen", on_screen (w->model_chooser));
+  record_string (test, "model_path", w->model_path);
+  record_bool (test, "sigma_on_screen",
+               on_screen (GIMP_SCALE_ENTRY_SCALE (w->sigma_adj)) &&
+               on_screen (GIMP_SCALE_ENTRY_SPINBUTTON (w->sigma_adj)));
+  record_bool (test, "estimate_on_screen", on_screen (w->estimate_toggle));
+  record_bool (test, "steps_on_screen", on_screen (GIMP_SCALE_ENTRY_SCALE (w->steps_adj)));
+  record_bool (test, "seed_on_screen", on_screen (GIMP_RANDOM_SEED_SPINBUTTON (w->seed_box)));
+  record_bool (test, "sampler_on_screen", on_screen (w->sampler_combo));
+  record_bool (test, "plan_on_screen", on_screen (w->plan_label));
+  record_double (test, "estimate", w->estimate);
+  record_denoise_state (test, w, "initial");
+
+  /* "Estimate" off: the entry keeps the estimate and can be edited. */
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (w->estimate_toggle), FALSE);
+  record_denoise_state (test, w, "manual");
+
+  /* A level typed in 0–255 is σ on the [0, 1] scale; the plan follows. */
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->sigma_adj), 25.0);
+  record_denoise_state (test, w, "25");
+
+  steps = gtk_adjustment_get_value (GTK_ADJUSTMENT (w->steps_adj));
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->steps_adj), 7);
+  record_string (test, "plan_steps_7", gtk_label_get_text (GTK_LABEL (w->plan_label)));
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->steps_adj), steps);
+
+  /* No noise given: nothing to run. */
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->sigma_adj), 0.0);
+  record_denoise_state (test, w, "0");
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->sigma_adj), 25.0);
+
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDPM);
+  record_double (test, "sampler_after_ddpm", w->work.sampler);
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDIM);
+  record_double (test, "sampler_after_ddim", w->work.sampler);
+
+  /* A file that is not a model, then the default one again. */
+  bad_model = g_build_filename (test->dir, "not-a-model.safetensors", NULL);
+  g_file_set_contents (bad_model, "this is not a safetensors file", -1, NULL);
+  ui_denoise_dialog_set_model (w, bad_model);
+  record_denoise_state (test, w, "bad_model");
+  g_free (bad_model);
+  ui_denoise_dialog_set_model (w, "");
+  record_denoise_state (test, w, "restored");
+  record_string (test, "values_model_restored", w->work.model);
+
+  /* "Estimate" on again: back to the estimate, and σ = 0 in the values;
+   * then off, leaving 25 (what OK runs with DDPM_UI_TEST_RESPONSE=ok). */
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (w->estimate_toggle), TRUE);
+  record_denoise_state (test, w, "estimating");
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (w->estimate_toggle), FALSE);
+  gtk_adjustment_set_value (GTK_ADJUSTMENT (w->sigma_adj), 25.0);
+  {
+    PluginDenoiseValues vals;
+
+    ui_denoise_dialog_get_values (w, &vals);
+    record_double (test, "values_sigma_final", vals.sigma);
+    record_double (test, "values_steps_final", vals.steps);
+  }
+
+  /* Let the preview render the last values, then take the picture. */
+  test->source = g_timeout_add (SETTLE_MS, denoise_finish, test);
+  return G_SOURCE_REMOVE;
+}
+
+void
+ui_test_hook_denoise (UiDenoiseWidgets *w)
+{
+  UiTest *test = ui_test_new (DENOISE_PROC);
+
+  if (! test)
+    return;
+  test->denoise = w;
+  ui_test_start (test, w->dialog, denoise_poke);
 }
 
 /* ------------------------------------------------------------------- train */

@@ -21,6 +21,12 @@ gboolean ui_renoise_dialog (gint32               drawable_id,
                             PluginRenoiseValues *vals,
                             gboolean             generate);
 
+/* The denoise dialog: model, noise level (in 0–255 levels, or estimated
+ * from the layer: vals->sigma <= 0), steps, seed, sampler, live preview.
+ * With vals->random_seed set, OK draws a new vals->seed. */
+gboolean ui_denoise_dialog (gint32               drawable_id,
+                            PluginDenoiseValues *vals);
+
 /* The training dialog: output file, preset, iterations, patch size, seed,
  * optional checkpoint to resume.  An empty vals->resume means start anew. */
 gboolean ui_train_dialog   (gint32               drawable_id,

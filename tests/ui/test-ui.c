@@ -5,18 +5,23 @@
  * which provides the X display) prepares a private GIMP profile with the
  * freshly built plug-in, trains a tiny default model (two steps of
  * ddpm_train), and starts gimp-2.10 with batch commands that call
- * plug-in-ddpm-renoise, -generate and -train with RUN-INTERACTIVE and
- * DDPM_UI_TEST set; then once more in German (LANGUAGE=de, with the
- * catalogue built from po/de.po) for the renoise dialog.  The dialogs'
+ * plug-in-ddpm-renoise, -generate, -denoise and -train with
+ * RUN-INTERACTIVE and DDPM_UI_TEST set; then once more in German
+ * (LANGUAGE=de, with the catalogue built from po/de.po) for the renoise
+ * and denoise dialogs.  The denoise dialog opens on noisy.png, the test
+ * picture with Gaussian noise of NOISE_LEVELS added, so that its estimate
+ * has something to find.  The dialogs'
  * test hook (ui/ui-test.c) pokes the widgets, records what they showed
  * into <procedure>.result, saves a screenshot <procedure>.png and
  * cancels.  Every assertion is made here, on those records and pictures;
  * the expected numbers are computed here (t0 = strength·T of the model's
- * 1000-step schedule).
+ * 1000-step schedule; for denoise, the t of σ on that schedule and the
+ * noise estimate, by the engine's own functions on the same pixels).
  *
  * Environment (set by tests/ui/meson.build): GIMP (gimp-2.10), DDPM_PLUGIN
  * (the built gimp-ddpm binary), DDPM_PO_BUILDDIR (the built catalogues),
  * DDPM_UI_RUN_DIR (a scratch directory, emptied first). */
+#include <math.h>
 #include <string.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -27,6 +32,10 @@
 #define RENOISE_PROC  "plug-in-ddpm-renoise"
 #define GENERATE_PROC "plug-in-ddpm-generate"
 #define TRAIN_PROC    "plug-in-ddpm-train"
+#define DENOISE_PROC  "plug-in-ddpm-denoise"
+
+/* The noise in noisy.png, in 0–255 levels. */
+#define NOISE_LEVELS 20
 
 /* The most seconds one GIMP run may take: usually 20–50 (the start takes
  * ~10 s with a fresh profile, each dialog a few), more on a loaded
@@ -38,6 +47,7 @@ static gchar    *results_dir;
 static gchar    *results_de_dir;
 static gchar    *model_file;
 static gchar    *test_image;  /* the picture the dialogs open: layer.png */
+static gchar    *noisy_image; /* the denoise dialog's: noisy.png */
 static gboolean  gimp_ran;
 static gchar    *gimp_log;
 
@@ -101,6 +111,68 @@ write_test_image (void)
   g_assert_no_error (error);
   g_object_unref (pixbuf);
   return file;
+}
+
+/* The test picture plus Gaussian noise of NOISE_LEVELS (the engine's
+ * counter-based normals, seed 7), rounded and clipped to 8 bits. */
+static gchar *
+write_noisy_image (const gchar *clean)
+{
+  GError    *error = NULL;
+  GdkPixbuf *pixbuf = gdk_pixbuf_new_from_file (clean, &error);
+  gchar     *file = g_build_filename (run_dir, "noisy.png", NULL);
+  guchar    *pixels;
+  gint       W, H, stride, n_channels;
+
+  g_assert_no_error (error);
+  W = gdk_pixbuf_get_width (pixbuf);
+  H = gdk_pixbuf_get_height (pixbuf);
+  stride = gdk_pixbuf_get_rowstride (pixbuf);
+  n_channels = gdk_pixbuf_get_n_channels (pixbuf);
+  pixels = gdk_pixbuf_get_pixels (pixbuf);
+  for (gint y = 0; y < H; y++)
+    for (gint x = 0; x < W; x++)
+      for (gint c = 0; c < 3; c++)
+        {
+          guchar *p = pixels + y * stride + x * n_channels + c;
+          gdouble v = *p + NOISE_LEVELS * ddpm_rng_normal (7, 0, (y * W + x) * 3 + c);
+
+          *p = (guchar) CLAMP (v + 0.5, 0.0, 255.0);
+        }
+  gdk_pixbuf_save (pixbuf, file, "png", &error, NULL);
+  g_assert_no_error (error);
+  g_object_unref (pixbuf);
+  return file;
+}
+
+/* Donoho's estimate of the noise in a PNG, as the dialog makes it: the
+ * engine's estimator on the colour planes, [0, 1] scale. */
+static gdouble
+estimate_noise (const gchar *file)
+{
+  GError       *error = NULL;
+  GdkPixbuf    *pixbuf = gdk_pixbuf_new_from_file (file, &error);
+  const guchar *pixels;
+  gint          W, H, stride, n_channels;
+  float        *planes;
+  gdouble       sigma = -1.0;
+
+  g_assert_no_error (error);
+  W = gdk_pixbuf_get_width (pixbuf);
+  H = gdk_pixbuf_get_height (pixbuf);
+  stride = gdk_pixbuf_get_rowstride (pixbuf);
+  n_channels = gdk_pixbuf_get_n_channels (pixbuf);
+  pixels = gdk_pixbuf_read_pixels (pixbuf);
+  planes = g_new (float, 3 * W * H);
+  for (gint c = 0; c < 3; c++)
+    for (gint y = 0; y < H; y++)
+      for (gint x = 0; x < W; x++)
+        planes[(c * H + y) * W + x] = pixels[y * stride + x * n_channels + c] / 255.0f;
+  g_assert_true (ddpm_estimate_noise_sigma (planes, 3, H, W, &sigma, &error));
+  g_assert_no_error (error);
+  g_free (planes);
+  g_object_unref (pixbuf);
+  return sigma;
 }
 
 static void
@@ -258,6 +330,14 @@ script (const gchar *image, const gchar *calls)
 #define GENERATE_CALLS \
   "(" GENERATE_PROC " RUN-NONINTERACTIVE img drw \"\" 3 1234 1)" \
   "(" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 3 1234 1)"
+/* Last values: σ estimated, 3 steps, seed 1234, DDIM; left by a run on a
+ * copy, so that the dialog opens on the noisy pixels themselves. */
+#define DENOISE_CALLS \
+  "(let* ((copy (car (gimp-image-duplicate img))))" \
+  "  (" DENOISE_PROC " RUN-NONINTERACTIVE copy" \
+  "   (car (gimp-image-get-active-drawable copy)) \"\" 0 3 1234 1)" \
+  "  (gimp-image-delete copy))" \
+  "(" DENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0 3 1234 1)"
 #define TRAIN_CALLS \
   "(" TRAIN_PROC " RUN-INTERACTIVE img drw \"\" \"tiny\" 100 32 1 \"\")"
 
@@ -291,6 +371,7 @@ ensure_gimp_ran (void)
   copy_file (mo_built, mo_copy, 0644);
 
   test_image = write_test_image ();
+  noisy_image = write_noisy_image (test_image);
 
   /* The default model: a tiny UNet after two optimizer steps on the same
    * picture.  The dialogs read its schedule (linear, T = 1000) and the
@@ -301,6 +382,7 @@ ensure_gimp_ran (void)
   {
     gchar *commands[] = { script (test_image, RENOISE_CALLS),
                           script (test_image, GENERATE_CALLS),
+                          script (noisy_image, DENOISE_CALLS),
                           script (test_image, TRAIN_CALLS), NULL };
 
     run_gimp (results_dir, NULL, commands);
@@ -320,13 +402,28 @@ ensure_gimp_ran (void)
                                              "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.4 3 1234 1)"
                                              "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
                                              expected_png, expected_png);
-    gchar *commands[] = { script (test_image, ok_calls), script (test_image, expected_calls), NULL };
+    /* The denoise dialog's hook leaves σ = 25 levels by hand, 3 steps,
+     * seed 1234, DDIM: the same as a non-interactive run with those. */
+    gchar *ok_denoise_png = g_build_filename (results_de_dir, "ok-denoise.png", NULL);
+    gchar *expected_denoise_png = g_build_filename (results_de_dir, "expected-denoise.png", NULL);
+    gchar *ok_denoise_calls = g_strdup_printf ("%s (gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
+                                               DENOISE_CALLS, ok_denoise_png, ok_denoise_png);
+    gchar *expected_denoise_calls = g_strdup_printf ("(" DENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" (/ 25 255) 3 1234 1)"
+                                                     "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
+                                                     expected_denoise_png, expected_denoise_png);
+    gchar *commands[] = { script (test_image, ok_calls), script (test_image, expected_calls),
+                          script (noisy_image, ok_denoise_calls),
+                          script (noisy_image, expected_denoise_calls), NULL };
 
     g_setenv ("DDPM_UI_TEST_RESPONSE", "ok", TRUE);
     run_gimp (results_de_dir, "de", commands);
     g_unsetenv ("DDPM_UI_TEST_RESPONSE");
-    g_free (commands[0]);
-    g_free (commands[1]);
+    for (gchar **c = commands; *c; c++)
+      g_free (*c);
+    g_free (ok_denoise_png);
+    g_free (expected_denoise_png);
+    g_free (ok_denoise_calls);
+    g_free (expected_denoise_calls);
     g_free (ok_calls);
     g_free (expected_calls);
     g_free (ok_png);
@@ -582,6 +679,152 @@ test_generate (void)
   assert_screenshot (NULL, GENERATE_PROC, 300, 250);
 }
 
+/* ------------------------------------------------------------- denoise */
+
+/* The t at which the denoise starts for σ ([0, 1] scale) on the default
+ * model's schedule, by the engine's own mapping. */
+static gint
+denoise_t (gdouble sigma)
+{
+  GError    *error = NULL;
+  DdpmModel *model = ddpm_model_load (model_file, &error);
+  gint       t;
+
+  g_assert_no_error (error);
+  t = ddpm_denoise_sigma_to_t (ddpm_model_get_schedule (model), sigma, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ddpm_model_get_schedule (model)->T, ==, 1000);
+  ddpm_model_free (model);
+  return t;
+}
+
+static gchar *
+denoise_plan (gdouble sigma, gint steps)
+{
+  gint t = denoise_t (sigma);
+
+  return g_strdup_printf ("Start at t = %d of 1000, then %d denoising step%s",
+                          t, MIN (steps, t), MIN (steps, t) == 1 ? "" : "s");
+}
+
+static void
+test_denoise_widgets (void)
+{
+  GKeyFile *r = load_result (NULL, DENOISE_PROC);
+
+  assert_key_str (r, "title", ==, "Denoise with a Diffusion Model");
+  assert_key_str (r, "help_id", ==, DENOISE_PROC);
+  g_assert_true (get_bool (r, "preview_is_drawable_preview"));
+  g_assert_true (get_bool (r, "preview_on_screen"));
+  g_assert_true (get_bool (r, "model_chooser_on_screen"));
+  assert_key_str (r, "model_path", ==, model_file);
+  g_assert_true (get_bool (r, "sigma_on_screen"));
+  g_assert_true (get_bool (r, "estimate_on_screen"));
+  g_assert_true (get_bool (r, "steps_on_screen"));
+  g_assert_true (get_bool (r, "seed_on_screen"));
+  g_assert_true (get_bool (r, "sampler_on_screen"));
+  g_assert_true (get_bool (r, "plan_on_screen"));
+  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_assert_cmpfloat (get_double (r, "sampler_after_ddpm"), ==, 0);
+  g_assert_cmpfloat (get_double (r, "sampler_after_ddim"), ==, 1);
+  g_key_file_free (r);
+}
+
+/* The last values said "estimate": the toggle is on, the entry shows the
+ * engine's estimate for these pixels, in 0–255 levels, and cannot be
+ * edited; the values keep σ = 0 ("estimate when run").  Off, the entry
+ * starts from the estimate. */
+static void
+test_denoise_estimate (void)
+{
+  GKeyFile *r = load_result (NULL, DENOISE_PROC);
+  gdouble   expected = estimate_noise (noisy_image);
+  gdouble   estimate = get_double (r, "estimate");
+
+  g_test_message ("noise of %d levels: estimated %.3f by the dialog, %.3f here",
+                  NOISE_LEVELS, estimate * 255, expected * 255);
+  g_assert_cmpfloat (fabs (estimate - expected) * 255, <, 0.01);
+  /* The rings' sharp edges bias it up a little (measured: 23.7 for 20). */
+  g_assert_cmpfloat (fabs (estimate * 255 - NOISE_LEVELS), <, 0.3 * NOISE_LEVELS);
+
+  g_assert_true (get_bool (r, "estimate_active_initial"));
+  g_assert_false (get_bool (r, "sigma_sensitive_initial"));
+  g_assert_cmpfloat (get_double (r, "values_sigma_initial"), ==, 0.0);
+  g_assert_cmpfloat (fabs (get_double (r, "sigma_shown_initial") - estimate * 255), <, 1e-9);
+
+  g_assert_false (get_bool (r, "estimate_active_manual"));
+  g_assert_true (get_bool (r, "sigma_sensitive_manual"));
+  g_assert_cmpfloat (fabs (get_double (r, "values_sigma_manual") - estimate), <, 1e-12);
+
+  /* On again: the estimate, σ = 0 in the values, and the same plan. */
+  g_assert_true (get_bool (r, "estimate_active_estimating"));
+  g_assert_false (get_bool (r, "sigma_sensitive_estimating"));
+  g_assert_cmpfloat (get_double (r, "values_sigma_estimating"), ==, 0.0);
+  g_assert_cmpfloat (fabs (get_double (r, "sigma_shown_estimating") - estimate * 255), <, 1e-9);
+  g_key_file_free (r);
+}
+
+/* The plan line: the t of σ on the model's schedule and the steps. */
+static void
+test_denoise_plan (void)
+{
+  GKeyFile *r = load_result (NULL, DENOISE_PROC);
+  gdouble   estimate = get_double (r, "estimate");
+  gchar    *initial = denoise_plan (estimate, 3);
+  gchar    *at_25 = denoise_plan (25 / 255.0, 3);
+  gchar    *at_25_7 = denoise_plan (25 / 255.0, 7);
+
+  assert_key_str (r, "plan_initial", ==, initial);
+  assert_key_str (r, "plan_estimating", ==, initial);
+  /* 25 levels in the entry is σ = 25/255 in the values. */
+  g_assert_cmpfloat (get_double (r, "values_sigma_25"), ==, 25 / 255.0);
+  assert_key_str (r, "plan_25", ==, at_25);
+  g_assert_true (get_bool (r, "ok_sensitive_25"));
+  assert_key_str (r, "plan_steps_7", ==, at_25_7);
+  /* Noise and its removal start later in the chain when there is more. */
+  g_assert_cmpint (denoise_t (25 / 255.0), >, denoise_t (estimate));
+  g_assert_cmpfloat (get_double (r, "values_sigma_final"), ==, 25 / 255.0);
+  g_assert_cmpfloat (get_double (r, "values_steps_final"), ==, 3);
+
+  /* Level 0 by hand: nothing to run. */
+  assert_key_contains (r, "plan_0", "Set a noise level above 0");
+  g_assert_false (get_bool (r, "ok_sensitive_0"));
+  g_free (initial);
+  g_free (at_25);
+  g_free (at_25_7);
+  g_key_file_free (r);
+}
+
+static void
+test_denoise_bad_model (void)
+{
+  GKeyFile *r = load_result (NULL, DENOISE_PROC);
+  gchar    *at_25 = denoise_plan (25 / 255.0, 3);
+
+  assert_key_contains (r, "plan_bad_model", "not-a-model.safetensors");
+  g_assert_false (get_bool (r, "ok_sensitive_bad_model"));
+  assert_key_str (r, "plan_restored", ==, at_25);
+  g_assert_true (get_bool (r, "ok_sensitive_restored"));
+  assert_key_str (r, "values_model_restored", ==, "");
+  g_free (at_25);
+  g_key_file_free (r);
+}
+
+static void
+test_denoise_preview (void)
+{
+  GKeyFile *r = load_result (NULL, DENOISE_PROC);
+
+  if (get_bool (r, "preview_error_shown"))
+    {
+      gchar *message = get (r, "preview_error");
+
+      g_error ("the preview failed: %s", message);
+    }
+  g_key_file_free (r);
+  assert_screenshot (NULL, DENOISE_PROC, 300, 300);
+}
+
 /* --------------------------------------------------------------- train */
 
 static void
@@ -661,6 +904,23 @@ test_renoise_german (void)
   assert_screenshot ("de", RENOISE_PROC, 300, 300);
 }
 
+static void
+test_denoise_german (void)
+{
+  GKeyFile *r = load_result ("de", DENOISE_PROC);
+  gint      t = denoise_t (get_double (r, "estimate"));
+  gchar    *plan = g_strdup_printf ("Bei t = %d von 1000 beginnen, dann %d "
+                                    "Entrauschungsschritte", t, MIN (3, t));
+
+  assert_key_str (r, "title", ==, "Mit einem Diffusionsmodell entrauschen");
+  assert_key_str (r, "plan_initial", ==, plan);
+  assert_key_contains (r, "plan_0", "Geben Sie einen Rauschpegel über 0 an");
+  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_free (plan);
+  g_key_file_free (r);
+  assert_screenshot ("de", DENOISE_PROC, 300, 300);
+}
+
 /* Pixels of a PNG as loaded by gdk-pixbuf. */
 static GdkPixbuf *
 load_png (const gchar *dir, const gchar *name)
@@ -721,6 +981,29 @@ test_renoise_ok (void)
   g_key_file_free (r);
 }
 
+/* OK on the denoise dialog runs its values (σ 25 levels typed, not the
+ * estimate of the arguments and last values). */
+static void
+test_denoise_ok (void)
+{
+  GKeyFile  *r = load_result ("de", DENOISE_PROC);
+  GdkPixbuf *ok, *expected, *input;
+
+  g_assert_cmpfloat (get_double (r, "values_sigma_final"), ==, 25 / 255.0);
+  ok       = load_png (results_for ("de"), "ok-denoise.png");
+  expected = load_png (results_for ("de"), "expected-denoise.png");
+  input    = gdk_pixbuf_new_from_file (noisy_image, NULL);
+  g_assert_nonnull (input);
+
+  g_assert_cmpuint (pixels_differing (ok, expected), ==, 0);
+  g_assert_cmpuint (pixels_differing (ok, input), >, 0);
+
+  g_object_unref (ok);
+  g_object_unref (expected);
+  g_object_unref (input);
+  g_key_file_free (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -733,9 +1016,16 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/renoise/preview", test_renoise_preview);
   g_test_add_func ("/ui/renoise/screenshot", test_renoise_screenshot);
   g_test_add_func ("/ui/generate/dialog", test_generate);
+  g_test_add_func ("/ui/denoise/widgets", test_denoise_widgets);
+  g_test_add_func ("/ui/denoise/estimate", test_denoise_estimate);
+  g_test_add_func ("/ui/denoise/plan", test_denoise_plan);
+  g_test_add_func ("/ui/denoise/bad-model", test_denoise_bad_model);
+  g_test_add_func ("/ui/denoise/preview", test_denoise_preview);
   g_test_add_func ("/ui/train/dialog", test_train);
   g_test_add_func ("/ui/renoise/german", test_renoise_german);
   g_test_add_func ("/ui/renoise/ok", test_renoise_ok);
+  g_test_add_func ("/ui/denoise/german", test_denoise_german);
+  g_test_add_func ("/ui/denoise/ok", test_denoise_ok);
 
   return g_test_run ();
 }

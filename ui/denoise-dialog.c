@@ -1,0 +1,376 @@
+/* denoise-dialog.c: the Denoise dialog (Filters ▸ Diffusion ▸ Denoise).
+ *
+ * The Renoise dialog's layout and parts (dialog.c: preview, model chooser,
+ * sampler, steps, seed, plan line), with the noise level in place of the
+ * strength.  GIMP users count noise in 0–255 levels, so that is what the
+ * entry shows ("25" is σ = 25/255 ≈ 0.098 on the [0, 1] scale the
+ * procedure takes).  "Estimate from the layer" fills the entry with
+ * Donoho's estimate (plugin_denoise_estimate, over the selection's bounds:
+ * the pixels OK works on) and greys it out; the values then say "estimate"
+ * (σ = 0), so that Repeat on another image estimates afresh.
+ *
+ * The plan line says where the reverse chain starts: the t of the model's
+ * schedule whose noise level is 2σ (ddpm_denoise_sigma_to_t), and how
+ * many steps run from there. */
+#include "ui-private.h"
+
+#include <string.h>
+
+/* The σ ([0, 1] scale) the preview and the plan use: the estimate when
+ * estimating (0 while it is unknown), else the entry's. */
+static gdouble
+denoise_effective_sigma (UiDenoiseWidgets *w)
+{
+  if (! w->estimating)
+    return w->work.sigma;
+  return MAX (w->estimate, 0.0);
+}
+
+/* The plan line's text, newly allocated; *is_error when OK cannot run. */
+static gchar *
+denoise_plan_text (UiDenoiseWidgets *w,
+                   gboolean         *is_error)
+{
+  gdouble sigma = denoise_effective_sigma (w);
+  gdouble highest;
+  int     t, n_steps;
+
+  *is_error = TRUE;
+  if (! w->schedule)
+    return g_strdup (w->model_error);
+  if (w->estimating && w->estimate_error)
+    return g_strdup_printf (_("Cannot estimate the noise: %s"), w->estimate_error);
+
+  if (sigma <= 0.0)
+    {
+      if (! w->estimating)
+        return g_strdup (_("Set a noise level above 0, or estimate it from "
+                           "the layer."));
+      *is_error = FALSE;
+      return g_strdup (_("No noise found in the layer: it stays unchanged"));
+    }
+
+  highest = w->schedule->sqrt_recipm1_alpha_bar[w->schedule->T] / 2.0;
+  if (sigma > highest)
+    return g_strdup_printf (_("The noise level %.1f (of 255) is more than this "
+                              "model can remove (at most %.1f)."),
+                            sigma * 255.0, highest * 255.0);
+
+  t = ddpm_denoise_sigma_to_t (w->schedule, sigma, NULL);
+  n_steps = MIN (w->work.steps, t);
+  *is_error = FALSE;
+  /* TRANSLATORS: t is the diffusion timestep at which the noisy layer
+   * enters the model's reverse process: the first %d is that t, the
+   * second the schedule's length, the third the number of steps. */
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                       "Start at t = %d of %d, "
+                                       "then %d denoising step",
+                                       "Start at t = %d of %d, "
+                                       "then %d denoising steps",
+                                       n_steps),
+                          t, w->schedule->T, n_steps);
+}
+
+static void
+denoise_update_plan (UiDenoiseWidgets *w)
+{
+  gboolean is_error;
+  gchar   *text = denoise_plan_text (w, &is_error);
+
+  ui_plan_line_set (w->dialog, w->plan_label, w->plan_icon, text, is_error);
+  g_free (text);
+}
+
+/* The preview: the same rendering as the final run, on the visible
+ * region, with the σ the plan line shows. */
+static void
+denoise_preview_invalidated (GimpPreview      *preview,
+                             UiDenoiseWidgets *w)
+{
+  PluginDenoiseValues vals = w->work;
+  GError             *error = NULL;
+  gboolean            is_error;
+  gchar              *plan = denoise_plan_text (w, &is_error);
+
+  g_free (plan);
+  if (is_error)
+    {
+      /* Nothing to run: the plan line already says why. */
+      gtk_widget_hide (w->preview_error);
+      return;
+    }
+
+  /* (No noise found: 0, and the render finds none again.) */
+  vals.sigma = denoise_effective_sigma (w);
+  ui_preview_show_result (w->preview_error,
+                          plugin_denoise_render (w->drawable_id, &vals,
+                                                 preview, &error),
+                          error);
+  g_clear_error (&error);
+}
+
+static void
+denoise_changed (UiDenoiseWidgets *w)
+{
+  denoise_update_plan (w);
+  if (w->preview)
+    gimp_preview_invalidate (GIMP_PREVIEW (w->preview));
+}
+
+static void
+denoise_steps_changed (GtkAdjustment    *adjustment,
+                       UiDenoiseWidgets *w)
+{
+  denoise_update_plan (w);
+}
+
+static void
+denoise_sigma_changed (GtkAdjustment    *adjustment,
+                       UiDenoiseWidgets *w)
+{
+  /* While estimating, the entry only shows the estimate. */
+  if (w->estimating)
+    return;
+  w->work.sigma = gtk_adjustment_get_value (adjustment) / 255.0;
+  denoise_changed (w);
+}
+
+void
+ui_denoise_dialog_set_estimate (UiDenoiseWidgets *w,
+                                gboolean          estimate)
+{
+  gboolean sensitive = ! estimate;
+
+  g_return_if_fail (w != NULL);
+
+  w->estimating = estimate;
+  if (estimate)
+    {
+      if (w->estimate < 0.0 && ! w->estimate_error)
+        {
+          GError *error = NULL;
+
+          if (! plugin_denoise_estimate (w->drawable_id, &w->estimate, &error))
+            {
+              w->estimate_error = g_strdup (error->message);
+              w->estimate = -1.0;
+            }
+          g_clear_error (&error);
+        }
+      w->work.sigma = 0.0;  /* before the entry changes: it only shows */
+      if (w->estimate >= 0.0)
+        gtk_adjustment_set_value (GTK_ADJUSTMENT (w->sigma_adj), w->estimate * 255.0);
+    }
+  else
+    {
+      /* Start from what the entry shows (the estimate, if it was one). */
+      w->work.sigma = gtk_adjustment_get_value (GTK_ADJUSTMENT (w->sigma_adj)) / 255.0;
+    }
+
+  if (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (w->estimate_toggle)) != estimate)
+    gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (w->estimate_toggle), estimate);
+  gtk_widget_set_sensitive (GIMP_SCALE_ENTRY_LABEL (w->sigma_adj), sensitive);
+  gtk_widget_set_sensitive (GIMP_SCALE_ENTRY_SCALE (w->sigma_adj), sensitive);
+  gtk_widget_set_sensitive (GIMP_SCALE_ENTRY_SPINBUTTON (w->sigma_adj), sensitive);
+  denoise_changed (w);
+}
+
+static void
+denoise_estimate_toggled (GtkToggleButton  *toggle,
+                          UiDenoiseWidgets *w)
+{
+  gboolean active = gtk_toggle_button_get_active (toggle);
+
+  if (active != w->estimating)
+    ui_denoise_dialog_set_estimate (w, active);
+}
+
+void
+ui_denoise_dialog_set_model (UiDenoiseWidgets *w,
+                             const gchar      *path)
+{
+  g_return_if_fail (w != NULL);
+
+  ui_model_select (path, w->default_model, w->model_chooser,
+                   &w->model_path, &w->schedule, &w->model_error,
+                   w->work.model, sizeof (w->work.model));
+  denoise_changed (w);
+}
+
+static void
+denoise_model_file_set (GtkFileChooserButton *button,
+                        UiDenoiseWidgets     *w)
+{
+  gchar *path = gtk_file_chooser_get_filename (GTK_FILE_CHOOSER (button));
+
+  if (path)
+    ui_denoise_dialog_set_model (w, path);
+  g_free (path);
+}
+
+static void
+denoise_dialog_destroy (GtkWidget        *dialog,
+                        UiDenoiseWidgets *w)
+{
+  g_clear_pointer (&w->schedule, ddpm_schedule_free);
+  g_clear_pointer (&w->model_error, g_free);
+  g_clear_pointer (&w->model_path, g_free);
+  g_clear_pointer (&w->default_model, g_free);
+  g_clear_pointer (&w->estimate_error, g_free);
+  w->dialog = w->preview = w->preview_error = w->model_chooser = NULL;
+  w->plan_label = w->plan_icon = w->seed_box = w->sampler_combo = NULL;
+  w->estimate_toggle = NULL;
+  w->sigma_adj = w->steps_adj = NULL;
+}
+
+GtkWidget *
+ui_denoise_dialog_new (gint32                     drawable_id,
+                       const PluginDenoiseValues *vals,
+                       UiDenoiseWidgets          *w)
+{
+  GtkWidget *dialog;
+  GtkWidget *main_vbox;
+  GtkWidget *table;
+  gboolean   estimate;
+
+  g_return_val_if_fail (vals != NULL, NULL);
+  g_return_val_if_fail (w != NULL, NULL);
+
+  memset (w, 0, sizeof (*w));
+  w->drawable_id   = drawable_id;
+  w->work          = *vals;
+  w->work.model[sizeof (w->work.model) - 1] = '\0';
+  w->work.sigma    = CLAMP (w->work.sigma, 0.0, 1.0);
+  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
+  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
+    w->work.sampler = DDPM_SAMPLER_DDIM;
+  w->estimate      = -1.0;
+  w->default_model = plugin_default_model_path ();
+  estimate = w->work.sigma <= 0.0;
+
+  dialog = ui_filter_dialog_new (_("Denoise with a Diffusion Model"),
+                                 DENOISE_PROC, &main_vbox);
+  w->dialog = dialog;
+  g_signal_connect (dialog, "destroy",
+                    G_CALLBACK (denoise_dialog_destroy), w);
+
+  /* The live preview of the visible region. */
+  w->preview = ui_preview_new (main_vbox, drawable_id, &w->preview_error);
+  g_signal_connect (w->preview, "invalidated",
+                    G_CALLBACK (denoise_preview_invalidated), w);
+
+  table = gtk_table_new (6, 3, FALSE);
+  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
+  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
+  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
+  gtk_widget_show (table);
+
+  /* Model file. */
+  w->model_chooser = ui_model_chooser_new ();
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
+                             _("_Model:"), 0.0, 0.5,
+                             w->model_chooser, 2, FALSE);
+  g_signal_connect (w->model_chooser, "file-set",
+                    G_CALLBACK (denoise_model_file_set), w);
+
+  /* Sampler. */
+  w->sampler_combo = ui_sampler_combo_new (&w->work.sampler);
+  g_signal_connect_swapped (w->sampler_combo, "changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
+                             _("S_ampler:"), 0.0, 0.5,
+                             w->sampler_combo, 2, FALSE);
+
+  /* The noise level, in 0–255 levels. */
+  w->sigma_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
+                                       _("_Noise level (σ, 0–255):"),
+                                       UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                                       estimate ? 0.0 : w->work.sigma * 255.0,
+                                       0.0, 255.0, 0.5, 5.0, 1,
+                                       TRUE, 0, 0,
+                                       _("The standard deviation of the "
+                                         "noise in the layer, in levels of "
+                                         "0–255: 25 for clearly visible "
+                                         "grain"),
+                                       NULL);
+  gimp_scale_entry_set_logarithmic (w->sigma_adj, TRUE);
+  g_signal_connect (w->sigma_adj, "value-changed",
+                    G_CALLBACK (denoise_sigma_changed), w);
+
+  w->estimate_toggle =
+    gtk_check_button_new_with_mnemonic (_("Es_timate from the layer"));
+  gtk_table_attach (GTK_TABLE (table), w->estimate_toggle, 1, 3, 3, 4,
+                    GTK_FILL, GTK_FILL, 0, 0);
+  gimp_help_set_help_data (w->estimate_toggle,
+                           _("Measure the noise level in the layer (or the "
+                             "selection) instead of giving it"), NULL);
+  gtk_widget_show (w->estimate_toggle);
+  g_signal_connect (w->estimate_toggle, "toggled",
+                    G_CALLBACK (denoise_estimate_toggled), w);
+
+  /* Steps: the denoising steps actually run. */
+  w->steps_adj = ui_steps_entry_new (GTK_TABLE (table), 4, &w->work.steps);
+  g_signal_connect (w->steps_adj, "value-changed",
+                    G_CALLBACK (denoise_steps_changed), w);
+  g_signal_connect_swapped (w->steps_adj, "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+
+  /* Seed: only the DDPM sampler draws noise. */
+  w->seed_box = ui_seed_new (GTK_TABLE (table), 5, &w->work.seed,
+                             &w->work.random_seed, w->preview);
+
+  /* What OK will run. */
+  w->plan_label = ui_plan_line_new (main_vbox, &w->plan_icon);
+
+  /* The model's schedule, then the estimate (if wanted) and the plan. */
+  ui_model_select (w->work.model, w->default_model, w->model_chooser,
+                   &w->model_path, &w->schedule, &w->model_error,
+                   w->work.model, sizeof (w->work.model));
+  ui_denoise_dialog_set_estimate (w, estimate);
+
+  return dialog;
+}
+
+void
+ui_denoise_dialog_get_values (UiDenoiseWidgets    *w,
+                              PluginDenoiseValues *vals)
+{
+  g_return_if_fail (w != NULL && vals != NULL);
+
+  *vals = w->work;
+}
+
+gboolean
+ui_denoise_dialog (gint32               drawable_id,
+                   PluginDenoiseValues *vals)
+{
+  UiDenoiseWidgets  w;
+  GtkWidget        *dialog;
+  gboolean          run;
+
+  g_return_val_if_fail (vals != NULL, FALSE);
+
+  gimp_ui_init (PLUG_IN_BINARY, FALSE);
+
+  dialog = ui_denoise_dialog_new (drawable_id, vals, &w);
+  gtk_widget_show (dialog);
+
+  ui_test_hook_denoise (&w);
+
+  run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
+  if (run)
+    {
+      ui_denoise_dialog_get_values (&w, vals);
+      /* "Randomize": this run gets a new seed (the preview kept its own). */
+      if (vals->random_seed)
+        vals->seed = g_random_int ();
+    }
+
+  /* gimp_dialog_run returns without a dialog when the window was closed. */
+  if (w.dialog)
+    gtk_widget_destroy (dialog);
+
+  return run;
+}
