@@ -34,9 +34,9 @@
  *
  * The weight gradient sums over pixels instead:
  *   dw[co][ci][ky][kx] = Σ_b Σ_y Σ_x dout[b][co][y][x] · pad[b][ci][y + ky][x + kx],
- * a register tile being 2 output channels × the 9 taps of one input
- * channel (18 accumulators of 16 pixel lanes, reduced at the end): per
- * vector of 16 pixels, 2 + 9 loads for 18 multiply-adds.
+ * a register tile being 3 output channels × the 9 taps of one input
+ * channel (27 accumulators of 16 pixel lanes, reduced at the end): per
+ * vector of 16 pixels, 3 + 9 loads for 27 multiply-adds.
  */
 #include <string.h>
 
@@ -47,6 +47,7 @@
 #define TILE_CO 8
 #define VEC 16
 #define MAX_V 3
+#define WG_CO 3   /* output channels per weight-gradient tile */
 
 gboolean
 ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
@@ -323,91 +324,101 @@ typedef struct
   int          g, C_in, C_out, H, W;
 } WeightGradJob;
 
-/* Output channels co, co + 1 and input channel ci: 18 dot products over
- * every pixel of the group's images. */
+/* Output channels co … co + R − 1 and input channel ci: 9·R dot products
+ * over every pixel of the group's images. */
 static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
-weight_grad_pair (const WeightGradJob *j, int co, int ci, int seg)
+weight_grad_tile (const WeightGradJob *j, int co, int ci, int seg, int R)
 {
   const int W = j->W, Wp = W + 2, n_vec = j->H * W / VEC;
   const gsize out_plane = (gsize) j->H * W, pad_plane = (gsize) (j->H + 2) * Wp;
-  __m512 acc[2][9];
+  __m512 acc[WG_CO][9];
 
-#pragma GCC unroll 2
-  for (int r = 0; r < 2; r++)
+#pragma GCC unroll 3
+  for (int r = 0; r < R; r++)
 #pragma GCC unroll 9
     for (int t = 0; t < 9; t++)
       acc[r][t] = _mm512_setzero_ps ();
 
   for (int b = 0; b < j->g; b++)
     {
-      const float *d0 = j->dout + ((gsize) b * j->C_out + co) * out_plane;
-      const float *d1 = d0 + out_plane;
+      const float *d = j->dout + ((gsize) b * j->C_out + co) * out_plane;
       const float *plane = j->pad + ((gsize) b * j->C_in + ci) * pad_plane;
 
       for (int v = 0; v < n_vec; v++)
         {
+          __m512 g[WG_CO];
           gsize px, pp;
 
           vector_offsets (v, W, Wp, &px, &pp);
-          const __m512 g0 = _mm512_loadu_ps (d0 + px), g1 = _mm512_loadu_ps (d1 + px);
+#pragma GCC unroll 3
+          for (int r = 0; r < R; r++)
+            g[r] = _mm512_loadu_ps (d + r * out_plane + px);
 #pragma GCC unroll 3
           for (int ky = 0; ky < 3; ky++)
 #pragma GCC unroll 3
             for (int kx = 0; kx < 3; kx++)
               {
                 const __m512 x = load_vec (plane + pp + (gsize) ky * Wp + kx, Wp, seg);
-                acc[0][ky * 3 + kx] = _mm512_fmadd_ps (g0, x, acc[0][ky * 3 + kx]);
-                acc[1][ky * 3 + kx] = _mm512_fmadd_ps (g1, x, acc[1][ky * 3 + kx]);
+#pragma GCC unroll 3
+                for (int r = 0; r < R; r++)
+                  acc[r][ky * 3 + kx] = _mm512_fmadd_ps (g[r], x, acc[r][ky * 3 + kx]);
               }
         }
     }
 
-#pragma GCC unroll 2
-  for (int r = 0; r < 2; r++)
+#pragma GCC unroll 3
+  for (int r = 0; r < R; r++)
 #pragma GCC unroll 9
     for (int t = 0; t < 9; t++)
       j->dweight[((gsize) (co + r) * j->C_in + ci) * 9 + t] += _mm512_reduce_add_ps (acc[r][t]);
 }
 
-static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void
-weight_grad_pair_16 (const WeightGradJob *j, int co, int ci)
-{
-  weight_grad_pair (j, co, ci, VEC);
-}
+#define DEFINE_WEIGHT_GRAD(R, SEG)                                                       \
+  static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void                  \
+  weight_grad_##R##_##SEG (const WeightGradJob *j, int co, int ci)                     \
+  {                                                                                    \
+    weight_grad_tile (j, co, ci, SEG, R);                                              \
+  }
+DEFINE_WEIGHT_GRAD (1, 16)
+DEFINE_WEIGHT_GRAD (2, 16)
+DEFINE_WEIGHT_GRAD (3, 16)
+DEFINE_WEIGHT_GRAD (1, 8)
+DEFINE_WEIGHT_GRAD (2, 8)
+DEFINE_WEIGHT_GRAD (3, 8)
 
-static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void
-weight_grad_pair_8 (const WeightGradJob *j, int co, int ci)
-{
-  weight_grad_pair (j, co, ci, VEC / 2);
-}
+typedef void (*WeightGradFunc) (const WeightGradJob *, int, int);
 
-/* Items are (ci, co pair), co pairs fastest: a thread's run of items
- * reads one padded input plane again and again from L1. */
+static const WeightGradFunc weight_grad_funcs[2][WG_CO] = {
+  { weight_grad_1_16, weight_grad_2_16, weight_grad_3_16 },
+  { weight_grad_1_8, weight_grad_2_8, weight_grad_3_8 },
+};
+
+/* Items are (ci, block of up to 3 output channels), blocks fastest: a
+ * thread's run of items reads one padded input plane again and again
+ * from L1. */
 static void
 weight_grad_range (gsize begin, gsize end, gpointer data)
 {
   const WeightGradJob *j = data;
-  const int pairs = j->C_out / 2;
+  const int blocks = (j->C_out + WG_CO - 1) / WG_CO;
 
   for (gsize item = begin; item < end; item++)
     {
-      const int ci = (int) (item / pairs), co = (int) (item % pairs) * 2;
+      const int ci = (int) (item / blocks), co = (int) (item % blocks) * WG_CO;
+      const int R = MIN (WG_CO, j->C_out - co);
 
-      if (j->W >= VEC)
-        weight_grad_pair_16 (j, co, ci);
-      else
-        weight_grad_pair_8 (j, co, ci);
+      weight_grad_funcs[j->W >= VEC ? 0 : 1][R - 1] (j, co, ci);
     }
 }
 
 gboolean
 ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *s)
 {
-  /* the forward's condition on the rows, and pairs of output channels */
+  /* the forward's condition on the rows; any channel counts */
   DdpmConvShape t = *s;
 
   t.C_out = TILE_CO;
-  return ddpm_conv3x3_direct_ok (&t, FALSE) && s->C_out % 2 == 0;
+  return ddpm_conv3x3_direct_ok (&t, FALSE);
 }
 
 void
@@ -424,6 +435,7 @@ ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
                            s->C_in, s->C_out, H, W };
 
       ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (H * W)), pad_range, &pj);
-      ddpm_parallel_for ((gsize) s->C_in * (s->C_out / 2), 1, weight_grad_range, &wj);
+      ddpm_parallel_for ((gsize) s->C_in * ((s->C_out + WG_CO - 1) / WG_CO), 1,
+                         weight_grad_range, &wj);
     }
 }

@@ -115,7 +115,7 @@ void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *
                                      float *scratch);
 void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
                                      const DdpmConvShape *shape, int g, float *scratch);
-/* dweight += the weight gradient (any C_in, C_out even, the forward's
+/* dweight += the weight gradient (any channel counts, the forward's
  * condition on the rows). */
 gboolean ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *shape);
 void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
