@@ -853,12 +853,28 @@ node_input (const DdpmUNet *u, int i)
   return n->kind == NODE_IN ? ACT (n, A_X) : ACT (&u->nodes[i - 1], A_Y);
 }
 
+/* a = SiLU (GroupNorm (x)).  Training keeps the normalised values (in
+ * norm) for the backward pass; inference does both in one pass. */
+static void
+norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
+           const float *x, const float *gamma, const float *beta, int B, int C, int HW)
+{
+  if (training)
+    {
+      ddpm_groupnorm_forward (norm, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS, GN_EPS);
+      ddpm_silu_forward (a, norm, (gsize) B * C * HW);
+    }
+  else
+    ddpm_groupnorm_silu_forward (a, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS,
+                                 GN_EPS);
+}
+
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
   const int HW = h * w, tdim = 4 * u->config.ch;
-  const gsize nin = (gsize) B * n->c_in * HW, nout = (gsize) B * n->c_out * HW;
+  const gsize nout = (gsize) B * n->c_out * HW;
   const float *x = node_input (u, i);
   float *a = SCR (S_A), *tp = SCR (S_TP), *y = ACT (n, A_Y);
   DdpmConvShape cs;
@@ -869,20 +885,16 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
                            B, n->c_in - n->c_skip, n->c_skip, HW);
       x = ACT (n, A_CAT);
     }
-  ddpm_groupnorm_forward (ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1), x,
-                          PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), B, n->c_in, HW,
-                          GN_GROUPS, GN_EPS);
-  ddpm_silu_forward (a, ACT (n, A_N1), nin);
+  norm_silu (training, a, ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1), x,
+             PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), B, n->c_in, HW);
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
   ddpm_conv2d_forward (ACT (n, A_H1), a, PAR (n, P_CONV1_W), PAR (n, P_CONV1_B), &cs,
                        SCR (S_CONV));
   ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), PAR (n, P_TEMB_B),
                        B, tdim, n->c_out);
   ddpm_add_channel_bias_forward (ACT (n, A_H1), ACT (n, A_H1), tp, B, n->c_out, HW);
-  ddpm_groupnorm_forward (ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2), ACT (n, A_H1),
-                          PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW,
-                          GN_GROUPS, GN_EPS);
-  ddpm_silu_forward (a, ACT (n, A_N2), nout);
+  norm_silu (training, a, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2), ACT (n, A_H1),
+             PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW);
   if (training && u->dropout_p > 0.0f)
     ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
                           u->dropout_seed, (guint64) i);
@@ -952,10 +964,8 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
                            &cs, SCR (S_CONV));
       break;
     case NODE_HEAD:
-      ddpm_groupnorm_forward (ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                              PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), B, n->c_in,
-                              h * w, GN_GROUPS, GN_EPS);
-      ddpm_silu_forward (SCR (S_A), ACT (n, A_N), (gsize) B * n->c_in * h * w);
+      norm_silu (training, SCR (S_A), ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
+                 PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), B, n->c_in, h * w);
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
       ddpm_conv2d_forward (out, SCR (S_A), PAR (n, P_OUT_W), PAR (n, P_OUT_B), &cs,
                            SCR (S_CONV));

@@ -18,6 +18,9 @@
  * which is the chain rule through μ and r written out (the standard
  * batch-norm backward, Ioffe & Szegedy 2015, §3, applied per group).
  *
+ * For inference, where y itself is not kept for a backward pass,
+ * ddpm_groupnorm_silu_forward writes SiLU(y) in the same pass.
+ *
  * Both directions run on the layers' thread team: forward split over
  * (sample, group) pairs, backward over groups (a channel's dγ, dβ sum over
  * samples inside one part, so the result does not depend on threads).
@@ -69,6 +72,7 @@ typedef struct
   const float *inp, *gamma, *beta, *dout, *cmean, *crstd;
   int          B, C, HW, G;
   float        eps;
+  gboolean     silu;      /* forward: write SiLU(y) instead of y */
 } GroupNormJob;
 
 static void
@@ -91,18 +95,51 @@ forward_range (gsize begin, gsize end, gpointer data)
 
       j->mean[bg] = (float) mu;
       j->rstd[bg] = (float) r;
+      /* x − μ in float, with μ split as μ_hi + μ_lo: when |μ| ≫ σ, x and
+       * μ_hi are within a factor 2 and x − μ_hi is exact (Sterbenz), so
+       * nothing cancels; a plain x − (float) μ would lose μ's rounding,
+       * |μ|·2⁻²⁴, against σ */
+      const float mu_hi = (float) mu, mu_lo = (float) (mu - mu_hi);
       for (int c = 0; c < Cg; c++)
         {
           const int ch = g * Cg + c;
-          /* x − μ in double: in float it would cancel when |μ| ≫ σ */
-          const double a = j->gamma[ch] * r, shift = j->beta[ch];
+          const float a = (float) (j->gamma[ch] * r), shift = j->beta[ch];
           const float *restrict xc = x + (gsize) c * HW;
           float *restrict yc = j->out + base + (gsize) c * HW;
 
-          for (int i = 0; i < HW; i++)
-            yc[i] = (float) ((xc[i] - mu) * a + shift);
+          if (j->silu)
+            for (int i = 0; i < HW; i++)
+              {
+                const float y = ((xc[i] - mu_hi) - mu_lo) * a + shift;
+                yc[i] = y / (1.0f + ddpm_fast_expf (-y));
+              }
+          else
+            for (int i = 0; i < HW; i++)
+              yc[i] = ((xc[i] - mu_hi) - mu_lo) * a + shift;
         }
     }
+}
+
+static void
+forward (float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+         const float *beta, int B, int C, int HW, int G, float eps, gboolean silu)
+{
+  GroupNormJob j = { 0 };
+  j.out = out;
+  j.mean = mean;
+  j.rstd = rstd;
+  j.inp = inp;
+  j.gamma = gamma;
+  j.beta = beta;
+  j.B = B;
+  j.C = C;
+  j.HW = HW;
+  j.G = G;
+  j.eps = eps;
+  j.silu = silu;
+  /* a part is worth a thread only above ~16K elements */
+  ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / ((gsize) C / G * HW)),
+                     forward_range, &j);
 }
 
 void
@@ -118,21 +155,23 @@ ddpm_groupnorm_forward (float       *out,
   g_return_if_fail (gamma != NULL && beta != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
 
-  GroupNormJob j = { 0 };
-  j.out = out;
-  j.mean = mean;
-  j.rstd = rstd;
-  j.inp = inp;
-  j.gamma = gamma;
-  j.beta = beta;
-  j.B = B;
-  j.C = C;
-  j.HW = HW;
-  j.G = G;
-  j.eps = eps;
-  /* a part is worth a thread only above ~16K elements */
-  ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / ((gsize) C / G * HW)),
-                     forward_range, &j);
+  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE);
+}
+
+void
+ddpm_groupnorm_silu_forward (float       *out,
+                             float       *mean,
+                             float       *rstd,
+                             const float *inp,
+                             const float *gamma,
+                             const float *beta,
+                             int B, int C, int HW, int G, float eps)
+{
+  g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
+  g_return_if_fail (gamma != NULL && beta != NULL);
+  g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
+
+  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE);
 }
 
 /* Σdy and Σdy·x̂ over one channel's HW values, 8 partial sums (see

@@ -137,6 +137,15 @@ void ddpm_groupnorm_forward  (float       *out,   /* (B, C, HW) */
                               const float *gamma, /* (C) */
                               const float *beta,  /* (C) */
                               int B, int C, int HW, int G, float eps);
+/* out = SiLU (GroupNorm (inp)) in one pass, for inference (no backward:
+ * the normalised values are not kept). */
+void ddpm_groupnorm_silu_forward (float       *out,   /* (B, C, HW) */
+                                  float       *mean,  /* (B, G) */
+                                  float       *rstd,  /* (B, G) */
+                                  const float *inp,
+                                  const float *gamma,
+                                  const float *beta,
+                                  int B, int C, int HW, int G, float eps);
 void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
                               float       *dgamma,/* (C) */
                               float       *dbeta, /* (C) */
