@@ -33,8 +33,13 @@
 #define MODEL_FORMAT "gimp-ddpm"
 #define MODEL_FORMAT_VERSION 1
 /* Images per UNet call in the denoiser: bounds the activation memory of a
- * sampler that hands over many tiles at once. */
+ * sampler that hands over many tiles at once.  A batch holds at most
+ * MODEL_BATCH_PIXELS pixels (32 tiles of 32×32, 8 of 64×64): more only
+ * costs memory (and first-touch page faults), since the convolutions
+ * already run at full speed on one image. */
 #define MODEL_MAX_BATCH 32
+#define MODEL_BATCH_PIXELS (32 * 32 * 32)
+
 
 struct _DdpmModel
 {
@@ -45,6 +50,14 @@ struct _DdpmModel
   int             threads;   /* for the denoiser; 0 = all cores */
   int            *t_buf;     /* (MODEL_MAX_BATCH) 0-based t per image */
 };
+
+static int
+max_batch (const DdpmModel *model)
+{
+  const int S = ddpm_unet_get_config (model->unet)->image_size;
+  return CLAMP (MODEL_BATCH_PIXELS / (S * S), 1, MODEL_MAX_BATCH);
+}
+
 
 /* ---------------------------------------------------------------- writing */
 
@@ -615,9 +628,9 @@ model_denoise (float       *eps,
     }
 
   ddpm_parallel_set_threads (model->threads);
-  for (int b0 = 0; b0 < B; b0 += MODEL_MAX_BATCH)
+  for (int b0 = 0; b0 < B; b0 += max_batch (model))
     {
-      int nb = MIN (MODEL_MAX_BATCH, B - b0);
+      int nb = MIN (max_batch (model), B - b0);
 
       for (int b = 0; b < nb; b++)
         model->t_buf[b] = t - 1;
@@ -640,7 +653,7 @@ ddpm_model_get_denoiser (DdpmModel    *model,
   denoiser->user_data = model;
   denoiser->channels = ddpm_unet_get_config (model->unet)->in_channels;
   denoiser->tile_size = ddpm_unet_get_config (model->unet)->image_size;
-  denoiser->max_batch = MODEL_MAX_BATCH;
+  denoiser->max_batch = max_batch (model);
 }
 
 char *

@@ -321,6 +321,10 @@ static const int conv_shapes[][9] = {
   { 3, 8, 8, 8, 16, 3, 1, 1, 1 },   /* rows of 8: vectors of two rows */
   { 2, 16, 6, 8, 8, 3, 1, 1, 1 },   /* rows of 8, 3 vectors */
   { 2, 6, 8, 8, 6, 3, 1, 1, 1 },    /* rows of 8, only the weight gradient direct */
+  /* the AVX-512 1×1 forward (conv1x1.c): H·W a multiple of 16, 8·k outputs */
+  { 3, 12, 4, 4, 8, 1, 1, 0, 0 },   /* one vector per image */
+  { 2, 5, 8, 10, 16, 1, 1, 0, 0 },  /* 5 vectors: 3 + 2 */
+  { 2, 7, 6, 8, 24, 1, 1, 0, 0 },   /* 3 vectors */
 };
 
 static void

@@ -286,6 +286,11 @@ ddpm_conv2d_forward (float               *out,
   const int n_out = H_out * W_out;
   const int K = s->C_in * s->k * s->k;
 
+  if (ddpm_conv1x1_direct_ok (s))
+    {
+      ddpm_conv1x1_forward (out, inp, weight, bias, s);
+      return;
+    }
   if (is_pointwise (s))
     {
       /* the image is its own column matrix: one product per image */

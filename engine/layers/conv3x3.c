@@ -79,7 +79,21 @@ typedef struct
   int          C, H, W;
 } PadJob;
 
-static void
+/* A row of W floats (a multiple of 8) from src to dst, inline: rows are
+ * short (8 to 128 floats), where a memcpy call costs as much as the copy
+ * (perf: 6 % of a forward pass went to memmove here). */
+static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
+copy_row (float *dst, const float *src, int W)
+{
+  int x = 0;
+
+  for (; x + VEC <= W; x += VEC)
+    _mm512_storeu_ps (dst + x, _mm512_loadu_ps (src + x));
+  if (x < W)
+    _mm256_storeu_ps (dst + x, _mm256_loadu_ps (src + x));
+}
+
+static __attribute__ ((target ("avx512f,avx512dq"))) void
 pad_range (gsize begin, gsize end, gpointer data)
 {
   const PadJob *j = data;
@@ -95,7 +109,7 @@ pad_range (gsize begin, gsize end, gpointer data)
         {
           float *row = dst + (gsize) (y + 1) * Wp;
           row[0] = 0.0f;
-          memcpy (row + 1, src + (gsize) y * j->W, sizeof (float) * j->W);
+          copy_row (row + 1, src + (gsize) y * j->W, j->W);
           row[Wp - 1] = 0.0f;
         }
       memset (dst + (gsize) (Hp - 1) * Wp, 0, sizeof (float) * Wp);

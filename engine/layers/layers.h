@@ -121,6 +121,12 @@ gboolean ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *shape);
 void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
                                      const DdpmConvShape *shape, int g, float *scratch);
 
+/* The 1×1 fast path of the forward pass (conv1x1.c, AVX-512): C_out a
+ * multiple of 8, H·W a multiple of 16. */
+gboolean ddpm_conv1x1_direct_ok     (const DdpmConvShape *shape);
+void     ddpm_conv1x1_forward       (float *out, const float *inp, const float *weight,
+                                     const float *bias, const DdpmConvShape *shape);
+
 /* Direct 7-loop convolution: the oracle. */
 void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape);
