@@ -904,6 +904,7 @@ test_attention_forward (void)
    * where a softmax without the max subtraction overflows */
   const struct { int B, C, N; double range; } cases[] = {
     { 2, 8, 16, 1.5 }, { 1, 32, 64, 1.0 }, { 2, 4, 9, 20.0 },
+    { 2, 8, 200, 1.0 },  /* blocks of 32 query rows, the last one of 8 */
   };
 
   for (gsize j = 0; j < G_N_ELEMENTS (cases); j++)
