@@ -15,7 +15,7 @@ train: exactly torch_unet.py's step() (q-sample, forward, MSE, zero_grad,
 fwd:   torch_unet.py's fwd() (no_grad forward at batch B).
 renoise: what `ddpm renoise` does, in PyTorch: noise the image to
        t0 = strength·T, then `steps` DDIM steps, each running the UNet on
-       overlapping 32×32 tiles (overlap 8, sin² window weights, batches of
+       overlapping 32×32 tiles (overlap max(8, S/8) = 8, sin² window weights, batches of
        8 tiles, as engine/img2img.c and engine/model.c do) and blending the
        ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
        the whole command.
@@ -64,7 +64,7 @@ def renoise(ref, args):
     S, C, L = cfg["image_size"], cfg["in_channels"], args.image
     T = 1000
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
-    pos, wts = tile_axis(L, S, S // 4)
+    pos, wts = tile_axis(L, S, min(max(8, S // 8), S - 1))   # img2img.c's default
     n_tiles = len(pos) ** 2
     # gather indices of every tile's pixels in the flattened (C, L, L) image
     # and the weight of each

@@ -337,8 +337,8 @@ typedef struct
   guint64          seed;
   DdpmSpacing      spacing;      /* default trailing */
   int              tile_overlap; /* pixels shared by neighbouring tiles;
-                                    default: a quarter of the tile
-                                    (negative, as set by _init) */
+                                    default (negative, as set by _init):
+                                    an eighth of the tile, at least 8 */
   int              threads;      /* 0 = all cores */
   DdpmProgressFunc progress;     /* may be NULL */
   gpointer         progress_data;

@@ -566,7 +566,12 @@ run_setup_tiles (Run *run, GError **error)
       return TRUE;
     }
   run->S = S;
-  int overlap = p->tile_overlap >= 0 ? p->tile_overlap : S / 4;
+  /* Default: an eighth of the tile, at least 8 pixels (a quarter for the
+   * 32-pixel tiles of the small models).  The window and the averaging at
+   * every step hide seams at that overlap (looked at on 384² crops with
+   * 64² tiles: no seam at 8 or 16 pixels); more overlap is paid in tiles:
+   * on 1024² with 64² tiles, 16 pixels cost 441 tiles a step, 8 cost 361. */
+  int overlap = p->tile_overlap >= 0 ? p->tile_overlap : MIN (MAX (8, S / 8), S - 1);
   tile_axis_init (&run->ty, run->H, S, overlap);
   tile_axis_init (&run->tx, run->W, S, overlap);
 

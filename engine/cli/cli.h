@@ -65,6 +65,7 @@ typedef struct
   char   *spacing;
   gboolean no_clip;
   int     threads;
+  int     tile_overlap;   /* −1: the engine's default */
 } CliSampleOptions;
 
 void       cli_sample_options_add     (GOptionContext *context, CliSampleOptions *options);

@@ -30,10 +30,15 @@ cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
       "do not clip the predicted x0 to [-1, 1]", NULL },
     { "threads", 't', 0, G_OPTION_ARG_INT, &o->threads,
       "threads (default: all cores)", "N" },
+    { "tile-overlap", 0, 0, G_OPTION_ARG_INT, &o->tile_overlap,
+      "pixels shared by neighbouring tiles of a large image (default: an eighth "
+      "of the model's tile, at least 8); smaller is faster, larger hides seams "
+      "better", "PX" },
     { NULL }
   };
 
   o->steps = 20;
+  o->tile_overlap = -1;
   /* GOption copies the entries; their arg_data point into `o`. */
   g_option_context_add_main_entries (context, entries, NULL);
 }
@@ -71,6 +76,12 @@ cli_sample_options_resolve (const CliSampleOptions *o,
                    "--threads must be 0 (all cores) or more, not %d", o->threads);
       return FALSE;
     }
+  if (o->tile_overlap < -1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   "--tile-overlap must be 0 or more pixels, not %d", o->tile_overlap);
+      return FALSE;
+    }
   if ((o->sampler && !ddpm_sampler_kind_from_string (o->sampler, &params->sampler, error))
       || (o->variance && !ddpm_variance_from_string (o->variance, &params->variance, error))
       || (o->spacing && !ddpm_spacing_from_string (o->spacing, &params->spacing, error)))
@@ -80,6 +91,7 @@ cli_sample_options_resolve (const CliSampleOptions *o,
   params->eta = o->eta;
   params->clip_x0 = !o->no_clip;
   params->threads = o->threads;
+  params->tile_overlap = o->tile_overlap;
   return TRUE;
 }
 
