@@ -1,6 +1,6 @@
 /* conv3x3.c: the "same" 3×3 convolution (stride 1, one pixel of zero
- * padding) computed directly with AVX-512, for the forward pass and for
- * the input gradient.  Almost all of the UNet's arithmetic is this one
+ * padding) computed directly with AVX-512: the forward pass, the input
+ * gradient and the weight gradient.  Almost all of the UNet's arithmetic is this one
  * shape; conv2d.c sends it here when the CPU and the shape allow and
  * keeps im2col + sgemm for everything else (and as the oracle's peer).
  *
