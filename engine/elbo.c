@@ -13,8 +13,13 @@
  *
  * Evaluating all T terms costs T network calls per batch; with t_samples
  * = K < T − 1 the middle sum is estimated without bias by stratified
- * sampling: 2..T is cut into K strata, one t drawn uniformly in each and
- * weighted by its stratum's size.  L_T and L_0 are always exact.
+ * sampling: 2..T is cut into K strata, one t drawn uniformly in each, for
+ * each image on its own, and weighted by its stratum's size.  (One t for
+ * the whole batch is as unbiased but noisier: the terms at small t are
+ * large and steep, and a single draw per stratum for all images missed
+ * most of the first stratum's mass — 2.28 against the full 2.75 bits/dim
+ * on the default model; per image, seeds 1 and 2 gave 3.21 and 2.67, so
+ * it is still noisy at K = 100.)  L_T and L_0 are always exact.
  */
 #include <math.h>
 #include <string.h>
@@ -34,7 +39,24 @@ typedef struct
   float              *eps_hat;  /* (n) */
   float              *x0_hat;   /* (n) */
   double             *nats;     /* (B) accumulated per image */
+  guint64             noise_at; /* index of x0[0]'s noise in the stream of t */
 } ElboWork;
+
+/* The work of image b alone (B = 1), sharing the buffers; its noise is the
+ * batch's noise of that image, so both ways see the same x_t. */
+static ElboWork
+image_work (const ElboWork *w, int b)
+{
+  ElboWork v = *w;
+  const gsize per_image = w->n / w->B;
+
+  v.x0 = w->x0 + b * per_image;
+  v.B = 1;
+  v.n = per_image;
+  v.nats = w->nats + b;
+  v.noise_at = w->noise_at + b * per_image;
+  return v;
+}
 
 /* x̂_0 and μ_θ at timestep t for the batch; writes μ_θ into x0_hat. */
 static gboolean
@@ -42,7 +64,7 @@ predict_mean (ElboWork *w, int t, GError **error)
 {
   const DdpmSchedule *s = w->schedule;
 
-  ddpm_rng_normal_fill (w->eps, w->n, w->seed, (guint64) t, 0);
+  ddpm_rng_normal_fill (w->eps, w->n, w->seed, (guint64) t, w->noise_at);
   ddpm_q_sample (w->xt, w->x0, w->eps, w->n, s, t);
   if (!w->denoiser->denoise (w->eps_hat, w->xt, w->B, w->C, w->H, w->W,
                              s->timestep[t], w->denoiser->user_data, error))
@@ -119,7 +141,7 @@ ddpm_elbo_bpd (DdpmElbo           *result,
   const int K = (t_samples == 0 || t_samples >= middle) ? middle : t_samples;
   const gsize n = (gsize) B * C * H * W;
   const double dims_ln2 = (double) C * H * W * G_LN2;
-  ElboWork w = { schedule, denoiser, x0, B, C, H, W, n, seed, NULL, NULL, NULL, NULL, NULL };
+  ElboWork w = { schedule, denoiser, x0, B, C, H, W, n, seed, NULL, NULL, NULL, NULL, NULL, 0 };
   double prior = 0, vb = 0, decoder = 0;
   gint64 start = g_get_monotonic_time ();
   gboolean ok = FALSE;
@@ -146,10 +168,21 @@ ddpm_elbo_bpd (DdpmElbo           *result,
     {
       int lo = 2 + (int) ((gint64) k * middle / K);
       int hi = 2 + (int) ((gint64) (k + 1) * middle / K);  /* exclusive */
-      int t = lo + (int) ddpm_rng_next_below (&rng, (guint32) (hi - lo));
+      if (hi - lo == 1)
+        {
+          /* a stratum of one t: the whole batch at once */
+          if (!add_vb_term (&w, lo, 1, &vb, error))
+            goto out;
+        }
+      else
+        for (int b = 0; b < B; b++)
+          {
+            ElboWork one = image_work (&w, b);
+            int t = lo + (int) ddpm_rng_next_below (&rng, (guint32) (hi - lo));
 
-      if (!add_vb_term (&w, t, hi - lo, &vb, error))
-        goto out;
+            if (!add_vb_term (&one, t, hi - lo, &vb, error))
+              goto out;
+          }
       if (progress)
         {
           double elapsed = (g_get_monotonic_time () - start) / 1e6;
