@@ -259,28 +259,9 @@ ui_denoise_dialog_new (gint32                     drawable_id,
   g_signal_connect (w->preview, "invalidated",
                     G_CALLBACK (denoise_preview_invalidated), w);
 
-  table = gtk_table_new (6, 3, FALSE);
-  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
-  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
-  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
-  gtk_widget_show (table);
-
-  /* Model file. */
-  w->model_chooser = ui_model_chooser_new ();
-  gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
-                             _("_Model:"), 0.0, 0.5,
-                             w->model_chooser, 2, FALSE);
-  g_signal_connect (w->model_chooser, "file-set",
-                    G_CALLBACK (denoise_model_file_set), w);
-
-  /* Sampler. */
-  w->sampler_combo = ui_sampler_combo_new (&w->work.sampler);
-  g_signal_connect_swapped (w->sampler_combo, "changed",
-                            G_CALLBACK (gimp_preview_invalidate),
-                            w->preview);
-  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
-                             _("S_ampler:"), 0.0, 0.5,
-                             w->sampler_combo, 2, FALSE);
+  table = ui_filter_table_new (main_vbox, 6, w->preview, &w->work.sampler,
+                               G_CALLBACK (denoise_model_file_set), w,
+                               &w->model_chooser, &w->sampler_combo);
 
   /* The noise level, in 0–255 levels. */
   w->sigma_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,

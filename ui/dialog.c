@@ -240,6 +240,43 @@ ui_sampler_combo_new (gint *sampler)
   return combo;
 }
 
+/* The rows every filter dialog opens with: a table of n_rows packed into
+ * main_vbox, the model chooser in row 0 (its "file-set" to
+ * model_file_set) and the sampler in row 1, which invalidates preview. */
+GtkWidget *
+ui_filter_table_new (GtkWidget  *main_vbox,
+                     gint        n_rows,
+                     GtkWidget  *preview,
+                     gint       *sampler,
+                     GCallback   model_file_set,
+                     gpointer    data,
+                     GtkWidget **model_chooser,
+                     GtkWidget **sampler_combo)
+{
+  GtkWidget *table = gtk_table_new (n_rows, 3, FALSE);
+
+  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
+  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
+  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
+  gtk_widget_show (table);
+
+  /* Model file. */
+  *model_chooser = ui_model_chooser_new ();
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
+                             _("_Model:"), 0.0, 0.5,
+                             *model_chooser, 2, FALSE);
+  g_signal_connect (*model_chooser, "file-set", model_file_set, data);
+
+  /* Sampler. */
+  *sampler_combo = ui_sampler_combo_new (sampler);
+  g_signal_connect_swapped (*sampler_combo, "changed",
+                            G_CALLBACK (gimp_preview_invalidate), preview);
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
+                             _("S_ampler:"), 0.0, 0.5,
+                             *sampler_combo, 2, FALSE);
+  return table;
+}
+
 GtkObject *
 ui_steps_entry_new (GtkTable *table,
                     gint      row,
@@ -496,28 +533,9 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   g_signal_connect (w->preview, "invalidated",
                     G_CALLBACK (renoise_preview_invalidated), w);
 
-  table = gtk_table_new (5, 3, FALSE);
-  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
-  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
-  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
-  gtk_widget_show (table);
-
-  /* Model file. */
-  w->model_chooser = ui_model_chooser_new ();
-  gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
-                             _("_Model:"), 0.0, 0.5,
-                             w->model_chooser, 2, FALSE);
-  g_signal_connect (w->model_chooser, "file-set",
-                    G_CALLBACK (renoise_model_file_set), w);
-
-  /* Sampler. */
-  w->sampler_combo = ui_sampler_combo_new (&w->work.sampler);
-  g_signal_connect_swapped (w->sampler_combo, "changed",
-                            G_CALLBACK (gimp_preview_invalidate),
-                            w->preview);
-  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
-                             _("S_ampler:"), 0.0, 0.5,
-                             w->sampler_combo, 2, FALSE);
+  table = ui_filter_table_new (main_vbox, 5, w->preview, &w->work.sampler,
+                               G_CALLBACK (renoise_model_file_set), w,
+                               &w->model_chooser, &w->sampler_combo);
 
   /* Strength: how far into the noise the layer is pushed. */
   w->strength_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,

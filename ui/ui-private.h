@@ -51,6 +51,17 @@ void       ui_model_select        (const gchar   *path,
                                    gsize          model_size);
 /* A GimpIntComboBox of DdpmSamplerKind that writes *sampler. */
 GtkWidget *ui_sampler_combo_new   (gint          *sampler);
+/* The table every filter dialog starts with (n_rows rows): the model
+ * chooser in row 0, whose "file-set" goes to model_file_set (data), and
+ * the sampler in row 1 writing *sampler and invalidating preview. */
+GtkWidget *ui_filter_table_new    (GtkWidget     *main_vbox,
+                                   gint           n_rows,
+                                   GtkWidget     *preview,
+                                   gint          *sampler,
+                                   GCallback      model_file_set,
+                                   gpointer       data,
+                                   GtkWidget    **model_chooser,
+                                   GtkWidget    **sampler_combo);
 /* The "Steps" scale entry (1–1000, logarithmic) in row `row` of table,
  * writing *steps. */
 GtkObject *ui_steps_entry_new     (GtkTable      *table,

@@ -124,6 +124,10 @@ static void
 forward (float *out, float *mean, float *rstd, const float *inp, const float *gamma,
          const float *beta, int B, int C, int HW, int G, float eps, gboolean silu)
 {
+  g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
+  g_return_if_fail (gamma != NULL && beta != NULL);
+  g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
+
   GroupNormJob j = { 0 };
   j.out = out;
   j.mean = mean;
@@ -151,10 +155,6 @@ ddpm_groupnorm_forward (float       *out,
                         const float *beta,
                         int B, int C, int HW, int G, float eps)
 {
-  g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
-  g_return_if_fail (gamma != NULL && beta != NULL);
-  g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
-
   forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE);
 }
 
@@ -167,10 +167,6 @@ ddpm_groupnorm_silu_forward (float       *out,
                              const float *beta,
                              int B, int C, int HW, int G, float eps)
 {
-  g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
-  g_return_if_fail (gamma != NULL && beta != NULL);
-  g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0 && eps >= 0);
-
   forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE);
 }
 
