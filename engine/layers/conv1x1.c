@@ -32,11 +32,7 @@
 gboolean
 ddpm_conv1x1_direct_ok (const DdpmConvShape *s)
 {
-  static int avx512 = -1;
-
-  if (avx512 < 0)
-    avx512 = __builtin_cpu_supports ("avx512f");
-  return avx512 && s->k == 1 && s->stride == 1 && s->pad_begin == 0 && s->pad_end == 0
+  return ddpm_layers_have_avx512 () && s->k == 1 && s->stride == 1 && s->pad_begin == 0 && s->pad_end == 0
          && s->C_out % TILE_CO == 0 && (s->H * s->W) % VEC == 0;
 }
 

@@ -50,13 +50,19 @@
 #define WG_CO 3   /* output channels per weight-gradient tile */
 
 gboolean
-ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
+ddpm_layers_have_avx512 (void)
 {
   static int avx512 = -1;
 
   if (avx512 < 0)
     avx512 = __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512dq");
-  return avx512 && s->k == 3 && s->stride == 1 && s->pad_begin == 1 && s->pad_end == 1
+  return avx512;
+}
+
+gboolean
+ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
+{
+  return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 1 && s->pad_begin == 1 && s->pad_end == 1
          && (s->W % VEC == 0 || (s->W == VEC / 2 && s->H % 2 == 0))
          && (for_input_grad ? s->C_in : s->C_out) % TILE_CO == 0;
 }

@@ -104,6 +104,9 @@ void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W
                                  const float         *weight,
                                  const DdpmConvShape *shape,
                                  float               *scratch);
+/* Whether the CPU has the AVX-512 (F and DQ) the direct kernels need. */
+gboolean ddpm_layers_have_avx512    (void);
+
 /* The same-3×3 fast path (conv3x3.c, AVX-512): whether it takes the
  * shape (W a multiple of 16, the output channels of the pass a multiple
  * of 8, the CPU has AVX-512), the scratch it needs for groups of `images`
