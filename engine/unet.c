@@ -682,7 +682,7 @@ static gsize
 layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
 {
   const int ch = u->config.ch, tdim = 4 * ch;
-  gsize max_t = 0, max_conv = 0, max_nn = 0;
+  gsize max_t = 0, max_conv = 0, max_nn = 0, max_padded = 0;
   int max_c = 0;
 
   l->toff = 0;
@@ -731,6 +731,7 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
           cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
           max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
           max_t = MAX (max_t, MAX (nin, nout));
+          max_padded = MAX (max_padded, (gsize) B * MAX (n->c_in, n->c_out) * (h + 2) * (w + 2));
           break;
         case NODE_ATTN:
           n->a[A_N] = place (l, nout, FALSE);
@@ -765,6 +766,7 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
           cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
           max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
           max_t = MAX (max_t, MAX (nin, nout));
+          max_padded = MAX (max_padded, (gsize) B * n->c_in * (h + 2) * (w + 2));
           break;
         }
       if (l->training && n->is_skip)
@@ -777,7 +779,8 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
 
   memset (u->scratch, 0, sizeof u->scratch);
   u->scratch[S_CONV] = place (l, MAX (max_conv, 1), TRUE);
-  u->scratch[S_A] = place (l, max_t, TRUE);
+  /* inference: norm_silu_conv's zero-bordered planes */
+  u->scratch[S_A] = place (l, l->training ? max_t : MAX (max_t, max_padded), TRUE);
   u->scratch[S_B] = place (l, max_t, TRUE);
   u->scratch[S_TP] = place (l, (gsize) B * max_c, TRUE);
   if (l->training)
@@ -869,6 +872,30 @@ norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
                                  GN_EPS);
 }
 
+/* out = conv3×3 (SiLU (GroupNorm (x))) as the res blocks and the head
+ * compute it.  In inference, when the direct kernel takes the shape,
+ * GroupNorm writes its planes zero-bordered and the convolution reads
+ * them as they are (no padded copy: 6 % of a forward pass); training
+ * keeps the normalised values for the backward pass and goes the plain
+ * way.  The scratch a is S_A, sized for the padded planes in inference. */
+static void
+norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *mean,
+                float *rstd, const float *x, const float *gamma, const float *beta,
+                const float *weight, const float *bias, const DdpmConvShape *cs)
+{
+  float *a = SCR (S_A);
+
+  if (!training && ddpm_conv3x3_direct_ok (cs, FALSE))
+    {
+      ddpm_groupnorm_silu_forward_padded (a, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
+                                          cs->H, cs->W, GN_GROUPS, GN_EPS);
+      ddpm_conv3x3_forward_padded (out, a, weight, bias, cs, SCR (S_CONV));
+      return;
+    }
+  norm_silu (training, a, norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in, cs->H * cs->W);
+  ddpm_conv2d_forward (out, a, weight, bias, cs, SCR (S_CONV));
+}
+
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
 {
@@ -885,21 +912,26 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
                            B, n->c_in - n->c_skip, n->c_skip, HW);
       x = ACT (n, A_CAT);
     }
-  norm_silu (training, a, ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1), x,
-             PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), B, n->c_in, HW);
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  ddpm_conv2d_forward (ACT (n, A_H1), a, PAR (n, P_CONV1_W), PAR (n, P_CONV1_B), &cs,
-                       SCR (S_CONV));
+  norm_silu_conv (u, training, ACT (n, A_H1), ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1),
+                  x, PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), PAR (n, P_CONV1_W),
+                  PAR (n, P_CONV1_B), &cs);
   ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), PAR (n, P_TEMB_B),
                        B, tdim, n->c_out);
   ddpm_add_channel_bias_forward (ACT (n, A_H1), ACT (n, A_H1), tp, B, n->c_out, HW);
-  norm_silu (training, a, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2), ACT (n, A_H1),
-             PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW);
-  if (training && u->dropout_p > 0.0f)
-    ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
-                          u->dropout_seed, (guint64) i);
   cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
-  ddpm_conv2d_forward (y, a, PAR (n, P_CONV2_W), PAR (n, P_CONV2_B), &cs, SCR (S_CONV));
+  if (training && u->dropout_p > 0.0f)
+    {
+      norm_silu (training, a, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
+                 ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW);
+      ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
+                            u->dropout_seed, (guint64) i);
+      ddpm_conv2d_forward (y, a, PAR (n, P_CONV2_W), PAR (n, P_CONV2_B), &cs, SCR (S_CONV));
+    }
+  else
+    norm_silu_conv (u, training, y, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
+                    ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), PAR (n, P_CONV2_W),
+                    PAR (n, P_CONV2_B), &cs);
   if (n->c_in != n->c_out)
     {
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
@@ -964,11 +996,10 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
                            &cs, SCR (S_CONV));
       break;
     case NODE_HEAD:
-      norm_silu (training, SCR (S_A), ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                 PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), B, n->c_in, h * w);
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_forward (out, SCR (S_A), PAR (n, P_OUT_W), PAR (n, P_OUT_B), &cs,
-                           SCR (S_CONV));
+      norm_silu_conv (u, training, out, ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
+                      PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), PAR (n, P_OUT_W),
+                      PAR (n, P_OUT_B), &cs);
       break;
     }
 }

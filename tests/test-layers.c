@@ -584,6 +584,64 @@ test_groupnorm_forward (void)
   check_groupnorm_forward (1, 64, 64 * 64, 32, 1000.0, 1.0, 1e-5);
 }
 
+/* Inference's fused path (unet.c norm_silu_conv): GroupNorm + SiLU written
+ * straight into zero-bordered planes, read by the 3×3 kernel without a
+ * padded copy, gives the bits of the two-step path, for rows of 16 and
+ * of 8 pixels. */
+static void
+test_groupnorm_silu_padded_conv (void)
+{
+  const int shapes[][5] = { /* B, C_in, H, W, C_out */
+                            { 2, 16, 6, 32, 8 }, { 3, 8, 8, 8, 16 } };
+
+  if (!ddpm_layers_have_avx512 ())
+    {
+      g_test_skip ("no AVX-512: the padded path is not taken");
+      return;
+    }
+  for (gsize k = 0; k < G_N_ELEMENTS (shapes); k++)
+    {
+      const int B = shapes[k][0], C = shapes[k][1], H = shapes[k][2], W = shapes[k][3];
+      const int G = 4;
+      NormCase n;
+      ConvCase c;
+
+      norm_case_init (&n, B, C, H * W, G, 0.2, 1.5);
+      conv_case_init (&c, B, C, H, W, shapes[k][4], 3, 1, 1, 1);
+      g_assert_true (ddpm_conv3x3_direct_ok (&c.s, FALSE));
+
+      /* two steps: normalise, then the convolution with its own padding */
+      ddpm_groupnorm_silu_forward (n.out, n.mean, n.rstd, n.x, n.gamma, n.beta, B, C, H * W,
+                                   G, n.eps);
+      ddpm_conv2d_forward (c.out, n.out, c.w, c.bias, &c.s, c.scratch);
+
+      /* fused: poisoned planes, so a border left unwritten would show */
+      const gsize n_pad = (gsize) B * C * (H + 2) * (W + 2);
+      float *padded = g_new (float, n_pad), *out = g_new (float, c.n_out);
+      for (gsize i = 0; i < n_pad; i++)
+        padded[i] = NAN;
+      ddpm_groupnorm_silu_forward_padded (padded, n.mean, n.rstd, n.x, n.gamma, n.beta, B, C,
+                                          H, W, G, n.eps);
+      for (int p = 0; p < B * C; p++)
+        for (int y = 0; y < H + 2; y++)
+          for (int x = 0; x < W + 2; x++)
+            {
+              const float v = padded[((gsize) p * (H + 2) + y) * (W + 2) + x];
+              if (y == 0 || y == H + 1 || x == 0 || x == W + 1)
+                g_assert_cmpfloat (v, ==, 0.0f);
+              else
+                g_assert_cmpfloat (v, ==, n.out[((gsize) p * H + y - 1) * W + x - 1]);
+            }
+      ddpm_conv3x3_forward_padded (out, padded, c.w, c.bias, &c.s, c.scratch);
+      g_assert_cmpmem (out, c.n_out * sizeof (float), c.out, c.n_out * sizeof (float));
+
+      g_free (padded);
+      g_free (out);
+      conv_case_clear (&c);
+      norm_case_clear (&n);
+    }
+}
+
 static void
 test_groupnorm_gradient (void)
 {
@@ -1354,6 +1412,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/layers/conv2d/backward-oracle", test_conv2d_backward_oracle);
   g_test_add_func ("/engine/layers/groupnorm/forward", test_groupnorm_forward);
   g_test_add_func ("/engine/layers/groupnorm/gradient", test_groupnorm_gradient);
+  g_test_add_func ("/engine/layers/groupnorm/silu-padded-conv", test_groupnorm_silu_padded_conv);
   g_test_add_func ("/engine/layers/silu", test_silu);
   g_test_add_func ("/engine/layers/linear", test_linear);
   g_test_add_func ("/engine/layers/timestep-embedding", test_timestep_embedding);

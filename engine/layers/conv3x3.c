@@ -324,6 +324,18 @@ ddpm_conv3x3_forward (float *out, const float *inp, const float *weight, const f
 }
 
 void
+ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weight,
+                             const float *bias, const DdpmConvShape *s, float *scratch)
+{
+  const int n_vec = s->H * s->W / VEC;
+  TileJob tj = { out, padded, scratch, bias, s->C_in, s->C_out, s->H, s->W,
+                 (n_vec + MAX_V - 1) / MAX_V, FALSE };
+
+  pack_weights (scratch, weight, s->C_out, s->C_in, FALSE);
+  ddpm_parallel_for ((gsize) s->B * tj.tiles, 1, tiles_range, &tj);
+}
+
+void
 ddpm_conv3x3_input_grad (float *dinp, const float *dout, const float *weight,
                          const DdpmConvShape *s, int g, float *scratch)
 {

@@ -26,6 +26,7 @@
  * samples inside one part, so the result does not depend on threads).
  */
 #include <math.h>
+#include <string.h>
 
 #include "layers.h"
 
@@ -73,7 +74,45 @@ typedef struct
   int          B, C, HW, G;
   float        eps;
   gboolean     silu;      /* forward: write SiLU(y) instead of y */
+  int          W;         /* forward: > 0 writes the planes padded to
+                           * (H + 2, W + 2) with zero borders */
 } GroupNormJob;
+
+/* y = (x − μ)·a + shift, or its SiLU, over n values (see forward_range
+ * for the μ split). */
+static inline void
+normalise_row (float *restrict y, const float *restrict x, int n, float mu_hi, float mu_lo,
+               float a, float shift, gboolean silu)
+{
+  if (silu)
+    for (int i = 0; i < n; i++)
+      {
+        const float v = ((x[i] - mu_hi) - mu_lo) * a + shift;
+        y[i] = v / (1.0f + ddpm_fast_expf (-v));
+      }
+  else
+    for (int i = 0; i < n; i++)
+      y[i] = ((x[i] - mu_hi) - mu_lo) * a + shift;
+}
+
+/* One channel's H rows of W into a zero-bordered (H + 2, W + 2) plane, the
+ * layout the direct 3×3 convolution reads, so that it needs no copy. */
+static void
+normalise_padded (float *restrict plane, const float *restrict x, int H, int W, float mu_hi,
+                  float mu_lo, float a, float shift, gboolean silu)
+{
+  const int Wp = W + 2;
+
+  memset (plane, 0, sizeof (float) * Wp);
+  for (int y = 0; y < H; y++)
+    {
+      float *row = plane + (gsize) (y + 1) * Wp;
+      row[0] = 0.0f;
+      normalise_row (row + 1, x + (gsize) y * W, W, mu_hi, mu_lo, a, shift, silu);
+      row[Wp - 1] = 0.0f;
+    }
+  memset (plane + (gsize) (H + 1) * Wp, 0, sizeof (float) * Wp);
+}
 
 static void
 forward_range (gsize begin, gsize end, gpointer data)
@@ -104,25 +143,24 @@ forward_range (gsize begin, gsize end, gpointer data)
         {
           const int ch = g * Cg + c;
           const float a = (float) (j->gamma[ch] * r), shift = j->beta[ch];
-          const float *restrict xc = x + (gsize) c * HW;
-          float *restrict yc = j->out + base + (gsize) c * HW;
+          const float *xc = x + (gsize) c * HW;
 
-          if (j->silu)
-            for (int i = 0; i < HW; i++)
-              {
-                const float y = ((xc[i] - mu_hi) - mu_lo) * a + shift;
-                yc[i] = y / (1.0f + ddpm_fast_expf (-y));
-              }
+          if (j->W > 0)
+            {
+              const int H = HW / j->W;
+              normalise_padded (j->out + ((gsize) b * C + ch) * (H + 2) * (j->W + 2), xc, H,
+                                j->W, mu_hi, mu_lo, a, shift, j->silu);
+            }
           else
-            for (int i = 0; i < HW; i++)
-              yc[i] = ((xc[i] - mu_hi) - mu_lo) * a + shift;
+            normalise_row (j->out + base + (gsize) c * HW, xc, HW, mu_hi, mu_lo, a, shift,
+                           j->silu);
         }
     }
 }
 
 static void
 forward (float *out, float *mean, float *rstd, const float *inp, const float *gamma,
-         const float *beta, int B, int C, int HW, int G, float eps, gboolean silu)
+         const float *beta, int B, int C, int HW, int G, float eps, gboolean silu, int W)
 {
   g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
   g_return_if_fail (gamma != NULL && beta != NULL);
@@ -141,6 +179,7 @@ forward (float *out, float *mean, float *rstd, const float *inp, const float *ga
   j.G = G;
   j.eps = eps;
   j.silu = silu;
+  j.W = W;
   /* a part is worth a thread only above ~16K elements */
   ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / ((gsize) C / G * HW)),
                      forward_range, &j);
@@ -155,7 +194,7 @@ ddpm_groupnorm_forward (float       *out,
                         const float *beta,
                         int B, int C, int HW, int G, float eps)
 {
-  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE);
+  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE, 0);
 }
 
 void
@@ -167,7 +206,20 @@ ddpm_groupnorm_silu_forward (float       *out,
                              const float *beta,
                              int B, int C, int HW, int G, float eps)
 {
-  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE);
+  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE, 0);
+}
+
+void
+ddpm_groupnorm_silu_forward_padded (float       *out,
+                                    float       *mean,
+                                    float       *rstd,
+                                    const float *inp,
+                                    const float *gamma,
+                                    const float *beta,
+                                    int B, int C, int H, int W, int G, float eps)
+{
+  g_return_if_fail (H > 0 && W > 0);
+  forward (out, mean, rstd, inp, gamma, beta, B, C, H * W, G, eps, TRUE, W);
 }
 
 /* Σdy and Σdy·x̂ over one channel's HW values, 8 partial sums (see

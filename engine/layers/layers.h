@@ -116,6 +116,12 @@ gsize    ddpm_conv3x3_scratch_size  (const DdpmConvShape *shape, int images);
 void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape, int g,
                                      float *scratch);
+/* The forward pass on an input already padded to (B, C_in, H + 2, W + 2)
+ * with zero borders (ddpm_groupnorm_silu_forward_padded writes it), so it
+ * skips the copy; scratch holds C_in·C_out·9 floats (the packed weights). */
+void     ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weight,
+                                      const float *bias, const DdpmConvShape *shape,
+                                      float *scratch);
 void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
                                      const DdpmConvShape *shape, int g, float *scratch);
 /* dweight += the weight gradient (any channel counts, the forward's
@@ -155,6 +161,15 @@ void ddpm_groupnorm_silu_forward (float       *out,   /* (B, C, HW) */
                                   const float *gamma,
                                   const float *beta,
                                   int B, int C, int HW, int G, float eps);
+/* The same, each plane written into a zero-bordered (H + 2, W + 2) plane:
+ * the input ddpm_conv3x3_forward_padded reads. */
+void ddpm_groupnorm_silu_forward_padded (float       *out,   /* (B, C, H + 2, W + 2) */
+                                         float       *mean,  /* (B, G) */
+                                         float       *rstd,  /* (B, G) */
+                                         const float *inp,   /* (B, C, H, W) */
+                                         const float *gamma,
+                                         const float *beta,
+                                         int B, int C, int H, int W, int G, float eps);
 void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
                               float       *dgamma,/* (C) */
                               float       *dbeta, /* (C) */
