@@ -321,6 +321,12 @@ static const int conv_shapes[][9] = {
   { 3, 8, 8, 8, 16, 3, 1, 1, 1 },   /* rows of 8: vectors of two rows */
   { 2, 16, 6, 8, 8, 3, 1, 1, 1 },   /* rows of 8, 3 vectors */
   { 2, 6, 8, 8, 6, 3, 1, 1, 1 },    /* rows of 8, only the weight gradient direct */
+  /* the AVX-512 stride-2 forward (conv3x3.c phases): even sizes, 8·k outputs */
+  { 2, 8, 32, 32, 8, 3, 2, 0, 1 },  /* output rows of 16 */
+  { 3, 5, 16, 16, 16, 3, 2, 0, 1 }, /* output rows of 8: vectors of two rows */
+  { 1, 3, 4, 96, 24, 3, 2, 0, 1 },  /* rows of 48: 3 vectors, 2 output rows */
+  { 2, 4, 10, 32, 8, 3, 2, 0, 1 },  /* 5 output rows of 16 */
+  { 2, 4, 16, 16, 12, 3, 2, 0, 1 }, /* 12 outputs: falls back to im2col */
   /* the AVX-512 1×1 forward (conv1x1.c): H·W a multiple of 16, 8·k outputs */
   { 3, 12, 4, 4, 8, 1, 1, 0, 0 },   /* one vector per image */
   { 2, 5, 8, 10, 16, 1, 1, 0, 0 },  /* 5 vectors: 3 + 2 */

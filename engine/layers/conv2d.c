@@ -89,7 +89,7 @@ ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
   gsize size = (gsize) shape->C_in * shape->k * shape->k * g * n_out
                + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
   if (ddpm_conv3x3_direct_ok (shape, FALSE) || ddpm_conv3x3_direct_ok (shape, TRUE)
-      || ddpm_conv3x3_weight_grad_ok (shape))
+      || ddpm_conv3x3_weight_grad_ok (shape) || ddpm_conv3x3_stride2_ok (shape))
     size = MAX (size, ddpm_conv3x3_scratch_size (shape, g));
   return size;
 }
@@ -313,6 +313,11 @@ ddpm_conv2d_forward (float               *out,
   if (ddpm_conv3x3_direct_ok (s, FALSE))
     {
       ddpm_conv3x3_forward (out, inp, weight, bias, s, G, scratch);
+      return;
+    }
+  if (ddpm_conv3x3_stride2_ok (s))
+    {
+      ddpm_conv3x3_forward_stride2 (out, inp, weight, bias, s, G, scratch);
       return;
     }
   for (int b0 = 0; b0 < s->B; b0 += G)

@@ -67,9 +67,26 @@ ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
          && (for_input_grad ? s->C_in : s->C_out) % TILE_CO == 0;
 }
 
+/* The UNet's down-sampling conv: 3×3, stride 2, padding only at the end
+ * (TF "SAME"), even sizes; the output rows under the forward's condition. */
+gboolean
+ddpm_conv3x3_stride2_ok (const DdpmConvShape *s)
+{
+  const int Ho = s->H / 2, Wo = s->W / 2;
+
+  return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 2 && s->pad_begin == 0
+         && s->pad_end == 1 && s->H % 2 == 0 && s->W % 2 == 0
+         && (Wo % VEC == 0 || (Wo == VEC / 2 && Ho % 2 == 0)) && s->C_out % TILE_CO == 0;
+}
+
 gsize
 ddpm_conv3x3_scratch_size (const DdpmConvShape *s, int images)
 {
+  if (s->stride == 2)
+    /* the four phases of each input plane, then the packed weights */
+    return (gsize) images * s->C_in * 4 * (s->H / 2 + 1) * (s->W / 2 + 1)
+           + (gsize) s->C_in * s->C_out * 9;
+
   const int C = MAX (s->C_in, s->C_out);
 
   /* the padded images, then the packed weights */
@@ -154,12 +171,14 @@ load_vec (const float *p, int Wp, int seg)
 }
 
 /* One register tile: 8 channels of `out` from o0, V vectors whose first
- * pixels are at offsets px[v] in the output plane and pp[v] in the padded
- * input plane.  accumulate: add to out instead of starting from bias. */
+ * pixels are at offsets px[v] in the output plane and pp[v] in the input
+ * layout, whose tap t = 3·ky + kx is taps[t] further on (ky·Wp + kx in a
+ * padded plane; see the stride-2 phases below).  accumulate: add to out
+ * instead of starting from bias. */
 static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
 tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int Wp,
-             const float *wpack, const float *bias, int I, const gsize *px,
-             const gsize *pp, int V, int seg, gboolean accumulate)
+             const gsize *taps, const float *wpack, const float *bias, int I,
+             const gsize *px, const gsize *pp, int V, int seg, gboolean accumulate)
 {
   __m512 acc[TILE_CO][MAX_V];
 
@@ -188,7 +207,7 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
 
 #pragma GCC unroll 3
             for (int v = 0; v < V; v++)
-              x[v] = load_vec (plane + pp[v] + (gsize) ky * Wp + kx, Wp, seg);
+              x[v] = load_vec (plane + pp[v] + taps[ky * 3 + kx], Wp, seg);
 #pragma GCC unroll 8
             for (int r = 0; r < TILE_CO; r++)
               {
@@ -212,11 +231,11 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
 #define DEFINE_TILE(V, SEG)                                                              \
   static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void                  \
   tile_##V##_##SEG (float *out, gsize out_plane, const float *pad, gsize pad_plane,     \
-                    int Wp, const float *wpack, const float *bias, int I,              \
-                    const gsize *px, const gsize *pp, gboolean accumulate)             \
+                    int Wp, const gsize *taps, const float *wpack, const float *bias,  \
+                    int I, const gsize *px, const gsize *pp, gboolean accumulate)      \
   {                                                                                    \
-    tile_kernel (out, out_plane, pad, pad_plane, Wp, wpack, bias, I, px, pp, V, SEG,   \
-                 accumulate);                                                          \
+    tile_kernel (out, out_plane, pad, pad_plane, Wp, taps, wpack, bias, I, px, pp, V,  \
+                 SEG, accumulate);                                                     \
   }
 DEFINE_TILE (1, 16)
 DEFINE_TILE (2, 16)
@@ -225,8 +244,9 @@ DEFINE_TILE (1, 8)
 DEFINE_TILE (2, 8)
 DEFINE_TILE (3, 8)
 
-typedef void (*TileFunc) (float *, gsize, const float *, gsize, int, const float *,
-                          const float *, int, const gsize *, const gsize *, gboolean);
+typedef void (*TileFunc) (float *, gsize, const float *, gsize, int, const gsize *,
+                          const float *, const float *, int, const gsize *, const gsize *,
+                          gboolean);
 
 static const TileFunc tile_funcs[2][MAX_V] = {
   { tile_1_16, tile_2_16, tile_3_16 },
@@ -255,13 +275,30 @@ vector_offsets (int v, int W, int Wp, gsize *px, gsize *pp)
 typedef struct
 {
   float       *out;       /* (g, O, H, W) */
-  const float *pad;       /* (g, I, H + 2, W + 2) */
+  const float *pad;       /* (g, I, in_plane): padded planes or stride-2 phases */
   const float *wpack;
   const float *bias;      /* (O) or NULL */
-  int          I, O, H, W;
+  int          I, O, H, W; /* H, W: the output's */
   int          tiles;     /* register tiles of up to 3 vectors per image */
   gboolean     accumulate;
+  int          Wp;        /* a row of the input layout */
+  gsize        in_plane;  /* floats per input channel */
+  gsize        taps[9];   /* where tap (ky, kx) reads, from the output pixel's spot */
 } TileJob;
+
+/* The job for the same conv on (H + 2, W + 2) padded planes. */
+static TileJob
+same_job (float *out, const float *pad, const float *wpack, const float *bias, int I, int O,
+          int H, int W, gboolean accumulate)
+{
+  const int n_vec = H * W / VEC;
+  TileJob tj = { out, pad, wpack, bias, I, O, H, W, (n_vec + MAX_V - 1) / MAX_V, accumulate,
+                 W + 2, (gsize) (H + 2) * (W + 2), { 0 } };
+
+  for (int t = 0; t < 9; t++)
+    tj.taps[t] = (gsize) (t / 3) * tj.Wp + t % 3;
+  return tj;
+}
 
 /* Items are (image, group of 3 vectors); every item runs all output
  * channel blocks over the same input rows, which stay in cache. */
@@ -269,8 +306,8 @@ static void
 tiles_range (gsize begin, gsize end, gpointer data)
 {
   const TileJob *j = data;
-  const int n_vec = j->H * j->W / VEC, Wp = j->W + 2;
-  const gsize out_plane = (gsize) j->H * j->W, pad_plane = (gsize) (j->H + 2) * Wp;
+  const int n_vec = j->H * j->W / VEC, Wp = j->Wp;
+  const gsize out_plane = (gsize) j->H * j->W, pad_plane = j->in_plane;
   const int half = j->W >= VEC ? 0 : 1;
 
   for (gsize item = begin; item < end; item++)
@@ -285,7 +322,7 @@ tiles_range (gsize begin, gsize end, gpointer data)
       const float *pad = j->pad + (gsize) b * j->I * pad_plane;
       for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
         tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, pad, pad_plane, Wp,
-              j->wpack + (gsize) (o0 / TILE_CO) * j->I * 9 * TILE_CO,
+              j->taps, j->wpack + (gsize) (o0 / TILE_CO) * j->I * 9 * TILE_CO,
               j->bias != NULL ? j->bias + o0 : NULL, j->I, px, pp, j->accumulate);
     }
 }
@@ -297,9 +334,7 @@ static void
 run (float *out, const float *src, const float *wpack, const float *bias, int B, int I,
      int O, int H, int W, int g, gboolean accumulate, float *pad)
 {
-  const int n_vec = H * W / VEC;
-  TileJob tj = { NULL, pad, wpack, bias, I, O, H, W, (n_vec + MAX_V - 1) / MAX_V,
-                 accumulate };
+  TileJob tj = same_job (NULL, pad, wpack, bias, I, O, H, W, accumulate);
 
   for (int b0 = 0; b0 < B; b0 += g)
     {
@@ -327,12 +362,94 @@ void
 ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weight,
                              const float *bias, const DdpmConvShape *s, float *scratch)
 {
-  const int n_vec = s->H * s->W / VEC;
-  TileJob tj = { out, padded, scratch, bias, s->C_in, s->C_out, s->H, s->W,
-                 (n_vec + MAX_V - 1) / MAX_V, FALSE };
+  TileJob tj = same_job (out, padded, scratch, bias, s->C_in, s->C_out, s->H, s->W, FALSE);
 
   pack_weights (scratch, weight, s->C_out, s->C_in, FALSE);
   ddpm_parallel_for ((gsize) s->B * tj.tiles, 1, tiles_range, &tj);
+}
+
+/* ------------------------------------------------------------ stride 2 */
+
+/* With stride 2 the 16 inputs a vector of outputs needs at one tap are
+ * every other pixel of a row.  Splitting each input plane into its four
+ * phases q[py][px][Y][X] = in[2Y + py][2X + px] (zero past the edge:
+ * that is the conv's end padding), of (H/2 + 1) × (W/2 + 1), makes them
+ * consecutive again:
+ *
+ *   out[y][x] = Σ_ky Σ_kx w[ky][kx] · q[ky mod 2][kx mod 2][y + ⌊ky/2⌋][x + ⌊kx/2⌋]
+ *
+ * which is the same register tile with other tap offsets.  It replaces
+ * im2col (9/4 of the input written) + sgemm + scatter. */
+typedef struct
+{
+  float       *q;         /* (g, C, 4, H/2 + 1, W/2 + 1) */
+  const float *src;       /* (g, C, H, W) */
+  int          H, W;
+} PhaseJob;
+
+static void
+phase_range (gsize begin, gsize end, gpointer data)
+{
+  const PhaseJob *j = data;
+  const int H = j->H, W = j->W, Hq = H / 2 + 1, Wq = W / 2 + 1;
+  const gsize qplane = (gsize) Hq * Wq;
+
+  for (gsize plane = begin; plane < end; plane++)
+    {
+      const float *src = j->src + plane * H * W;
+      float *q = j->q + plane * 4 * qplane;
+
+      for (int ph = 0; ph < 4; ph++)
+        {
+          const int py = ph / 2, px = ph % 2;
+          float *dst = q + ph * qplane;
+
+          for (int Y = 0; Y < Hq; Y++)
+            {
+              float *row = dst + (gsize) Y * Wq;
+              const int y = 2 * Y + py;
+
+              if (y >= H)
+                {
+                  memset (row, 0, sizeof (float) * Wq);
+                  continue;
+                }
+              const float *in = src + (gsize) y * W + px;
+              for (int X = 0; X < Wq - 1; X++)
+                row[X] = in[2 * X];
+              row[Wq - 1] = 0.0f;   /* x = W + px: past the edge (W is even) */
+            }
+        }
+    }
+}
+
+void
+ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
+                              const float *bias, const DdpmConvShape *s, int g,
+                              float *scratch)
+{
+  const int Ho = s->H / 2, Wo = s->W / 2, Wq = Wo + 1;
+  const gsize qplane = (gsize) (Ho + 1) * Wq;
+  float *q = scratch, *wpack = scratch + (gsize) g * s->C_in * 4 * qplane;
+  const int n_vec = Ho * Wo / VEC;
+  TileJob tj = { NULL, q, wpack, bias, s->C_in, s->C_out, Ho, Wo, (n_vec + MAX_V - 1) / MAX_V,
+                 FALSE, Wq, 4 * qplane, { 0 } };
+
+  for (int t = 0; t < 9; t++)
+    {
+      const int ky = t / 3, kx = t % 3;
+      tj.taps[t] = (gsize) ((ky % 2) * 2 + kx % 2) * qplane + (gsize) (ky / 2) * Wq + kx / 2;
+    }
+  pack_weights (wpack, weight, s->C_out, s->C_in, FALSE);
+  for (int b0 = 0; b0 < s->B; b0 += g)
+    {
+      const int n = MIN (g, s->B - b0);
+      PhaseJob pj = { q, inp + (gsize) b0 * s->C_in * s->H * s->W, s->H, s->W };
+
+      ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (s->H * s->W)), phase_range, &pj);
+      tj.out = out + (gsize) b0 * s->C_out * Ho * Wo;
+      ddpm_parallel_for ((gsize) n * tj.tiles, 1, tiles_range, &tj);
+    }
 }
 
 void

@@ -116,6 +116,13 @@ gsize    ddpm_conv3x3_scratch_size  (const DdpmConvShape *shape, int images);
 void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape, int g,
                                      float *scratch);
+/* The down-sampling conv (3×3, stride 2, padding (0, 1), even H and W,
+ * C_out a multiple of 8, output rows as above), forward only, g images at
+ * a time in the scratch of ddpm_conv3x3_scratch_size. */
+gboolean ddpm_conv3x3_stride2_ok    (const DdpmConvShape *shape);
+void     ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
+                                       const float *bias, const DdpmConvShape *shape, int g,
+                                       float *scratch);
 /* The forward pass on an input already padded to (B, C_in, H + 2, W + 2)
  * with zero borders (ddpm_groupnorm_silu_forward_padded writes it), so it
  * skips the copy; scratch holds C_in·C_out·9 floats (the packed weights). */
