@@ -758,6 +758,7 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
           cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
           max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
           max_t = MAX (max_t, 4 * nin);
+          max_padded = MAX (max_padded, (gsize) B * n->c_in * (2 * h + 2) * (2 * w + 2));
           break;
         case NODE_HEAD:
           n->a[A_N] = place (l, nin, FALSE);
@@ -779,7 +780,7 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
 
   memset (u->scratch, 0, sizeof u->scratch);
   u->scratch[S_CONV] = place (l, MAX (max_conv, 1), TRUE);
-  /* inference: norm_silu_conv's zero-bordered planes */
+  /* inference: the zero-bordered planes of norm_silu_conv and NODE_UP */
   u->scratch[S_A] = place (l, l->training ? max_t : MAX (max_t, max_padded), TRUE);
   u->scratch[S_B] = place (l, max_t, TRUE);
   u->scratch[S_TP] = place (l, (gsize) B * max_c, TRUE);
@@ -990,8 +991,16 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
                            SCR (S_CONV));
       break;
     case NODE_UP:
-      ddpm_upsample2x_forward (ACT (n, A_U), x, B, n->c_in, h, w);
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+      if (!training && ddpm_conv3x3_direct_ok (&cs, FALSE))
+        {
+          /* as norm_silu_conv: up-sample straight into padded planes */
+          ddpm_upsample2x_forward_padded (SCR (S_A), x, B, n->c_in, h, w);
+          ddpm_conv3x3_forward_padded (ACT (n, A_Y), SCR (S_A), PAR (n, P_CONV_W),
+                                       PAR (n, P_CONV_B), &cs, SCR (S_CONV));
+          break;
+        }
+      ddpm_upsample2x_forward (ACT (n, A_U), x, B, n->c_in, h, w);
       ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W), PAR (n, P_CONV_B),
                            &cs, SCR (S_CONV));
       break;

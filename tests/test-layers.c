@@ -1078,6 +1078,25 @@ test_upsample (void)
       for (int x = 0; x < 2 * W; x++)
         g_assert_cmpfloat (c.out[(p * 2 * H + y) * 2 * W + x], ==, c.x[(p * H + y / 2) * W + x / 2]);
 
+  /* into zero-bordered planes (inference's up-sampling conv input),
+   * poisoned first so that a border left unwritten shows */
+  const int Hp = 2 * H + 2, Wp = 2 * W + 2;
+  float *padded = g_new (float, (gsize) B * C * Hp * Wp);
+  for (gsize i = 0; i < (gsize) B * C * Hp * Wp; i++)
+    padded[i] = NAN;
+  ddpm_upsample2x_forward_padded (padded, c.x, B, C, H, W);
+  for (int p = 0; p < B * C; p++)
+    for (int y = 0; y < Hp; y++)
+      for (int x = 0; x < Wp; x++)
+        {
+          const float v = padded[(p * Hp + y) * Wp + x];
+          if (y == 0 || y == Hp - 1 || x == 0 || x == Wp - 1)
+            g_assert_cmpfloat (v, ==, 0.0f);
+          else
+            g_assert_cmpfloat (v, ==, c.out[(p * 2 * H + y - 1) * 2 * W + x - 1]);
+        }
+  g_free (padded);
+
   float *dx = g_new0 (float, n);
   ddpm_upsample2x_backward (dx, c.dout, B, C, H, W);
   check_gradient ("upsample dinp", c.x, n, dx, upsample_loss, &c);

@@ -250,6 +250,8 @@ void ddpm_upsample2x_forward  (float *out,  /* (B, C, 2H, 2W) */
                                const float *inp, /* (B, C, H, W) */
                                int B, int C, int H, int W);
 void ddpm_upsample2x_backward (float *dinp, const float *dout, int B, int C, int H, int W);
+void ddpm_upsample2x_forward_padded (float *out,  /* (B, C, 2H + 2, 2W + 2), zero border */
+                                     const float *inp, int B, int C, int H, int W);
 
 /* Channel concatenation [a, b] → (B, Ca + Cb, HW), and its split. */
 void ddpm_concat_forward  (float *out, const float *a, const float *b,

@@ -62,6 +62,43 @@ ddpm_upsample2x_forward (float *out, const float *inp, int B, int C, int H, int 
 }
 
 static void
+upsample_padded_range (gsize begin, gsize end, gpointer data)
+{
+  const OpJob *j = data;
+  const int H = j->H, W = j->W, Wp = 2 * W + 2;
+
+  for (gsize pl = begin; pl < end; pl++)
+    {
+      const float *src = j->a + pl * H * W;
+      float *dst = j->out + pl * (2 * H + 2) * Wp;
+
+      memset (dst, 0, sizeof (float) * Wp);
+      for (int y = 0; y < H; y++)
+        {
+          float *row = dst + (gsize) (2 * y + 1) * Wp;
+          row[0] = row[Wp - 1] = 0.0f;
+          for (int x = 0; x < W; x++)
+            row[1 + 2 * x] = row[2 + 2 * x] = src[(gsize) y * W + x];
+          memcpy (row + Wp, row, sizeof (float) * Wp);
+        }
+      memset (dst + (gsize) (2 * H + 1) * Wp, 0, sizeof (float) * Wp);
+    }
+}
+
+/* The same into zero-bordered (2H + 2, 2W + 2) planes, the input
+ * ddpm_conv3x3_forward_padded reads (inference: no up-sampled copy to pad
+ * again). */
+void
+ddpm_upsample2x_forward_padded (float *out, const float *inp, int B, int C, int H, int W)
+{
+  g_return_if_fail (out != NULL && inp != NULL && B > 0 && C > 0 && H > 0 && W > 0);
+
+  OpJob j = { out, inp, NULL, C, H, W, 0, 0 };
+  ddpm_parallel_for ((gsize) B * C, grain_planes ((gsize) 4 * H * W), upsample_padded_range,
+                     &j);
+}
+
+static void
 upsample_backward_range (gsize begin, gsize end, gpointer data)
 {
   const OpJob *j = data;
