@@ -315,8 +315,9 @@ static const int conv_shapes[][9] = {
   { 2, 8, 5, 16, 16, 3, 1, 1, 1 },  /* 5 vectors per image: tiles of 3 + 2 */
   { 1, 24, 4, 48, 8, 3, 1, 1, 1 },  /* 3 vectors per row */
   { 3, 16, 7, 32, 24, 3, 1, 1, 1 }, /* 14 vectors: 3 + 3 + 3 + 3 + 2 */
-  { 2, 8, 3, 16, 12, 3, 1, 1, 1 },  /* 12 outputs: forward falls back, dinp direct */
-  { 2, 12, 3, 16, 8, 3, 1, 1, 1 },  /* dinp falls back, forward direct */
+  { 2, 8, 3, 16, 12, 3, 1, 1, 1 },  /* 12 outputs: a last block of 4 */
+  { 2, 12, 3, 16, 8, 3, 1, 1, 1 },  /* 12 inputs: dinp's last block of 4 */
+  { 2, 32, 16, 16, 3, 3, 1, 1, 1 }, /* the head: 3 outputs, one partial block */
   { 40, 8, 16, 16, 8, 3, 1, 1, 1 }, /* groups of 16 images + 8 */
   { 3, 8, 8, 8, 16, 3, 1, 1, 1 },   /* rows of 8: vectors of two rows */
   { 2, 16, 6, 8, 8, 3, 1, 1, 1 },   /* rows of 8, 3 vectors */
@@ -326,7 +327,8 @@ static const int conv_shapes[][9] = {
   { 3, 5, 16, 16, 16, 3, 2, 0, 1 }, /* output rows of 8: vectors of two rows */
   { 1, 3, 4, 96, 24, 3, 2, 0, 1 },  /* rows of 48: 3 vectors, 2 output rows */
   { 2, 4, 10, 32, 8, 3, 2, 0, 1 },  /* 5 output rows of 16 */
-  { 2, 4, 16, 16, 12, 3, 2, 0, 1 }, /* 12 outputs: falls back to im2col */
+  { 2, 4, 16, 16, 12, 3, 2, 0, 1 }, /* 12 outputs: a last block of 4 */
+  { 2, 6, 9, 32, 8, 3, 2, 0, 1 },   /* odd H: falls back to im2col */
   /* the AVX-512 1×1 forward (conv1x1.c): H·W a multiple of 16, 8·k outputs */
   { 3, 12, 4, 4, 8, 1, 1, 0, 0 },   /* one vector per image */
   { 2, 5, 8, 10, 16, 1, 1, 0, 0 },  /* 5 vectors: 3 + 2 */

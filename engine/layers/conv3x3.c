@@ -62,9 +62,18 @@ ddpm_layers_have_avx512 (void)
 gboolean
 ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
 {
+  /* any channel counts: a last block of fewer than 8 output channels
+   * computes zero weights for the rest and stores only its own (the
+   * head's 3 outputs: through im2col they took ~7 % of a tiny forward) */
   return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 1 && s->pad_begin == 1 && s->pad_end == 1
-         && (s->W % VEC == 0 || (s->W == VEC / 2 && s->H % 2 == 0))
-         && (for_input_grad ? s->C_in : s->C_out) % TILE_CO == 0;
+         && (s->W % VEC == 0 || (s->W == VEC / 2 && s->H % 2 == 0));
+}
+
+/* Channels rounded up to whole blocks of 8: the packed weights' size. */
+static gsize
+round_block (int c)
+{
+  return (gsize) (c + TILE_CO - 1) / TILE_CO * TILE_CO;
 }
 
 /* The UNet's down-sampling conv: 3×3, stride 2, padding only at the end
@@ -76,7 +85,7 @@ ddpm_conv3x3_stride2_ok (const DdpmConvShape *s)
 
   return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 2 && s->pad_begin == 0
          && s->pad_end == 1 && s->H % 2 == 0 && s->W % 2 == 0
-         && (Wo % VEC == 0 || (Wo == VEC / 2 && Ho % 2 == 0)) && s->C_out % TILE_CO == 0;
+         && (Wo % VEC == 0 || (Wo == VEC / 2 && Ho % 2 == 0));
 }
 
 gsize
@@ -85,12 +94,13 @@ ddpm_conv3x3_scratch_size (const DdpmConvShape *s, int images)
   if (s->stride == 2)
     /* the four phases of each input plane, then the packed weights */
     return (gsize) images * s->C_in * 4 * (s->H / 2 + 1) * (s->W / 2 + 1)
-           + (gsize) s->C_in * s->C_out * 9;
+           + round_block (s->C_in) * round_block (s->C_out) * 9;
 
   const int C = MAX (s->C_in, s->C_out);
 
   /* the padded images, then the packed weights */
-  return (gsize) images * C * (s->H + 2) * (s->W + 2) + (gsize) s->C_in * s->C_out * 9;
+  return (gsize) images * C * (s->H + 2) * (s->W + 2)
+         + round_block (s->C_in) * round_block (s->C_out) * 9;
 }
 
 /* ------------------------------------------------------------ packing */
@@ -141,18 +151,20 @@ pad_range (gsize begin, gsize end, gpointer data)
 
 /* wpack[o/8][i][tap][o%8] for the conv from I to O channels: the forward
  * weight w (O, I, 3, 3) as is, or (transposed) the input-gradient kernel
- * w'[i][o][t] = w[o][i][8 − t] with O = C_in, I = C_out. */
+ * w'[i][o][t] = w[o][i][8 − t] with O = C_in, I = C_out; zero past O in
+ * the last block. */
 static void
 pack_weights (float *wpack, const float *w, int C_out, int C_in, gboolean transposed)
 {
   const int O = transposed ? C_in : C_out, I = transposed ? C_out : C_in;
 
-  for (int o = 0; o < O; o++)
+  for (int o = 0; o < (int) round_block (O); o++)
     for (int i = 0; i < I; i++)
       for (int t = 0; t < 9; t++)
         {
-          const float v = transposed ? w[((gsize) i * C_in + o) * 9 + (8 - t)]
-                                     : w[((gsize) o * C_in + i) * 9 + t];
+          const float v = o >= O      ? 0.0f
+                          : transposed ? w[((gsize) i * C_in + o) * 9 + (8 - t)]
+                                       : w[((gsize) o * C_in + i) * 9 + t];
           wpack[(((gsize) (o / TILE_CO) * I + i) * 9 + t) * TILE_CO + o % TILE_CO] = v;
         }
 }
@@ -178,7 +190,7 @@ load_vec (const float *p, int Wp, int seg)
 static inline __attribute__ ((always_inline, target ("avx512f,avx512dq"))) void
 tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int Wp,
              const gsize *taps, const float *wpack, const float *bias, int I,
-             const gsize *px, const gsize *pp, int V, int seg, gboolean accumulate)
+             const gsize *px, const gsize *pp, int V, int seg, gboolean accumulate, int rows)
 {
   __m512 acc[TILE_CO][MAX_V];
 
@@ -188,8 +200,11 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
     for (int v = 0; v < V; v++)
       {
         const float *o = out + r * out_plane + px[v];
-        acc[r][v] = accumulate ? _mm512_loadu_ps (o)
-                               : _mm512_set1_ps (bias != NULL ? bias[r] : 0.0f);
+        if (r >= rows)
+          acc[r][v] = _mm512_setzero_ps ();
+        else
+          acc[r][v] = accumulate ? _mm512_loadu_ps (o)
+                                 : _mm512_set1_ps (bias != NULL ? bias[r] : 0.0f);
       }
 
   for (int i = 0; i < I; i++)
@@ -223,7 +238,8 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
   for (int r = 0; r < TILE_CO; r++)
 #pragma GCC unroll 3
     for (int v = 0; v < V; v++)
-      _mm512_storeu_ps (out + r * out_plane + px[v], acc[r][v]);
+      if (r < rows)
+        _mm512_storeu_ps (out + r * out_plane + px[v], acc[r][v]);
 }
 
 /* The kernel for V = 1, 2, 3 and both row widths as separate bodies, so
@@ -232,10 +248,11 @@ tile_kernel (float *out, gsize out_plane, const float *pad, gsize pad_plane, int
   static __attribute__ ((noinline, target ("avx512f,avx512dq"))) void                  \
   tile_##V##_##SEG (float *out, gsize out_plane, const float *pad, gsize pad_plane,     \
                     int Wp, const gsize *taps, const float *wpack, const float *bias,  \
-                    int I, const gsize *px, const gsize *pp, gboolean accumulate)      \
+                    int I, const gsize *px, const gsize *pp, gboolean accumulate,      \
+                    int rows)                                                          \
   {                                                                                    \
     tile_kernel (out, out_plane, pad, pad_plane, Wp, taps, wpack, bias, I, px, pp, V,  \
-                 SEG, accumulate);                                                     \
+                 SEG, accumulate, rows);                                               \
   }
 DEFINE_TILE (1, 16)
 DEFINE_TILE (2, 16)
@@ -246,7 +263,7 @@ DEFINE_TILE (3, 8)
 
 typedef void (*TileFunc) (float *, gsize, const float *, gsize, int, const gsize *,
                           const float *, const float *, int, const gsize *, const gsize *,
-                          gboolean);
+                          gboolean, int);
 
 static const TileFunc tile_funcs[2][MAX_V] = {
   { tile_1_16, tile_2_16, tile_3_16 },
@@ -323,7 +340,8 @@ tiles_range (gsize begin, gsize end, gpointer data)
       for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
         tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, pad, pad_plane, Wp,
               j->taps, j->wpack + (gsize) (o0 / TILE_CO) * j->I * 9 * TILE_CO,
-              j->bias != NULL ? j->bias + o0 : NULL, j->I, px, pp, j->accumulate);
+              j->bias != NULL ? j->bias + o0 : NULL, j->I, px, pp, j->accumulate,
+              MIN (TILE_CO, j->O - o0));
     }
 }
 
