@@ -11,7 +11,16 @@
 #include "image.h"
 #include "cli.h"
 
-/* Image files named on the command line, folders expanded (sorted). */
+/* g_ptr_array_sort hands the compare function pointers to the elements. */
+static int
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Image files named on the command line, folders expanded (sorted, so that
+ * image i, and the seed + i its crops and timesteps come from, is the same
+ * file on every run). */
 static GPtrArray *
 collect_images (char **args, int n, GError **error)
 {
@@ -41,7 +50,7 @@ collect_images (char **args, int n, GError **error)
           g_free (lower);
         }
       g_dir_close (dir);
-      g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+      g_ptr_array_sort (names, compare_paths);
       for (guint k = 0; k < names->len; k++)
         g_ptr_array_add (paths, g_strdup (names->pdata[k]));
       g_ptr_array_unref (names);
