@@ -27,6 +27,23 @@ compare_names (gconstpointer a, gconstpointer b)
   return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
+GPtrArray *
+ddpm_folder_image_names (const char *path, GError **error)
+{
+  GDir *dir = g_dir_open (path, 0, error);
+  if (!dir)
+    return NULL;
+
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *entry;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    if (entry[0] != '.' && is_image_name (entry))  /* hidden: "._x.png" forks */
+      g_ptr_array_add (names, g_strdup (entry));
+  g_dir_close (dir);
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
 /* Load one file as (channels, h, w) in [−1, 1], its short side resized to
  * resize_short when that is > 0. */
 static gboolean
@@ -108,20 +125,9 @@ ddpm_dataset_new_from_folder (const char  *path,
       return NULL;
     }
 
-  GDir *dir = g_dir_open (path, 0, error);
-  if (!dir)
+  GPtrArray *names = ddpm_folder_image_names (path, error);
+  if (!names)
     return NULL;
-
-  /* Sorted names, so that the dataset (and so training) does not depend on
-   * the order the file system lists them in. */
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const char *entry;
-  while ((entry = g_dir_read_name (dir)) != NULL)
-    if (entry[0] != '.' && is_image_name (entry))  /* hidden: "._x.png" forks */
-      g_ptr_array_add (names, g_strdup (entry));
-  g_dir_close (dir);
-  g_ptr_array_sort (names, compare_names);
-
   if (names->len == 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,

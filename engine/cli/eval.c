@@ -9,14 +9,8 @@
 
 #include "ddpm.h"
 #include "image.h"
+#include "train.h"
 #include "cli.h"
-
-/* g_ptr_array_sort hands the compare function pointers to the elements. */
-static int
-compare_paths (gconstpointer a, gconstpointer b)
-{
-  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
-}
 
 /* Image files named on the command line, folders expanded (sorted, so that
  * image i, and the seed + i its crops and timesteps come from, is the same
@@ -33,26 +27,14 @@ collect_images (char **args, int n, GError **error)
           g_ptr_array_add (paths, g_strdup (args[i]));
           continue;
         }
-      GDir *dir = g_dir_open (args[i], 0, error);
-      if (dir == NULL)
+      GPtrArray *names = ddpm_folder_image_names (args[i], error);
+      if (names == NULL)
         {
           g_ptr_array_unref (paths);
           return NULL;
         }
-      GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-      const char *name;
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          char *lower = g_ascii_strdown (name, -1);
-          if (name[0] != '.' && (g_str_has_suffix (lower, ".png") || g_str_has_suffix (lower, ".jpg")
-                                 || g_str_has_suffix (lower, ".jpeg")))
-            g_ptr_array_add (names, g_build_filename (args[i], name, NULL));
-          g_free (lower);
-        }
-      g_dir_close (dir);
-      g_ptr_array_sort (names, compare_paths);
       for (guint k = 0; k < names->len; k++)
-        g_ptr_array_add (paths, g_strdup (names->pdata[k]));
+        g_ptr_array_add (paths, g_build_filename (args[i], names->pdata[k], NULL));
       g_ptr_array_unref (names);
     }
   return paths;
