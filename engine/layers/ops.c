@@ -17,8 +17,9 @@ typedef struct
 {
   float       *out;
   const float *a, *b;
-  int          C, H, W;     /* upsample: the input planes' size */
+  int          C, H, W;     /* planes: upsample's input; channel bias 1 × HW */
   gsize        na, nb;      /* concat: floats per sample of a and b; add: 0 */
+  int          border;      /* upsample: zero rows/columns around each plane */
 } OpJob;
 
 static gsize
@@ -29,25 +30,43 @@ grain_planes (gsize plane)
 
 /* ------------------------------------------------------------- upsample */
 
+/* Planes [begin, end) up-sampled into planes of (2H + 2p, 2W + 2p) with
+ * p = j->border rows and columns of zeros around them. */
 static void
 upsample_range (gsize begin, gsize end, gpointer data)
 {
   const OpJob *j = data;
-  const int H = j->H, W = j->W;
+  const int H = j->H, W = j->W, p = j->border, Wp = 2 * W + 2 * p;
 
   for (gsize pl = begin; pl < end; pl++)
     {
       const float *src = j->a + pl * H * W;
-      float *dst = j->out + pl * 4 * H * W;
+      float *dst = j->out + pl * (2 * H + 2 * p) * Wp;
 
+      if (p > 0)
+        {
+          memset (dst, 0, sizeof (float) * Wp);
+          memset (dst + (gsize) (2 * H + 1) * Wp, 0, sizeof (float) * Wp);
+        }
       for (int y = 0; y < H; y++)
         {
-          float *row = dst + (gsize) (2 * y) * (2 * W);
+          float *row = dst + (gsize) (2 * y + p) * Wp;
+          if (p > 0)
+            row[0] = row[Wp - 1] = 0.0f;
           for (int x = 0; x < W; x++)
-            row[2 * x] = row[2 * x + 1] = src[(gsize) y * W + x];
-          memcpy (row + 2 * W, row, sizeof (float) * 2 * W);
+            row[p + 2 * x] = row[p + 2 * x + 1] = src[(gsize) y * W + x];
+          memcpy (row + Wp, row, sizeof (float) * Wp);
         }
     }
+}
+
+static void
+upsample (float *out, const float *inp, int B, int C, int H, int W, int border)
+{
+  g_return_if_fail (out != NULL && inp != NULL && B > 0 && C > 0 && H > 0 && W > 0);
+
+  OpJob j = { .out = out, .a = inp, .C = C, .H = H, .W = W, .border = border };
+  ddpm_parallel_for ((gsize) B * C, grain_planes ((gsize) 4 * H * W), upsample_range, &j);
 }
 
 /* out[b][c][y][x] = inp[b][c][⌊y/2⌋][⌊x/2⌋] (the DDPM Upsample block,
@@ -55,34 +74,7 @@ upsample_range (gsize begin, gsize end, gpointer data)
 void
 ddpm_upsample2x_forward (float *out, const float *inp, int B, int C, int H, int W)
 {
-  g_return_if_fail (out != NULL && inp != NULL && B > 0 && C > 0 && H > 0 && W > 0);
-
-  OpJob j = { out, inp, NULL, C, H, W, 0, 0 };
-  ddpm_parallel_for ((gsize) B * C, grain_planes ((gsize) 4 * H * W), upsample_range, &j);
-}
-
-static void
-upsample_padded_range (gsize begin, gsize end, gpointer data)
-{
-  const OpJob *j = data;
-  const int H = j->H, W = j->W, Wp = 2 * W + 2;
-
-  for (gsize pl = begin; pl < end; pl++)
-    {
-      const float *src = j->a + pl * H * W;
-      float *dst = j->out + pl * (2 * H + 2) * Wp;
-
-      memset (dst, 0, sizeof (float) * Wp);
-      for (int y = 0; y < H; y++)
-        {
-          float *row = dst + (gsize) (2 * y + 1) * Wp;
-          row[0] = row[Wp - 1] = 0.0f;
-          for (int x = 0; x < W; x++)
-            row[1 + 2 * x] = row[2 + 2 * x] = src[(gsize) y * W + x];
-          memcpy (row + Wp, row, sizeof (float) * Wp);
-        }
-      memset (dst + (gsize) (2 * H + 1) * Wp, 0, sizeof (float) * Wp);
-    }
+  upsample (out, inp, B, C, H, W, 0);
 }
 
 /* The same into zero-bordered (2H + 2, 2W + 2) planes, the input
@@ -91,11 +83,7 @@ upsample_padded_range (gsize begin, gsize end, gpointer data)
 void
 ddpm_upsample2x_forward_padded (float *out, const float *inp, int B, int C, int H, int W)
 {
-  g_return_if_fail (out != NULL && inp != NULL && B > 0 && C > 0 && H > 0 && W > 0);
-
-  OpJob j = { out, inp, NULL, C, H, W, 0, 0 };
-  ddpm_parallel_for ((gsize) B * C, grain_planes ((gsize) 4 * H * W), upsample_padded_range,
-                     &j);
+  upsample (out, inp, B, C, H, W, 1);
 }
 
 static void
@@ -127,7 +115,7 @@ ddpm_upsample2x_backward (float *dinp, const float *dout, int B, int C, int H, i
 
   if (dinp == NULL)
     return;
-  OpJob j = { dinp, dout, NULL, C, H, W, 0, 0 };
+  OpJob j = { .out = dinp, .a = dout, .C = C, .H = H, .W = W };
   ddpm_parallel_for ((gsize) B * C, grain_planes ((gsize) 4 * H * W), upsample_backward_range,
                      &j);
 }
@@ -154,7 +142,7 @@ ddpm_concat_forward (float *out, const float *a, const float *b,
   g_return_if_fail (out != NULL && a != NULL && b != NULL);
   g_return_if_fail (B > 0 && Ca >= 0 && Cb >= 0 && HW > 0);
 
-  OpJob j = { out, a, b, 0, 0, 0, (gsize) Ca * HW, (gsize) Cb * HW };
+  OpJob j = { .out = out, .a = a, .b = b, .na = (gsize) Ca * HW, .nb = (gsize) Cb * HW };
   ddpm_parallel_for ((gsize) B, grain_planes (j.na + j.nb), concat_range, &j);
 }
 
@@ -209,7 +197,7 @@ ddpm_add_forward (float *out, const float *a, const float *b, gsize n)
 {
   g_return_if_fail (n == 0 || (out != NULL && a != NULL && b != NULL));
 
-  OpJob j = { out, a, b, 0, 0, 0, 0, 0 };
+  OpJob j = { .out = out, .a = a, .b = b };
   ddpm_parallel_for (n, GRAIN_FLOATS, add_range, &j);
 }
 
@@ -219,7 +207,7 @@ static void
 channel_bias_range (gsize begin, gsize end, gpointer data)
 {
   const OpJob *j = data;
-  const int HW = j->H;
+  const int HW = j->W;
 
   for (gsize pl = begin; pl < end; pl++)
     {
@@ -238,7 +226,7 @@ ddpm_add_channel_bias_forward (float *out, const float *inp, const float *vec,
   g_return_if_fail (out != NULL && inp != NULL && vec != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0);
 
-  OpJob j = { out, inp, vec, C, HW, 0, 0, 0 };
+  OpJob j = { .out = out, .a = inp, .b = vec, .C = C, .H = 1, .W = HW };
   ddpm_parallel_for ((gsize) B * C, grain_planes (HW), channel_bias_range, &j);
 }
 
@@ -246,7 +234,7 @@ static void
 channel_bias_backward_range (gsize begin, gsize end, gpointer data)
 {
   const OpJob *j = data;
-  const int HW = j->H;
+  const int HW = j->W;
 
   for (gsize pl = begin; pl < end; pl++)
     {
@@ -266,7 +254,7 @@ ddpm_add_channel_bias_backward (float *dvec, const float *dout, int B, int C, in
   if (dvec == NULL)
     return;
   /* each plane's sum is its own: no order depends on the parts */
-  OpJob j = { dvec, dout, NULL, C, HW, 0, 0, 0 };
+  OpJob j = { .out = dvec, .a = dout, .C = C, .H = 1, .W = HW };
   ddpm_parallel_for ((gsize) B * C, grain_planes (HW), channel_bias_backward_range, &j);
 }
 
