@@ -886,7 +886,7 @@ norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *
 {
   float *a = SCR (S_A);
 
-  if (!training && ddpm_conv3x3_direct_ok (cs, FALSE))
+  if (!training && ddpm_conv3x3_direct_ok (cs))
     {
       ddpm_groupnorm_silu_forward_padded (a, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
                                           cs->H, cs->W, GN_GROUPS, GN_EPS);
@@ -992,7 +992,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
       break;
     case NODE_UP:
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-      if (!training && ddpm_conv3x3_direct_ok (&cs, FALSE))
+      if (!training && ddpm_conv3x3_direct_ok (&cs))
         {
           /* as norm_silu_conv: up-sample straight into padded planes */
           ddpm_upsample2x_forward_padded (SCR (S_A), x, B, n->c_in, h, w);

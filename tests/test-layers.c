@@ -321,7 +321,7 @@ static const int conv_shapes[][9] = {
   { 40, 8, 16, 16, 8, 3, 1, 1, 1 }, /* groups of 16 images + 8 */
   { 3, 8, 8, 8, 16, 3, 1, 1, 1 },   /* rows of 8: vectors of two rows */
   { 2, 16, 6, 8, 8, 3, 1, 1, 1 },   /* rows of 8, 3 vectors */
-  { 2, 6, 8, 8, 6, 3, 1, 1, 1 },    /* rows of 8, only the weight gradient direct */
+  { 2, 6, 8, 8, 6, 3, 1, 1, 1 },    /* rows of 8, 6 channels: a partial block in every pass */
   /* the AVX-512 stride-2 forward (conv3x3.c phases): even sizes, 8·k outputs */
   { 2, 8, 32, 32, 8, 3, 2, 0, 1 },  /* output rows of 16 */
   { 3, 5, 16, 16, 16, 3, 2, 0, 1 }, /* output rows of 8: vectors of two rows */
@@ -616,7 +616,7 @@ test_groupnorm_silu_padded_conv (void)
 
       norm_case_init (&n, B, C, H * W, G, 0.2, 1.5);
       conv_case_init (&c, B, C, H, W, shapes[k][4], 3, 1, 1, 1);
-      g_assert_true (ddpm_conv3x3_direct_ok (&c.s, FALSE));
+      g_assert_true (ddpm_conv3x3_direct_ok (&c.s));
 
       /* two steps: normalise, then the convolution with its own padding */
       ddpm_groupnorm_silu_forward (n.out, n.mean, n.rstd, n.x, n.gamma, n.beta, B, C, H * W,

@@ -88,8 +88,7 @@ ddpm_conv2d_scratch_size (const DdpmConvShape *shape)
   /* the columns of g images, and (g > 1) their outputs side by side */
   gsize size = (gsize) shape->C_in * shape->k * shape->k * g * n_out
                + (g > 1 ? (gsize) shape->C_out * g * n_out : 0);
-  if (ddpm_conv3x3_direct_ok (shape, FALSE) || ddpm_conv3x3_direct_ok (shape, TRUE)
-      || ddpm_conv3x3_weight_grad_ok (shape) || ddpm_conv3x3_stride2_ok (shape))
+  if (ddpm_conv3x3_direct_ok (shape) || ddpm_conv3x3_stride2_ok (shape))
     size = MAX (size, ddpm_conv3x3_scratch_size (shape, g));
   return size;
 }
@@ -310,7 +309,7 @@ ddpm_conv2d_forward (float               *out,
     }
 
   const int G = group_size (s, n_out);
-  if (ddpm_conv3x3_direct_ok (s, FALSE))
+  if (ddpm_conv3x3_direct_ok (s))
     {
       ddpm_conv3x3_forward (out, inp, weight, bias, s, G, scratch);
       return;
@@ -399,8 +398,8 @@ ddpm_conv2d_backward (float               *dinp,
     }
 
   const int G = group_size (s, n_out);
-  const gboolean direct_dinp = dinp != NULL && ddpm_conv3x3_direct_ok (s, TRUE);
-  const gboolean direct_dw = dweight != NULL && ddpm_conv3x3_weight_grad_ok (s);
+  const gboolean direct_dinp = dinp != NULL && ddpm_conv3x3_direct_ok (s);
+  const gboolean direct_dw = dweight != NULL && ddpm_conv3x3_direct_ok (s);
   for (int b0 = 0;
        b0 < s->B && ((dweight != NULL && !direct_dw) || (dinp != NULL && !direct_dinp));
        b0 += G)

@@ -24,8 +24,9 @@
  * V + 8 loads.  Each output element is summed over (ci, ky, kx) in that
  * fixed order by one thread, so the result does not depend on the thread
  * count.  Rows must be a multiple of 16 pixels, or exactly 8 (then a
- * vector is two rows of 8, loaded as two halves, and H must be even), and
- * the pass's output channels a multiple of 8.
+ * vector is two rows of 8, loaded as two halves, and H must be even); a
+ * last block of fewer than 8 output channels runs with zero weights in the
+ * rest and stores only its own rows.
  *
  * The input gradient of a same-3×3 conv is again a same-3×3 conv, of dout
  * with the kernel flipped and its channel axes swapped:
@@ -60,11 +61,12 @@ ddpm_layers_have_avx512 (void)
 }
 
 gboolean
-ddpm_conv3x3_direct_ok (const DdpmConvShape *s, gboolean for_input_grad)
+ddpm_conv3x3_direct_ok (const DdpmConvShape *s)
 {
-  /* any channel counts: a last block of fewer than 8 output channels
-   * computes zero weights for the rest and stores only its own (the
-   * head's 3 outputs: through im2col they took ~7 % of a tiny forward) */
+  /* any channel counts, for all three passes: a last block of fewer than
+   * 8 output channels computes zero weights for the rest and stores only
+   * its own (the head's 3 outputs: through im2col they took ~7 % of a
+   * tiny forward); the weight gradient's tiles take any count anyway */
   return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 1 && s->pad_begin == 1 && s->pad_end == 1
          && (s->W % VEC == 0 || (s->W == VEC / 2 && s->H % 2 == 0));
 }
@@ -105,12 +107,14 @@ ddpm_conv3x3_scratch_size (const DdpmConvShape *s, int images)
 
 /* ------------------------------------------------------------ packing */
 
+/* The input laid out for the kernel, plane by plane: zero-padded
+ * (pad_range) or split into stride-2 phases (phase_range). */
 typedef struct
 {
-  float       *pad;       /* (g, C, H + 2, W + 2) */
+  float       *dst;       /* (g, C, H + 2, W + 2) or (g, C, 4, H/2 + 1, W/2 + 1) */
   const float *src;       /* (g, C, H, W) */
   int          C, H, W;
-} PadJob;
+} InputJob;
 
 /* A row of W floats (a multiple of 8) from src to dst, inline: rows are
  * short (8 to 128 floats), where a memcpy call costs as much as the copy
@@ -129,12 +133,12 @@ copy_row (float *dst, const float *src, int W)
 static __attribute__ ((target ("avx512f,avx512dq"))) void
 pad_range (gsize begin, gsize end, gpointer data)
 {
-  const PadJob *j = data;
+  const InputJob *j = data;
   const int Hp = j->H + 2, Wp = j->W + 2;
 
   for (gsize plane = begin; plane < end; plane++)
     {
-      float *dst = j->pad + plane * Hp * Wp;
+      float *dst = j->dst + plane * Hp * Wp;
       const float *src = j->src + plane * j->H * j->W;
 
       memset (dst, 0, sizeof (float) * Wp);
@@ -345,23 +349,22 @@ tiles_range (gsize begin, gsize end, gpointer data)
     }
 }
 
-/* out (B, O, H, W) (=, or += when accumulate) the same-3×3 conv of src
- * (B, I, H, W) with the packed kernel, in groups of g images whose padded
- * copies fit the scratch. */
+/* tj's convolution of src (B, tj->I, H, W) into out (B, tj->O, tj->H,
+ * tj->W), in groups of g images: `layout` writes a group's input as the
+ * kernel reads it into tj->pad (scratch sized for g images), then the
+ * tiles run. */
 static void
-run (float *out, const float *src, const float *wpack, const float *bias, int B, int I,
-     int O, int H, int W, int g, gboolean accumulate, float *pad)
+run (TileJob *tj, float *out, const float *src, int B, int H, int W, int g,
+     DdpmRangeFunc layout)
 {
-  TileJob tj = same_job (NULL, pad, wpack, bias, I, O, H, W, accumulate);
-
   for (int b0 = 0; b0 < B; b0 += g)
     {
       const int n = MIN (g, B - b0);
-      PadJob pj = { pad, src + (gsize) b0 * I * H * W, I, H, W };
+      InputJob ij = { (float *) tj->pad, src + (gsize) b0 * tj->I * H * W, tj->I, H, W };
 
-      ddpm_parallel_for ((gsize) n * I, MAX (1, 4096 / (H * W)), pad_range, &pj);
-      tj.out = out + (gsize) b0 * O * H * W;
-      ddpm_parallel_for ((gsize) n * tj.tiles, 1, tiles_range, &tj);
+      ddpm_parallel_for ((gsize) n * tj->I, MAX (1, 4096 / (H * W)), layout, &ij);
+      tj->out = out + (gsize) b0 * tj->O * tj->H * tj->W;
+      ddpm_parallel_for ((gsize) n * tj->tiles, 1, tiles_range, tj);
     }
 }
 
@@ -372,8 +375,10 @@ ddpm_conv3x3_forward (float *out, const float *inp, const float *weight, const f
   const gsize padded = (gsize) g * MAX (s->C_in, s->C_out) * (s->H + 2) * (s->W + 2);
   float *wpack = scratch + padded;
 
+  TileJob tj = same_job (NULL, scratch, wpack, bias, s->C_in, s->C_out, s->H, s->W, FALSE);
+
   pack_weights (wpack, weight, s->C_out, s->C_in, FALSE);
-  run (out, inp, wpack, bias, s->B, s->C_in, s->C_out, s->H, s->W, g, FALSE, scratch);
+  run (&tj, out, inp, s->B, s->H, s->W, g, pad_range);
 }
 
 void
@@ -398,24 +403,17 @@ ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weigh
  *
  * which is the same register tile with other tap offsets.  It replaces
  * im2col (9/4 of the input written) + sgemm + scatter. */
-typedef struct
-{
-  float       *q;         /* (g, C, 4, H/2 + 1, W/2 + 1) */
-  const float *src;       /* (g, C, H, W) */
-  int          H, W;
-} PhaseJob;
-
 static void
 phase_range (gsize begin, gsize end, gpointer data)
 {
-  const PhaseJob *j = data;
+  const InputJob *j = data;
   const int H = j->H, W = j->W, Hq = H / 2 + 1, Wq = W / 2 + 1;
   const gsize qplane = (gsize) Hq * Wq;
 
   for (gsize plane = begin; plane < end; plane++)
     {
       const float *src = j->src + plane * H * W;
-      float *q = j->q + plane * 4 * qplane;
+      float *q = j->dst + plane * 4 * qplane;
 
       for (int ph = 0; ph < 4; ph++)
         {
@@ -459,15 +457,7 @@ ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
       tj.taps[t] = (gsize) ((ky % 2) * 2 + kx % 2) * qplane + (gsize) (ky / 2) * Wq + kx / 2;
     }
   pack_weights (wpack, weight, s->C_out, s->C_in, FALSE);
-  for (int b0 = 0; b0 < s->B; b0 += g)
-    {
-      const int n = MIN (g, s->B - b0);
-      PhaseJob pj = { q, inp + (gsize) b0 * s->C_in * s->H * s->W, s->H, s->W };
-
-      ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (s->H * s->W)), phase_range, &pj);
-      tj.out = out + (gsize) b0 * s->C_out * Ho * Wo;
-      ddpm_parallel_for ((gsize) n * tj.tiles, 1, tiles_range, &tj);
-    }
+  run (&tj, out, inp, s->B, s->H, s->W, g, phase_range);
 }
 
 void
@@ -478,7 +468,9 @@ ddpm_conv3x3_input_grad (float *dinp, const float *dout, const float *weight,
   float *wpack = scratch + padded;
 
   pack_weights (wpack, weight, s->C_out, s->C_in, TRUE);
-  run (dinp, dout, wpack, NULL, s->B, s->C_out, s->C_in, s->H, s->W, g, TRUE, scratch);
+  TileJob tj = same_job (NULL, scratch, wpack, NULL, s->C_out, s->C_in, s->H, s->W, TRUE);
+
+  run (&tj, dinp, dout, s->B, s->H, s->W, g, pad_range);
 }
 
 /* ---------------------------------------------------- weight gradient */
@@ -578,16 +570,6 @@ weight_grad_range (gsize begin, gsize end, gpointer data)
     }
 }
 
-gboolean
-ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *s)
-{
-  /* the forward's condition on the rows; any channel counts */
-  DdpmConvShape t = *s;
-
-  t.C_out = TILE_CO;
-  return ddpm_conv3x3_direct_ok (&t, FALSE);
-}
-
 void
 ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
                           const DdpmConvShape *s, int g, float *scratch)
@@ -597,7 +579,7 @@ ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
   for (int b0 = 0; b0 < s->B; b0 += g)
     {
       const int n = MIN (g, s->B - b0);
-      PadJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W };
+      InputJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W };
       WeightGradJob wj = { dweight, dout + (gsize) b0 * s->C_out * H * W, scratch, n,
                            s->C_in, s->C_out, H, W };
 

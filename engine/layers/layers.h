@@ -108,16 +108,16 @@ void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W
 gboolean ddpm_layers_have_avx512    (void);
 
 /* The same-3×3 fast path (conv3x3.c, AVX-512): whether it takes the
- * shape (W a multiple of 16, the output channels of the pass a multiple
- * of 8, the CPU has AVX-512), the scratch it needs for groups of `images`
- * images, and the two passes it computes, g images at a time. */
-gboolean ddpm_conv3x3_direct_ok     (const DdpmConvShape *shape, gboolean for_input_grad);
+ * shape (W a multiple of 16, or 8 with H even; any channel counts; the CPU
+ * has AVX-512) for all three passes, the scratch it needs for groups of
+ * `images` images, and the passes, g images at a time. */
+gboolean ddpm_conv3x3_direct_ok     (const DdpmConvShape *shape);
 gsize    ddpm_conv3x3_scratch_size  (const DdpmConvShape *shape, int images);
 void     ddpm_conv3x3_forward       (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape, int g,
                                      float *scratch);
 /* The down-sampling conv (3×3, stride 2, padding (0, 1), even H and W,
- * C_out a multiple of 8, output rows as above), forward only, g images at
+ * output rows as above), forward only, g images at
  * a time in the scratch of ddpm_conv3x3_scratch_size. */
 gboolean ddpm_conv3x3_stride2_ok    (const DdpmConvShape *shape);
 void     ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
@@ -131,9 +131,7 @@ void     ddpm_conv3x3_forward_padded (float *out, const float *padded, const flo
                                       float *scratch);
 void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
                                      const DdpmConvShape *shape, int g, float *scratch);
-/* dweight += the weight gradient (any channel counts, the forward's
- * condition on the rows). */
-gboolean ddpm_conv3x3_weight_grad_ok (const DdpmConvShape *shape);
+/* dweight += the weight gradient. */
 void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
                                      const DdpmConvShape *shape, int g, float *scratch);
 
