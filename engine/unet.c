@@ -753,12 +753,15 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
           max_t = MAX (max_t, nin);
           break;
         case NODE_UP:
-          n->a[A_U] = place (l, 4 * nin, FALSE);
-          n->a[A_Y] = place (l, 4 * nout, TRUE);
           cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+          /* zero-bordered for the direct kernel (node_forward) */
+          n->a[A_U] = place (l, ddpm_conv3x3_direct_ok (&cs)
+                                  ? (gsize) B * n->c_in * (2 * h + 2) * (2 * w + 2)
+                                  : 4 * nin,
+                             FALSE);
+          n->a[A_Y] = place (l, 4 * nout, TRUE);
           max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
           max_t = MAX (max_t, 4 * nin);
-          max_padded = MAX (max_padded, (gsize) B * n->c_in * (2 * h + 2) * (2 * w + 2));
           break;
         case NODE_HEAD:
           n->a[A_N] = place (l, nin, FALSE);
@@ -780,8 +783,8 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
 
   memset (u->scratch, 0, sizeof u->scratch);
   u->scratch[S_CONV] = place (l, MAX (max_conv, 1), TRUE);
-  /* inference: the zero-bordered planes of norm_silu_conv and NODE_UP */
-  u->scratch[S_A] = place (l, l->training ? max_t : MAX (max_t, max_padded), TRUE);
+  /* and the zero-bordered planes of norm_silu_conv and silu_conv_backward */
+  u->scratch[S_A] = place (l, MAX (max_t, max_padded), TRUE);
   u->scratch[S_B] = place (l, max_t, TRUE);
   u->scratch[S_TP] = place (l, (gsize) B * max_c, TRUE);
   if (l->training)
@@ -874,11 +877,11 @@ norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
 }
 
 /* out = conv3×3 (SiLU (GroupNorm (x))) as the res blocks and the head
- * compute it.  In inference, when the direct kernel takes the shape,
- * GroupNorm writes its planes zero-bordered and the convolution reads
- * them as they are (no padded copy: 6 % of a forward pass); training
- * keeps the normalised values for the backward pass and goes the plain
- * way.  The scratch a is S_A, sized for the padded planes in inference. */
+ * compute it.  When the direct kernel takes the shape, the SiLU's planes
+ * are written zero-bordered and the convolution reads them as they are
+ * (no padded copy: 6 % of a forward pass).  Inference does GroupNorm and
+ * SiLU in one pass; training keeps the normalised values (norm) for the
+ * backward pass.  The scratch a is S_A, sized for the padded planes. */
 static void
 norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *mean,
                 float *rstd, const float *x, const float *gamma, const float *beta,
@@ -886,10 +889,17 @@ norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *
 {
   float *a = SCR (S_A);
 
-  if (!training && ddpm_conv3x3_direct_ok (cs))
+  if (ddpm_conv3x3_direct_ok (cs))
     {
-      ddpm_groupnorm_silu_forward_padded (a, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
-                                          cs->H, cs->W, GN_GROUPS, GN_EPS);
+      if (training)
+        {
+          ddpm_groupnorm_forward (norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
+                                  cs->H * cs->W, GN_GROUPS, GN_EPS);
+          ddpm_silu_forward_padded (a, norm, (gsize) cs->B * cs->C_in, cs->H, cs->W);
+        }
+      else
+        ddpm_groupnorm_silu_forward_padded (a, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
+                                            cs->H, cs->W, GN_GROUPS, GN_EPS);
       ddpm_conv3x3_forward_padded (out, a, weight, bias, cs, SCR (S_CONV));
       return;
     }
@@ -992,11 +1002,12 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
       break;
     case NODE_UP:
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-      if (!training && ddpm_conv3x3_direct_ok (&cs))
+      if (ddpm_conv3x3_direct_ok (&cs))
         {
-          /* as norm_silu_conv: up-sample straight into padded planes */
-          ddpm_upsample2x_forward_padded (SCR (S_A), x, B, n->c_in, h, w);
-          ddpm_conv3x3_forward_padded (ACT (n, A_Y), SCR (S_A), PAR (n, P_CONV_W),
+          /* as norm_silu_conv: up-sample straight into padded planes,
+           * which the backward pass's weight gradient reads too */
+          ddpm_upsample2x_forward_padded (ACT (n, A_U), x, B, n->c_in, h, w);
+          ddpm_conv3x3_forward_padded (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W),
                                        PAR (n, P_CONV_B), &cs, SCR (S_CONV));
           break;
         }
@@ -1088,6 +1099,26 @@ apply_mask (float *a, const guint8 *mask, gsize n, float p)
 }
 
 /* dx += ∂L/∂x of the main input (and of the skip, for up blocks). */
+/* The backward pass of conv3×3 (SiLU (norm)) down to the SiLU's output:
+ * the forward did not keep a = SiLU (norm), so it is recomputed (into
+ * S_A, zero-bordered when the direct kernel takes the shape, which then
+ * reads it in place), and da += ∂L/∂a. */
+static void
+silu_conv_backward (DdpmUNet *u, float *da, float *dweight, float *dbias, const float *dy,
+                    const float *norm, const float *weight, const DdpmConvShape *cs)
+{
+  float *a = SCR (S_A);
+
+  if (ddpm_conv3x3_direct_ok (cs))
+    {
+      ddpm_silu_forward_padded (a, norm, (gsize) cs->B * cs->C_in, cs->H, cs->W);
+      ddpm_conv2d_backward_padded (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
+      return;
+    }
+  ddpm_silu_forward (a, norm, (gsize) cs->B * cs->C_in * cs->H * cs->W);
+  ddpm_conv2d_backward (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
+}
+
 static void
 res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
 {
@@ -1114,21 +1145,23 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
     ddpm_add_forward (dxin, dxin, dy, nout);
 
   /* h = conv2(dropout(SiLU(norm2(h1)))) */
-  ddpm_silu_forward (a, ACT (n, A_N2), nout);
-  if (u->dropout_p > 0.0f)
-    apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
   zero (g1, nout);
   cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
-  ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
-                        PAR (n, P_CONV2_W), &cs, SCR (S_CONV));
   if (u->dropout_p > 0.0f)
     {
+      ddpm_silu_forward (a, ACT (n, A_N2), nout);
+      apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
+      ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
+                            PAR (n, P_CONV2_W), &cs, SCR (S_CONV));
       zero (g2, nout);
       ddpm_dropout_backward (g2, g1, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
       float *tmp = g1;  /* g1 = ∂L/∂SiLU(norm2(h1)) */
       g1 = g2;
       g2 = tmp;
     }
+  else
+    silu_conv_backward (u, g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, ACT (n, A_N2),
+                        PAR (n, P_CONV2_W), &cs);
   zero (b, nout);
   ddpm_silu_backward (b, g1, ACT (n, A_N2), nout);
   zero (g2, nout);
@@ -1141,11 +1174,10 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
   ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
                         u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
-  ddpm_silu_forward (a, ACT (n, A_N1), nin);
   zero (b, nin);
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  ddpm_conv2d_backward (b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, a,
-                        PAR (n, P_CONV1_W), &cs, SCR (S_CONV));
+  silu_conv_backward (u, b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, ACT (n, A_N1),
+                      PAR (n, P_CONV1_W), &cs);
   zero (a, nin);
   ddpm_silu_backward (a, b, ACT (n, A_N1), nin);
   ddpm_groupnorm_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), a, x,
@@ -1221,16 +1253,19 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
     case NODE_UP:
       zero (SCR (S_G1), 4 * nin);
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                            ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      if (ddpm_conv3x3_direct_ok (&cs))
+        ddpm_conv2d_backward_padded (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
+                                     ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      else
+        ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
+                              ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
       ddpm_upsample2x_backward (dx, SCR (S_G1), B, n->c_in, h, w);
       break;
     case NODE_HEAD:
-      ddpm_silu_forward (SCR (S_A), ACT (n, A_N), nin);
       zero (SCR (S_G1), nin);
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, SCR (S_A),
-                            PAR (n, P_OUT_W), &cs, SCR (S_CONV));
+      silu_conv_backward (u, SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, ACT (n, A_N),
+                          PAR (n, P_OUT_W), &cs);
       zero (SCR (S_G2), nin);
       ddpm_silu_backward (SCR (S_G2), SCR (S_G1), ACT (n, A_N), nin);
       ddpm_groupnorm_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B), SCR (S_G2),

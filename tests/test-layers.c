@@ -650,6 +650,61 @@ test_groupnorm_silu_padded_conv (void)
     }
 }
 
+/* Training's path (unet.c silu_conv_backward): SiLU written into
+ * zero-bordered planes, whose weight gradient reads them in place, gives
+ * the bits of SiLU + ddpm_conv2d_backward (which pads a copy), and adds
+ * to the gradients it is given, for rows of 16 and of 8 pixels. */
+static void
+test_silu_padded_conv_backward (void)
+{
+  const int shapes[][5] = { /* B, C_in, H, W, C_out */
+                            { 5, 16, 6, 32, 8 }, { 3, 8, 8, 8, 19 }, { 70, 3, 4, 16, 8 } };
+
+  if (!ddpm_layers_have_avx512 ())
+    {
+      g_test_skip ("no AVX-512: the padded path is not taken");
+      return;
+    }
+  for (gsize k = 0; k < G_N_ELEMENTS (shapes); k++)
+    {
+      const int B = shapes[k][0], C = shapes[k][1], H = shapes[k][2], W = shapes[k][3];
+      const gsize n = (gsize) B * C * H * W, n_pad = (gsize) B * C * (H + 2) * (W + 2);
+      ConvCase c;
+
+      conv_case_init (&c, B, C, H, W, shapes[k][4], 3, 1, 1, 1);
+      g_assert_true (ddpm_conv3x3_direct_ok (&c.s));
+      float *norm = random_tensor (n, -4, 4), *a = g_new (float, n);
+      float *padded = g_new (float, n_pad);
+      for (gsize i = 0; i < n_pad; i++)
+        padded[i] = NAN;
+      ddpm_silu_forward (a, norm, n);
+      ddpm_silu_forward_padded (padded, norm, (gsize) B * C, H, W);
+      for (int p = 0; p < B * C; p++)
+        for (int y = 0; y < H + 2; y++)
+          for (int x = 0; x < W + 2; x++)
+            {
+              const float v = padded[((gsize) p * (H + 2) + y) * (W + 2) + x];
+              if (y == 0 || y == H + 1 || x == 0 || x == W + 1)
+                g_assert_cmpfloat (v, ==, 0.0f);
+              else
+                g_assert_cmpfloat (v, ==, a[((gsize) p * H + y - 1) * W + x - 1]);
+            }
+
+      /* both start from the same non-zero gradients: they must add */
+      float *di0, *di = prefilled (c.n_in, &di0), *dw0, *dw = prefilled (c.n_w, &dw0);
+      float *db0, *db = prefilled (c.s.C_out, &db0);
+      ddpm_conv2d_backward (di0, dw0, db0, c.dout, a, c.w, &c.s, c.scratch);
+      ddpm_conv2d_backward_padded (di, dw, db, c.dout, padded, c.w, &c.s, c.scratch);
+      g_assert_cmpmem (di, c.n_in * sizeof (float), di0, c.n_in * sizeof (float));
+      g_assert_cmpmem (dw, c.n_w * sizeof (float), dw0, c.n_w * sizeof (float));
+      g_assert_cmpmem (db, c.s.C_out * sizeof (float), db0, c.s.C_out * sizeof (float));
+
+      g_free (di); g_free (di0); g_free (dw); g_free (dw0); g_free (db); g_free (db0);
+      g_free (norm); g_free (a); g_free (padded);
+      conv_case_clear (&c);
+    }
+}
+
 static void
 test_groupnorm_gradient (void)
 {
@@ -1441,6 +1496,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/layers/groupnorm/gradient", test_groupnorm_gradient);
   g_test_add_func ("/engine/layers/groupnorm/silu-padded-conv", test_groupnorm_silu_padded_conv);
   g_test_add_func ("/engine/layers/silu", test_silu);
+  g_test_add_func ("/engine/layers/silu/padded-conv-backward", test_silu_padded_conv_backward);
   g_test_add_func ("/engine/layers/linear", test_linear);
   g_test_add_func ("/engine/layers/timestep-embedding", test_timestep_embedding);
   g_test_add_func ("/engine/layers/attention/forward", test_attention_forward);

@@ -337,6 +337,48 @@ ddpm_conv2d_forward (float               *out,
     }
 }
 
+typedef struct
+{
+  float       *dbias;
+  const float *dout;
+  int          B, C_out, n_out;
+} BiasGradJob;
+
+/* dbias[co] += Σ over the images and pixels of dout, for co in [c0, c1):
+ * each image's plane summed in double in 8 lanes, images in order, so
+ * the bits depend on neither the split nor the thread count. */
+static void
+bias_grad_range (gsize c0, gsize c1, gpointer data)
+{
+  const BiasGradJob *j = data;
+  const int n_out = j->n_out;
+
+  for (gsize co = c0; co < c1; co++)
+    for (int b = 0; b < j->B; b++)
+      {
+        const float *dyc = j->dout + ((gsize) b * j->C_out + co) * n_out;
+        double lane[8] = { 0 }, sum = 0;
+        int i = 0;
+
+        for (; i + 8 <= n_out; i += 8)
+          for (int l = 0; l < 8; l++)
+            lane[l] += dyc[i + l];
+        for (int l = 0; l < 8; l++)
+          sum += lane[l];
+        for (; i < n_out; i++)
+          sum += dyc[i];
+        j->dbias[co] += (float) sum;
+      }
+}
+
+static void
+bias_grad (float *dbias, const float *dout, int B, int C_out, int n_out)
+{
+  BiasGradJob j = { dbias, dout, B, C_out, n_out };
+
+  ddpm_parallel_for (C_out, grain_for ((gsize) B * n_out), bias_grad_range, &j);
+}
+
 void
 ddpm_conv2d_backward (float               *dinp,
                       float               *dweight,
@@ -359,22 +401,7 @@ ddpm_conv2d_backward (float               *dinp,
   const gboolean pointwise = is_pointwise (s);
 
   if (dbias != NULL)
-    for (int b = 0; b < s->B; b++)
-      for (int co = 0; co < s->C_out; co++)
-        {
-          const float *dyc = dout + ((gsize) b * s->C_out + co) * n_out;
-          double lane[8] = { 0 }, sum = 0;
-          int i = 0;
-
-          for (; i + 8 <= n_out; i += 8)
-            for (int l = 0; l < 8; l++)
-              lane[l] += dyc[i + l];
-          for (int l = 0; l < 8; l++)
-            sum += lane[l];
-          for (; i < n_out; i++)
-            sum += dyc[i];
-          dbias[co] += (float) sum;
-        }
+    bias_grad (dbias, dout, s->B, s->C_out, n_out);
 
   if (pointwise)
     {
@@ -438,6 +465,31 @@ ddpm_conv2d_backward (float               *dinp,
   if (direct_dw)
     ddpm_conv3x3_weight_grad (dweight, dout, inp, s, G, scratch);
   if (direct_dinp)
+    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
+}
+
+void
+ddpm_conv2d_backward_padded (float               *dinp,
+                             float               *dweight,
+                             float               *dbias,
+                             const float         *dout,
+                             const float         *padded,
+                             const float         *weight,
+                             const DdpmConvShape *shape,
+                             float               *scratch)
+{
+  g_return_if_fail (dout != NULL && padded != NULL && weight != NULL && scratch != NULL);
+  g_return_if_fail (shape != NULL && shape_is_valid (shape));
+  g_return_if_fail (ddpm_conv3x3_direct_ok (shape));
+
+  const DdpmConvShape *s = shape;
+  const int n_out = s->H * s->W, G = group_size (s, n_out);
+
+  if (dbias != NULL)
+    bias_grad (dbias, dout, s->B, s->C_out, n_out);
+  if (dweight != NULL)
+    ddpm_conv3x3_weight_grad_padded (dweight, dout, padded, s, G);
+  if (dinp != NULL)
     ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
 }
 

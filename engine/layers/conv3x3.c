@@ -577,6 +577,17 @@ weight_grad_range (gsize begin, gsize end, gpointer data)
     }
 }
 
+/* The weight gradient of n images whose inputs are zero-bordered planes. */
+static void
+weight_grad_group (float *dweight, const float *dout, const float *pad, int n,
+                   const DdpmConvShape *s)
+{
+  WeightGradJob wj = { dweight, dout, pad, n, s->C_in, s->C_out, s->H, s->W };
+
+  ddpm_parallel_for ((gsize) s->C_in * ((s->C_out + WG_CO - 1) / WG_CO), 1,
+                     weight_grad_range, &wj);
+}
+
 void
 ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
                           const DdpmConvShape *s, int g, float *scratch)
@@ -587,11 +598,22 @@ ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
     {
       const int n = MIN (g, s->B - b0);
       InputJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W };
-      WeightGradJob wj = { dweight, dout + (gsize) b0 * s->C_out * H * W, scratch, n,
-                           s->C_in, s->C_out, H, W };
 
       ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (H * W)), pad_range, &pj);
-      ddpm_parallel_for ((gsize) s->C_in * ((s->C_out + WG_CO - 1) / WG_CO), 1,
-                         weight_grad_range, &wj);
+      weight_grad_group (dweight, dout + (gsize) b0 * s->C_out * H * W, scratch, n, s);
     }
+}
+
+/* The same on an input held zero-bordered: no copy.  Still g images at a
+ * time, so that a run of items finds the group's input planes in L1. */
+void
+ddpm_conv3x3_weight_grad_padded (float *dweight, const float *dout, const float *padded,
+                                 const DdpmConvShape *s, int g)
+{
+  const gsize in_image = (gsize) s->C_in * (s->H + 2) * (s->W + 2);
+  const gsize out_image = (gsize) s->C_out * s->H * s->W;
+
+  for (int b0 = 0; b0 < s->B; b0 += g)
+    weight_grad_group (dweight, dout + b0 * out_image, padded + b0 * in_image,
+                       MIN (g, s->B - b0), s);
 }

@@ -104,6 +104,18 @@ void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W
                                  const float         *weight,
                                  const DdpmConvShape *shape,
                                  float               *scratch);
+/* The same for a same-padded 3×3 conv the direct kernels take
+ * (ddpm_conv3x3_direct_ok), whose input the caller holds zero-bordered,
+ * (B, C_in, H + 2, W + 2), as ddpm_silu_forward_padded writes it: the
+ * weight gradient reads it in place instead of copying it. */
+void  ddpm_conv2d_backward_padded (float               *dinp,
+                                   float               *dweight,
+                                   float               *dbias,
+                                   const float         *dout,
+                                   const float         *padded,
+                                   const float         *weight,
+                                   const DdpmConvShape *shape,
+                                   float               *scratch);
 /* Whether the CPU has the AVX-512 (F and DQ) the direct kernels need. */
 gboolean ddpm_layers_have_avx512    (void);
 
@@ -134,6 +146,10 @@ void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float
 /* dweight += the weight gradient. */
 void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
                                      const DdpmConvShape *shape, int g, float *scratch);
+/* The same on an input held zero-bordered, (B, C_in, H + 2, W + 2). */
+void     ddpm_conv3x3_weight_grad_padded (float *dweight, const float *dout,
+                                          const float *padded, const DdpmConvShape *shape,
+                                          int g);
 
 /* The 1×1 fast path of the forward pass (conv1x1.c, AVX-512): C_out a
  * multiple of 8, H·W a multiple of 16. */
@@ -189,6 +205,9 @@ void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
 
 /* SiLU (swish): y = x·σ(x). */
 void ddpm_silu_forward  (float *out, const float *inp, gsize n);
+/* The same on `planes` planes of H×W, written zero-bordered to
+ * (planes, H + 2, W + 2): the input the 3×3 kernels read in place. */
+void ddpm_silu_forward_padded (float *out, const float *inp, gsize planes, int H, int W);
 void ddpm_silu_backward (float *dinp, const float *dout, const float *inp, gsize n);
 
 /* ------------------------------------------------------------------ linear */
