@@ -1162,12 +1162,10 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   else
     silu_conv_backward (u, g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, ACT (n, A_N2),
                         PAR (n, P_CONV2_W), &cs);
-  zero (b, nout);
-  ddpm_silu_backward (b, g1, ACT (n, A_N2), nout);
   zero (g2, nout);
-  ddpm_groupnorm_backward (g2, GRD (n, P_NORM2_W), GRD (n, P_NORM2_B), b, ACT (n, A_H1),
-                           ACT (n, A_MEAN2), ACT (n, A_RSTD2), PAR (n, P_NORM2_W),
-                           B, n->c_out, HW, GN_GROUPS);
+  ddpm_groupnorm_silu_backward (g2, GRD (n, P_NORM2_W), GRD (n, P_NORM2_B), g1, ACT (n, A_N2),
+                                ACT (n, A_H1), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
+                                PAR (n, P_NORM2_W), B, n->c_out, HW, GN_GROUPS);
 
   /* h1 = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)); g2 = ∂L/∂h1 */
   zero (dtp, (gsize) B * n->c_out);
@@ -1178,11 +1176,9 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
   silu_conv_backward (u, b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, ACT (n, A_N1),
                       PAR (n, P_CONV1_W), &cs);
-  zero (a, nin);
-  ddpm_silu_backward (a, b, ACT (n, A_N1), nin);
-  ddpm_groupnorm_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), a, x,
-                           ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
-                           B, n->c_in, HW, GN_GROUPS);
+  ddpm_groupnorm_silu_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), b, ACT (n, A_N1),
+                                x, ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
+                                B, n->c_in, HW, GN_GROUPS);
 
   /* x = [h, skip] */
   if (n->skip_src >= 0)
@@ -1266,11 +1262,10 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
       silu_conv_backward (u, SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, ACT (n, A_N),
                           PAR (n, P_OUT_W), &cs);
-      zero (SCR (S_G2), nin);
-      ddpm_silu_backward (SCR (S_G2), SCR (S_G1), ACT (n, A_N), nin);
-      ddpm_groupnorm_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B), SCR (S_G2),
-                               x, ACT (n, A_MEAN), ACT (n, A_RSTD), PAR (n, P_OUTNORM_W),
-                               B, n->c_in, h * w, GN_GROUPS);
+      ddpm_groupnorm_silu_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B),
+                                    SCR (S_G1), ACT (n, A_N), x, ACT (n, A_MEAN),
+                                    ACT (n, A_RSTD), PAR (n, P_OUTNORM_W),
+                                    B, n->c_in, h * w, GN_GROUPS);
       break;
     }
 }

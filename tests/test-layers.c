@@ -763,6 +763,57 @@ test_groupnorm_gradient (void)
     }
 }
 
+/* Training's fused backward of SiLU (GroupNorm (x)) (unet.c res blocks
+ * and head) against the two checked layers one after the other:
+ * ddpm_silu_backward, then ddpm_groupnorm_backward (in double).  The
+ * fused one works in float, hence the tolerance; it adds to the
+ * gradients it is given.  Shapes: one and three channels per group, rows
+ * not a multiple of 16, and the large-mean image of the forward test. */
+static void
+test_groupnorm_silu_backward (void)
+{
+  const int shapes[][4] = { { 2, 64, 1024, 64 }, { 3, 96, 72, 32 }, { 1, 64, 4096, 32 } };
+  const double offsets[] = { 0.2, -0.3, 1000.0 };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (shapes); k++)
+    {
+      const int B = shapes[k][0], C = shapes[k][1], HW = shapes[k][2], G = shapes[k][3];
+      NormCase c;
+
+      norm_case_init (&c, B, C, HW, G, offsets[k], 1.5);
+      /* the forward as training runs it: y kept, SiLU(y) feeds the conv */
+      ddpm_groupnorm_forward (c.out, c.mean, c.rstd, c.x, c.gamma, c.beta, B, C, HW, G, c.eps);
+
+      float *dy = g_new0 (float, c.n), *dx = g_new0 (float, c.n);
+      float *dg = g_new0 (float, C), *db = g_new0 (float, C);
+      ddpm_silu_backward (dy, c.dout, c.out, c.n);
+      ddpm_groupnorm_backward (dx, dg, db, dy, c.x, c.mean, c.rstd, c.gamma, B, C, HW, G);
+      double *want_x = to_double (dx, c.n), *want_g = to_double (dg, C);
+      double *want_b = to_double (db, C);
+
+      float *g0x, *g0g, *g0b;
+      float *gx = prefilled (c.n, &g0x), *gg = prefilled (C, &g0g), *gb = prefilled (C, &g0b);
+      for (gsize i = 0; i < c.n; i++)
+        want_x[i] += g0x[i];
+      for (int i = 0; i < C; i++)
+        {
+          want_g[i] += g0g[i];
+          want_b[i] += g0b[i];
+        }
+      ddpm_groupnorm_silu_backward (gx, gg, gb, c.dout, c.out, c.x, c.mean, c.rstd, c.gamma,
+                                    B, C, HW, G);
+      /* dγ and dβ sum up to HW·C/G terms of order 1 */
+      assert_close ("groupnorm+silu dinp", gx, want_x, c.n, 2e-6);
+      assert_close ("groupnorm+silu dgamma", gg, want_g, C, 2e-6 * sqrt (HW));
+      assert_close ("groupnorm+silu dbeta", gb, want_b, C, 2e-6 * sqrt (HW));
+
+      g_free (dy); g_free (dx); g_free (dg); g_free (db);
+      g_free (want_x); g_free (want_g); g_free (want_b);
+      g_free (gx); g_free (gg); g_free (gb); g_free (g0x); g_free (g0g); g_free (g0b);
+      norm_case_clear (&c);
+    }
+}
+
 /* ------------------------------------------------------------------ silu */
 
 typedef struct
@@ -1494,6 +1545,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/layers/conv2d/backward-oracle", test_conv2d_backward_oracle);
   g_test_add_func ("/engine/layers/groupnorm/forward", test_groupnorm_forward);
   g_test_add_func ("/engine/layers/groupnorm/gradient", test_groupnorm_gradient);
+  g_test_add_func ("/engine/layers/groupnorm/silu-backward", test_groupnorm_silu_backward);
   g_test_add_func ("/engine/layers/groupnorm/silu-padded-conv", test_groupnorm_silu_padded_conv);
   g_test_add_func ("/engine/layers/silu", test_silu);
   g_test_add_func ("/engine/layers/silu/padded-conv-backward", test_silu_padded_conv_backward);

@@ -71,6 +71,7 @@ typedef struct
 {
   float       *out, *mean, *rstd, *dinp, *dgamma, *dbeta;
   const float *inp, *gamma, *beta, *dout, *cmean, *crstd;
+  const float *norm;      /* silu backward: y, the SiLU's input */
   int          B, C, HW, G;
   float        eps;
   gboolean     silu;      /* forward: write SiLU(y) instead of y */
@@ -335,4 +336,132 @@ ddpm_groupnorm_backward (float       *dinp,
   j.G = G;
   ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)),
                      backward_range, &j);
+}
+
+/* ---------------------------------------- SiLU (GroupNorm (x)), backward */
+
+/* One channel of the fused backward: dy = da·SiLU'(y) into dy (L1
+ * scratch), and Σdy, Σdy·x̂ — per element in float, 16 partial sums per
+ * channel (at most 256 terms each at 64×64), the channels totalled in
+ * double.  x̂ = (x − μ)·r with the saved (float) μ, as backward_range. */
+static inline void
+silu_grad_sums (float *restrict dy, const float *restrict da, const float *restrict y,
+                const float *restrict x, int HW, float mu, float r,
+                double *sum_dy, double *sum_dyx)
+{
+  float s[16] = { 0 }, q[16] = { 0 };
+  double a = 0, b = 0;
+  int i = 0;
+
+  for (; i + 16 <= HW; i += 16)
+    for (int k = 0; k < 16; k++)
+      {
+        const float v = y[i + k], sig = 1.0f / (1.0f + ddpm_fast_expf (-v));
+        const float d = da[i + k] * sig * (1.0f + v * (1.0f - sig));
+
+        dy[i + k] = d;
+        s[k] += d;
+        q[k] += d * ((x[i + k] - mu) * r);
+      }
+  for (int k = 0; k < 16; k++)
+    {
+      a += s[k];
+      b += q[k];
+    }
+  for (; i < HW; i++)
+    {
+      const float v = y[i], sig = 1.0f / (1.0f + ddpm_fast_expf (-v));
+      const float d = da[i] * sig * (1.0f + v * (1.0f - sig));
+
+      dy[i] = d;
+      a += d;
+      b += d * ((x[i] - mu) * r);
+    }
+  *sum_dy = a;
+  *sum_dyx = b;
+}
+
+/* Groups [begin, end), every sample in order, as backward_range; dout is
+ * ∂L/∂SiLU(y), turned into ∂L/∂y one group at a time in a scratch the
+ * size of a group, which the dx pass then reads from L1. */
+static void
+silu_backward_range (gsize begin, gsize end, gpointer data)
+{
+  const GroupNormJob *j = data;
+  const int C = j->C, HW = j->HW, G = j->G, Cg = C / G;
+  const gsize n = (gsize) Cg * HW;
+  float *dy = g_new (float, n);
+
+  for (int b = 0; b < j->B; b++)
+    for (int g = (int) begin; g < (int) end; g++)
+      {
+        const gsize base = ((gsize) b * C + (gsize) g * Cg) * HW;
+        const float mu = j->cmean[b * G + g], r = j->crstd[b * G + g];
+        double sum_g = 0, sum_gx = 0;
+
+        for (int c = 0; c < Cg; c++)
+          {
+            const int ch = g * Cg + c;
+            const gsize at = base + (gsize) c * HW;
+            double sum_dy, sum_dyx;
+
+            silu_grad_sums (dy + (gsize) c * HW, j->dout + at, j->norm + at, j->inp + at, HW,
+                            mu, r, &sum_dy, &sum_dyx);
+            j->dgamma[ch] += (float) sum_dyx;
+            j->dbeta[ch] += (float) sum_dy;
+            sum_g += j->gamma[ch] * sum_dy;
+            sum_gx += j->gamma[ch] * sum_dyx;
+          }
+
+        const float mean_g = (float) (sum_g / n), mean_gx = (float) (sum_gx / n);
+        for (int c = 0; c < Cg; c++)
+          {
+            const float gam = j->gamma[(gsize) g * Cg + c];
+            const gsize at = base + (gsize) c * HW;
+            const float *restrict xc = j->inp + at, *restrict dyc = dy + (gsize) c * HW;
+            float *restrict dxc = j->dinp + at;
+
+            for (int i = 0; i < HW; i++)
+              {
+                const float xh = (xc[i] - mu) * r;
+                dxc[i] += r * (gam * dyc[i] - mean_g - xh * mean_gx);
+              }
+          }
+      }
+  g_free (dy);
+}
+
+void
+ddpm_groupnorm_silu_backward (float       *dinp,
+                              float       *dgamma,
+                              float       *dbeta,
+                              const float *dout,
+                              const float *norm,
+                              const float *inp,
+                              const float *mean,
+                              const float *rstd,
+                              const float *gamma,
+                              int B, int C, int HW, int G)
+{
+  g_return_if_fail (dinp != NULL && dgamma != NULL && dbeta != NULL);
+  g_return_if_fail (dout != NULL && norm != NULL && inp != NULL);
+  g_return_if_fail (mean != NULL && rstd != NULL && gamma != NULL);
+  g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
+
+  GroupNormJob j = { 0 };
+  j.dinp = dinp;
+  j.dgamma = dgamma;
+  j.dbeta = dbeta;
+  j.dout = dout;
+  j.norm = norm;
+  j.inp = inp;
+  j.cmean = mean;
+  j.crstd = rstd;
+  j.gamma = gamma;
+  j.B = B;
+  j.C = C;
+  j.HW = HW;
+  j.G = G;
+  ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)),
+                     silu_backward_range, &j);
 }

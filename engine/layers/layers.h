@@ -200,6 +200,20 @@ void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
                               const float *rstd,
                               const float *gamma,
                               int B, int C, int HW, int G);
+/* The backward pass of SiLU (GroupNorm (inp)) in one: dout is ∂L/∂SiLU(y)
+ * and norm is y (the training forward's GroupNorm output); dinp, dgamma
+ * and dbeta get += the gradients, as ddpm_silu_backward followed by
+ * ddpm_groupnorm_backward would give them (in float, not double). */
+void ddpm_groupnorm_silu_backward (float       *dinp,  /* (B, C, HW) */
+                                   float       *dgamma,/* (C) */
+                                   float       *dbeta, /* (C) */
+                                   const float *dout,  /* (B, C, HW) */
+                                   const float *norm,  /* (B, C, HW) */
+                                   const float *inp,   /* (B, C, HW) */
+                                   const float *mean,
+                                   const float *rstd,
+                                   const float *gamma,
+                                   int B, int C, int HW, int G);
 
 /* -------------------------------------------------------------------- silu */
 
