@@ -1102,11 +1102,12 @@ apply_mask (float *a, const guint8 *mask, gsize n, float p)
 /* The backward pass of conv3×3 (SiLU (norm)) down to the SiLU's output:
  * the forward did not keep a = SiLU (norm), so it is recomputed (into
  * S_A, zero-bordered when the direct kernel takes the shape, which then
- * reads it in place), and da += ∂L/∂a. */
+ * reads it in place), and da = ∂L/∂a (written, not added to). */
 static void
 silu_conv_backward (DdpmUNet *u, float *da, float *dweight, float *dbias, const float *dy,
                     const float *norm, const float *weight, const DdpmConvShape *cs)
 {
+  const gsize n = (gsize) cs->B * cs->C_in * cs->H * cs->W;
   float *a = SCR (S_A);
 
   if (ddpm_conv3x3_direct_ok (cs))
@@ -1115,7 +1116,8 @@ silu_conv_backward (DdpmUNet *u, float *da, float *dweight, float *dbias, const 
       ddpm_conv2d_backward_padded (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
       return;
     }
-  ddpm_silu_forward (a, norm, (gsize) cs->B * cs->C_in * cs->H * cs->W);
+  ddpm_silu_forward (a, norm, n);
+  zero (da, n);
   ddpm_conv2d_backward (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
 }
 
@@ -1145,10 +1147,10 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
     ddpm_add_forward (dxin, dxin, dy, nout);
 
   /* h = conv2(dropout(SiLU(norm2(h1)))) */
-  zero (g1, nout);
   cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
   if (u->dropout_p > 0.0f)
     {
+      zero (g1, nout);
       ddpm_silu_forward (a, ACT (n, A_N2), nout);
       apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
       ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
@@ -1172,7 +1174,6 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
   ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
                         u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
-  zero (b, nin);
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
   silu_conv_backward (u, b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, ACT (n, A_N1),
                       PAR (n, P_CONV1_W), &cs);
@@ -1247,18 +1248,19 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
                             PAR (n, P_CONV_W), &cs, SCR (S_CONV));
       break;
     case NODE_UP:
-      zero (SCR (S_G1), 4 * nin);
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
       if (ddpm_conv3x3_direct_ok (&cs))
         ddpm_conv2d_backward_padded (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
                                      ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
       else
-        ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                              ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+        {
+          zero (SCR (S_G1), 4 * nin);
+          ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
+                                ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+        }
       ddpm_upsample2x_backward (dx, SCR (S_G1), B, n->c_in, h, w);
       break;
     case NODE_HEAD:
-      zero (SCR (S_G1), nin);
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
       silu_conv_backward (u, SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, ACT (n, A_N),
                           PAR (n, P_OUT_W), &cs);

@@ -652,8 +652,9 @@ test_groupnorm_silu_padded_conv (void)
 
 /* Training's path (unet.c silu_conv_backward): SiLU written into
  * zero-bordered planes, whose weight gradient reads them in place, gives
- * the bits of SiLU + ddpm_conv2d_backward (which pads a copy), and adds
- * to the gradients it is given, for rows of 16 and of 8 pixels. */
+ * the bits of SiLU + ddpm_conv2d_backward (which pads a copy), for rows
+ * of 16 and of 8 pixels; it adds to the weight and bias gradients it is
+ * given and writes the input gradient over what the buffer held. */
 static void
 test_silu_padded_conv_backward (void)
 {
@@ -690,9 +691,11 @@ test_silu_padded_conv_backward (void)
                 g_assert_cmpfloat (v, ==, a[((gsize) p * H + y - 1) * W + x - 1]);
             }
 
-      /* both start from the same non-zero gradients: they must add */
-      float *di0, *di = prefilled (c.n_in, &di0), *dw0, *dw = prefilled (c.n_w, &dw0);
-      float *db0, *db = prefilled (c.s.C_out, &db0);
+      /* both start from the same non-zero weight and bias gradients, which
+       * must be added to; the input gradient starts from zero for the
+       * accumulating path and from garbage for the padded one */
+      float *di0 = g_new0 (float, c.n_in), *di = random_tensor (c.n_in, -1, 1);
+      float *dw0, *dw = prefilled (c.n_w, &dw0), *db0, *db = prefilled (c.s.C_out, &db0);
       ddpm_conv2d_backward (di0, dw0, db0, c.dout, a, c.w, &c.s, c.scratch);
       ddpm_conv2d_backward_padded (di, dw, db, c.dout, padded, c.w, &c.s, c.scratch);
       g_assert_cmpmem (di, c.n_in * sizeof (float), di0, c.n_in * sizeof (float));

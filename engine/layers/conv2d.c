@@ -345,8 +345,9 @@ typedef struct
 } BiasGradJob;
 
 /* dbias[co] += Σ over the images and pixels of dout, for co in [c0, c1):
- * each image's plane summed in double in 8 lanes, images in order, so
- * the bits depend on neither the split nor the thread count. */
+ * each image's plane summed in float in 16 lanes (at most a few hundred
+ * terms each), the planes totalled in double in image order, so the bits
+ * depend on neither the split nor the thread count. */
 static void
 bias_grad_range (gsize c0, gsize c1, gpointer data)
 {
@@ -354,21 +355,25 @@ bias_grad_range (gsize c0, gsize c1, gpointer data)
   const int n_out = j->n_out;
 
   for (gsize co = c0; co < c1; co++)
-    for (int b = 0; b < j->B; b++)
-      {
-        const float *dyc = j->dout + ((gsize) b * j->C_out + co) * n_out;
-        double lane[8] = { 0 }, sum = 0;
-        int i = 0;
+    {
+      double sum = 0;
 
-        for (; i + 8 <= n_out; i += 8)
-          for (int l = 0; l < 8; l++)
-            lane[l] += dyc[i + l];
-        for (int l = 0; l < 8; l++)
-          sum += lane[l];
-        for (; i < n_out; i++)
-          sum += dyc[i];
-        j->dbias[co] += (float) sum;
-      }
+      for (int b = 0; b < j->B; b++)
+        {
+          const float *restrict dyc = j->dout + ((gsize) b * j->C_out + co) * n_out;
+          float lane[16] = { 0 };
+          int i = 0;
+
+          for (; i + 16 <= n_out; i += 16)
+            for (int l = 0; l < 16; l++)
+              lane[l] += dyc[i + l];
+          for (; i < n_out; i++)
+            lane[i % 16] += dyc[i];
+          for (int l = 0; l < 16; l++)
+            sum += lane[l];
+        }
+      j->dbias[co] += (float) sum;
+    }
 }
 
 static void
@@ -465,7 +470,7 @@ ddpm_conv2d_backward (float               *dinp,
   if (direct_dw)
     ddpm_conv3x3_weight_grad (dweight, dout, inp, s, G, scratch);
   if (direct_dinp)
-    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
+    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, TRUE, scratch);
 }
 
 void
@@ -490,7 +495,7 @@ ddpm_conv2d_backward_padded (float               *dinp,
   if (dweight != NULL)
     ddpm_conv3x3_weight_grad_padded (dweight, dout, padded, s, G);
   if (dinp != NULL)
-    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, scratch);
+    ddpm_conv3x3_input_grad (dinp, dout, weight, s, G, FALSE, scratch);
 }
 
 /* The definition, term by term, in double: the oracle of the tests.

@@ -462,13 +462,14 @@ ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
 
 void
 ddpm_conv3x3_input_grad (float *dinp, const float *dout, const float *weight,
-                         const DdpmConvShape *s, int g, float *scratch)
+                         const DdpmConvShape *s, int g, gboolean accumulate, float *scratch)
 {
   const gsize padded = (gsize) g * MAX (s->C_in, s->C_out) * (s->H + 2) * (s->W + 2);
   float *wpack = scratch + padded;
 
   pack_weights (wpack, weight, s->C_out, s->C_in, TRUE);
-  TileJob tj = same_job (NULL, scratch, wpack, NULL, s->C_out, s->C_in, s->H, s->W, TRUE);
+  TileJob tj = same_job (NULL, scratch, wpack, NULL, s->C_out, s->C_in, s->H, s->W,
+                         accumulate);
 
   run (&tj, dinp, dout, s->B, s->H, s->W, g, pad_range);
 }

@@ -107,7 +107,9 @@ void  ddpm_conv2d_backward      (float               *dinp,    /* (B, C_in, H, W
 /* The same for a same-padded 3×3 conv the direct kernels take
  * (ddpm_conv3x3_direct_ok), whose input the caller holds zero-bordered,
  * (B, C_in, H + 2, W + 2), as ddpm_silu_forward_padded writes it: the
- * weight gradient reads it in place instead of copying it. */
+ * weight gradient reads it in place instead of copying it.  dinp is
+ * written, not added to (the callers' buffers are fresh: no clearing
+ * pass); dweight and dbias are added to, as above. */
 void  ddpm_conv2d_backward_padded (float               *dinp,
                                    float               *dweight,
                                    float               *dbias,
@@ -141,8 +143,10 @@ void     ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float
 void     ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weight,
                                       const float *bias, const DdpmConvShape *shape,
                                       float *scratch);
+/* dinp += the input gradient (accumulate) or dinp = it. */
 void     ddpm_conv3x3_input_grad    (float *dinp, const float *dout, const float *weight,
-                                     const DdpmConvShape *shape, int g, float *scratch);
+                                     const DdpmConvShape *shape, int g, gboolean accumulate,
+                                     float *scratch);
 /* dweight += the weight gradient. */
 void     ddpm_conv3x3_weight_grad   (float *dweight, const float *dout, const float *inp,
                                      const DdpmConvShape *shape, int g, float *scratch);
