@@ -67,20 +67,74 @@ ddpm_train_warmup_lr (double lr, int warmup, gint64 step)
   return lr * (double) step / warmup;
 }
 
+/* The elementwise passes over the parameters (clipping, EMA) run on the
+ * layers' thread team: serial, they left the other core idle for a few
+ * milliseconds a step.  The squared norm is summed in fixed blocks, then
+ * the blocks in order, so it does not depend on the thread count. */
+#define PARAM_BLOCK 16384
+
+typedef struct
+{
+  float       *dst;
+  const float *src;
+  double      *partial;   /* clip: one sum of squares per block */
+  float        a, b;
+} ParamJob;
+
+static void
+sum_squares_range (gsize begin, gsize end, gpointer data)
+{
+  const ParamJob *j = data;
+
+  for (gsize blk = begin; blk < end; blk++)
+    {
+      const float *g = j->src + blk * PARAM_BLOCK;
+      double lane[8] = { 0 };
+
+      for (gsize i = 0; i < PARAM_BLOCK; i += 8)
+        for (int l = 0; l < 8; l++)
+          lane[l] += (double) g[i + l] * g[i + l];
+      j->partial[blk] = ((lane[0] + lane[1]) + (lane[2] + lane[3]))
+                        + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    }
+}
+
+/* dst = a·dst + b·src, or dst = a·dst without src */
+static void
+scale_add_range (gsize begin, gsize end, gpointer data)
+{
+  const ParamJob *j = data;
+  float *restrict dst = j->dst;
+  const float *restrict src = j->src;
+
+  if (src == NULL)
+    for (gsize i = begin; i < end; i++)
+      dst[i] *= j->a;
+  else
+    for (gsize i = begin; i < end; i++)
+      dst[i] = j->a * dst[i] + j->b * src[i];
+}
+
 double
 ddpm_train_clip_grad_norm (float *grads, gsize n, double max_norm)
 {
+  const gsize blocks = n / PARAM_BLOCK;
+  double *partial = g_new (double, MAX (blocks, 1));
+  ParamJob sq = { .src = grads, .partial = partial };
   double sum = 0;
 
-  for (gsize i = 0; i < n; i++)
+  ddpm_parallel_for (blocks, 1, sum_squares_range, &sq);
+  for (gsize blk = 0; blk < blocks; blk++)
+    sum += partial[blk];
+  for (gsize i = blocks * PARAM_BLOCK; i < n; i++)
     sum += (double) grads[i] * grads[i];
+  g_free (partial);
 
   double norm = sqrt (sum);
   if (max_norm > 0 && norm > max_norm)
     {
-      float scale = (float) (max_norm / (norm + 1e-6));
-      for (gsize i = 0; i < n; i++)
-        grads[i] *= scale;
+      ParamJob j = { .dst = grads, .a = (float) (max_norm / (norm + 1e-6)) };
+      ddpm_parallel_for (n, 32768, scale_add_range, &j);
     }
   return norm;
 }
@@ -94,10 +148,9 @@ ddpm_train_ema_decay (double decay, gint64 step)
 void
 ddpm_train_ema_update (float *ema, const float *params, gsize n, double d)
 {
-  const float a = (float) d, b = (float) (1.0 - d);
+  ParamJob j = { .dst = ema, .src = params, .a = (float) d, .b = (float) (1.0 - d) };
 
-  for (gsize i = 0; i < n; i++)
-    ema[i] = a * ema[i] + b * params[i];
+  ddpm_parallel_for (n, 32768, scale_add_range, &j);
 }
 
 double
