@@ -887,8 +887,8 @@ norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
 /* out = conv3×3 (SiLU (GroupNorm (x))) as the res blocks and the head
  * compute it.  When the direct kernel takes the shape, the SiLU's planes
  * are written zero-bordered and the convolution reads them as they are
- * (no padded copy: 6 % of a forward pass).  Inference does GroupNorm and
- * SiLU in one pass; training keeps the normalised values (norm) for the
+ * (no padded copy: 6 % of a forward pass), GroupNorm and SiLU in one
+ * pass, which in training also keeps the normalised values (norm) for the
  * backward pass.  The scratch a is S_A, sized for the padded planes. */
 static void
 norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *mean,
@@ -899,15 +899,8 @@ norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *
 
   if (ddpm_conv3x3_direct_ok (cs))
     {
-      if (training)
-        {
-          ddpm_groupnorm_forward (norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
-                                  cs->H * cs->W, GN_GROUPS, GN_EPS);
-          ddpm_silu_forward_padded (a, norm, (gsize) cs->B * cs->C_in, cs->H, cs->W);
-        }
-      else
-        ddpm_groupnorm_silu_forward_padded (a, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
-                                            cs->H, cs->W, GN_GROUPS, GN_EPS);
+      ddpm_groupnorm_silu_forward_padded (a, training ? norm : NULL, mean, rstd, x, gamma, beta,
+                                          cs->B, cs->C_in, cs->H, cs->W, GN_GROUPS, GN_EPS);
       ddpm_conv3x3_forward_padded (out, a, weight, bias, cs, SCR (S_CONV));
       return;
     }
@@ -1182,9 +1175,17 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
   ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
                         u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
+  /* conv1's bias gradient is Σ_b of the per-image sums just taken */
+  for (int c = 0; c < n->c_out; c++)
+    {
+      double sum = 0;
+      for (int bi = 0; bi < B; bi++)
+        sum += dtp[(gsize) bi * n->c_out + c];
+      GRD (n, P_CONV1_B)[c] += (float) sum;
+    }
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  silu_conv_backward (u, b, GRD (n, P_CONV1_W), GRD (n, P_CONV1_B), g2, ACT (n, A_N1),
-                      PAR (n, P_CONV1_W), &cs);
+  silu_conv_backward (u, b, GRD (n, P_CONV1_W), NULL, g2, ACT (n, A_N1), PAR (n, P_CONV1_W),
+                      &cs);
   ddpm_groupnorm_silu_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), b, ACT (n, A_N1),
                                 x, ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
                                 B, n->c_in, HW, GN_GROUPS);

@@ -628,8 +628,19 @@ test_groupnorm_silu_padded_conv (void)
       float *padded = g_new (float, n_pad), *out = g_new (float, c.n_out);
       for (gsize i = 0; i < n_pad; i++)
         padded[i] = NAN;
-      ddpm_groupnorm_silu_forward_padded (padded, n.mean, n.rstd, n.x, n.gamma, n.beta, B, C,
-                                          H, W, G, n.eps);
+      ddpm_groupnorm_silu_forward_padded (padded, NULL, n.mean, n.rstd, n.x, n.gamma, n.beta,
+                                          B, C, H, W, G, n.eps);
+      /* training's call also keeps GroupNorm's own output, the bits of
+       * ddpm_groupnorm_forward, and writes the same SiLU planes */
+      float *norm = g_new (float, (gsize) B * C * H * W), *want = g_new (float, n.n);
+      float *padded2 = g_new (float, n_pad);
+      ddpm_groupnorm_forward (want, n.mean, n.rstd, n.x, n.gamma, n.beta, B, C, H * W, G,
+                              n.eps);
+      ddpm_groupnorm_silu_forward_padded (padded2, norm, n.mean, n.rstd, n.x, n.gamma, n.beta,
+                                          B, C, H, W, G, n.eps);
+      g_assert_cmpmem (norm, n.n * sizeof (float), want, n.n * sizeof (float));
+      g_assert_cmpmem (padded2, n_pad * sizeof (float), padded, n_pad * sizeof (float));
+      g_free (norm); g_free (want); g_free (padded2);
       for (int p = 0; p < B * C; p++)
         for (int y = 0; y < H + 2; y++)
           for (int x = 0; x < W + 2; x++)

@@ -77,15 +77,23 @@ typedef struct
   gboolean     silu;      /* forward: write SiLU(y) instead of y */
   int          W;         /* forward: > 0 writes the planes padded to
                            * (H + 2, W + 2) with zero borders */
+  float       *keep;      /* padded SiLU forward: y itself, unpadded */
 } GroupNormJob;
 
 /* y = (x − μ)·a + shift, or its SiLU, over n values (see forward_range
- * for the μ split). */
+ * for the μ split); with SiLU, keep (if not NULL) gets y before it. */
 static inline void
-normalise_row (float *restrict y, const float *restrict x, int n, float mu_hi, float mu_lo,
-               float a, float shift, gboolean silu)
+normalise_row (float *restrict y, float *restrict keep, const float *restrict x, int n,
+               float mu_hi, float mu_lo, float a, float shift, gboolean silu)
 {
-  if (silu)
+  if (silu && keep != NULL)
+    for (int i = 0; i < n; i++)
+      {
+        const float v = ((x[i] - mu_hi) - mu_lo) * a + shift;
+        keep[i] = v;
+        y[i] = v / (1.0f + ddpm_fast_expf (-v));
+      }
+  else if (silu)
     for (int i = 0; i < n; i++)
       {
         const float v = ((x[i] - mu_hi) - mu_lo) * a + shift;
@@ -99,8 +107,8 @@ normalise_row (float *restrict y, const float *restrict x, int n, float mu_hi, f
 /* One channel's H rows of W into a zero-bordered (H + 2, W + 2) plane, the
  * layout the direct 3×3 convolution reads, so that it needs no copy. */
 static void
-normalise_padded (float *restrict plane, const float *restrict x, int H, int W, float mu_hi,
-                  float mu_lo, float a, float shift, gboolean silu)
+normalise_padded (float *restrict plane, float *restrict keep, const float *restrict x, int H,
+                  int W, float mu_hi, float mu_lo, float a, float shift, gboolean silu)
 {
   const int Wp = W + 2;
 
@@ -109,7 +117,8 @@ normalise_padded (float *restrict plane, const float *restrict x, int H, int W, 
     {
       float *row = plane + (gsize) (y + 1) * Wp;
       row[0] = 0.0f;
-      normalise_row (row + 1, x + (gsize) y * W, W, mu_hi, mu_lo, a, shift, silu);
+      normalise_row (row + 1, keep != NULL ? keep + (gsize) y * W : NULL, x + (gsize) y * W, W,
+                     mu_hi, mu_lo, a, shift, silu);
       row[Wp - 1] = 0.0f;
     }
   memset (plane + (gsize) (H + 1) * Wp, 0, sizeof (float) * Wp);
@@ -149,19 +158,21 @@ forward_range (gsize begin, gsize end, gpointer data)
           if (j->W > 0)
             {
               const int H = HW / j->W;
-              normalise_padded (j->out + ((gsize) b * C + ch) * (H + 2) * (j->W + 2), xc, H,
-                                j->W, mu_hi, mu_lo, a, shift, j->silu);
+              normalise_padded (j->out + ((gsize) b * C + ch) * (H + 2) * (j->W + 2),
+                                j->keep != NULL ? j->keep + base + (gsize) c * HW : NULL, xc,
+                                H, j->W, mu_hi, mu_lo, a, shift, j->silu);
             }
           else
-            normalise_row (j->out + base + (gsize) c * HW, xc, HW, mu_hi, mu_lo, a, shift,
-                           j->silu);
+            normalise_row (j->out + base + (gsize) c * HW, NULL, xc, HW, mu_hi, mu_lo, a,
+                           shift, j->silu);
         }
     }
 }
 
 static void
-forward (float *out, float *mean, float *rstd, const float *inp, const float *gamma,
-         const float *beta, int B, int C, int HW, int G, float eps, gboolean silu, int W)
+forward (float *out, float *keep, float *mean, float *rstd, const float *inp,
+         const float *gamma, const float *beta, int B, int C, int HW, int G, float eps,
+         gboolean silu, int W)
 {
   g_return_if_fail (out != NULL && mean != NULL && rstd != NULL && inp != NULL);
   g_return_if_fail (gamma != NULL && beta != NULL);
@@ -181,6 +192,7 @@ forward (float *out, float *mean, float *rstd, const float *inp, const float *ga
   j.eps = eps;
   j.silu = silu;
   j.W = W;
+  j.keep = keep;
   /* a part is worth a thread only above ~16K elements */
   ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / ((gsize) C / G * HW)),
                      forward_range, &j);
@@ -195,7 +207,7 @@ ddpm_groupnorm_forward (float       *out,
                         const float *beta,
                         int B, int C, int HW, int G, float eps)
 {
-  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE, 0);
+  forward (out, NULL, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, FALSE, 0);
 }
 
 void
@@ -207,11 +219,12 @@ ddpm_groupnorm_silu_forward (float       *out,
                              const float *beta,
                              int B, int C, int HW, int G, float eps)
 {
-  forward (out, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE, 0);
+  forward (out, NULL, mean, rstd, inp, gamma, beta, B, C, HW, G, eps, TRUE, 0);
 }
 
 void
 ddpm_groupnorm_silu_forward_padded (float       *out,
+                                    float       *norm,
                                     float       *mean,
                                     float       *rstd,
                                     const float *inp,
@@ -220,7 +233,7 @@ ddpm_groupnorm_silu_forward_padded (float       *out,
                                     int B, int C, int H, int W, int G, float eps)
 {
   g_return_if_fail (H > 0 && W > 0);
-  forward (out, mean, rstd, inp, gamma, beta, B, C, H * W, G, eps, TRUE, W);
+  forward (out, norm, mean, rstd, inp, gamma, beta, B, C, H * W, G, eps, TRUE, W);
 }
 
 /* Σdy and Σdy·x̂ over one channel's HW values, 8 partial sums (see

@@ -187,8 +187,11 @@ void ddpm_groupnorm_silu_forward (float       *out,   /* (B, C, HW) */
                                   const float *beta,
                                   int B, int C, int HW, int G, float eps);
 /* The same, each plane written into a zero-bordered (H + 2, W + 2) plane:
- * the input ddpm_conv3x3_forward_padded reads. */
+ * the input ddpm_conv3x3_forward_padded reads; norm, if not NULL, gets
+ * GroupNorm's output itself (for training's backward pass) in the same
+ * pass. */
 void ddpm_groupnorm_silu_forward_padded (float       *out,   /* (B, C, H + 2, W + 2) */
+                                         float       *norm,  /* (B, C, H, W) or NULL */
                                          float       *mean,  /* (B, G) */
                                          float       *rstd,  /* (B, G) */
                                          const float *inp,   /* (B, C, H, W) */
