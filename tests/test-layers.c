@@ -328,6 +328,9 @@ static const int conv_shapes[][9] = {
   { 1, 3, 4, 96, 24, 3, 2, 0, 1 },  /* rows of 48: 3 vectors, 2 output rows */
   { 2, 4, 10, 32, 8, 3, 2, 0, 1 },  /* 5 output rows of 16 */
   { 2, 4, 16, 16, 12, 3, 2, 0, 1 }, /* 12 outputs: a last block of 4 */
+  /* the AVX-512 1×1 input gradient (conv1x1.c): 8·k inputs, 16·k pixels */
+  { 3, 24, 4, 8, 16, 1, 1, 0, 0 },  /* 2 vectors per image */
+  { 2, 16, 8, 10, 5, 1, 1, 0, 0 },  /* 5 vectors: tiles of 3 + 2; 5 outputs */
   { 2, 6, 9, 32, 8, 3, 2, 0, 1 },   /* odd H: falls back to im2col */
   /* the AVX-512 1×1 forward (conv1x1.c): H·W a multiple of 16, 8·k outputs */
   { 3, 12, 4, 4, 8, 1, 1, 0, 0 },   /* one vector per image */

@@ -36,9 +36,13 @@ ddpm_conv1x1_direct_ok (const DdpmConvShape *s)
          && s->C_out % TILE_CO == 0 && (s->H * s->W) % VEC == 0;
 }
 
+/* A tile of 8 outputs × V vectors: out[r] (+)= bias[r] + Σ_i w[r·ro + i·ri]
+ * · inp[i], over K input planes.  The forward reads w as (C_out, C_in)
+ * (ro = C_in, ri = 1); the input gradient reads the same array as its
+ * transpose (ro = 1, ri = C_in) and adds to what dinp holds. */
 static inline __attribute__ ((always_inline, target ("avx512f"))) void
-tile_kernel (float *out, const float *inp, gsize plane, const float *w, int C_in,
-             const float *bias, int V)
+tile_kernel (float *out, const float *inp, gsize plane, const float *w, gsize ro, gsize ri,
+             int K, const float *bias, gboolean accumulate, int V)
 {
   __m512 acc[TILE_CO][MAX_V];
 
@@ -46,9 +50,10 @@ tile_kernel (float *out, const float *inp, gsize plane, const float *w, int C_in
   for (int r = 0; r < TILE_CO; r++)
 #pragma GCC unroll 3
     for (int v = 0; v < V; v++)
-      acc[r][v] = _mm512_set1_ps (bias != NULL ? bias[r] : 0.0f);
+      acc[r][v] = accumulate ? _mm512_loadu_ps (out + r * plane + v * VEC)
+                             : _mm512_set1_ps (bias != NULL ? bias[r] : 0.0f);
 
-  for (int i = 0; i < C_in; i++)
+  for (int i = 0; i < K; i++)
     {
       const float *x = inp + (gsize) i * plane;
       __m512 xv[MAX_V];
@@ -59,7 +64,7 @@ tile_kernel (float *out, const float *inp, gsize plane, const float *w, int C_in
 #pragma GCC unroll 8
       for (int r = 0; r < TILE_CO; r++)
         {
-          const __m512 wr = _mm512_set1_ps (w[(gsize) r * C_in + i]);
+          const __m512 wr = _mm512_set1_ps (w[r * ro + i * ri]);
 #pragma GCC unroll 3
           for (int v = 0; v < V; v++)
             acc[r][v] = _mm512_fmadd_ps (wr, xv[v], acc[r][v]);
@@ -75,20 +80,29 @@ tile_kernel (float *out, const float *inp, gsize plane, const float *w, int C_in
 
 #define DEFINE_TILE(V)                                                                   \
   static __attribute__ ((noinline, target ("avx512f"))) void                           \
-  tile_##V (float *out, const float *inp, gsize plane, const float *w, int C_in,       \
-            const float *bias)                                                         \
+  tile_##V (float *out, const float *inp, gsize plane, const float *w, gsize ro,       \
+            gsize ri, int K, const float *bias, gboolean accumulate)                   \
   {                                                                                    \
-    tile_kernel (out, inp, plane, w, C_in, bias, V);                                   \
+    tile_kernel (out, inp, plane, w, ro, ri, K, bias, accumulate, V);                  \
   }
 DEFINE_TILE (1)
 DEFINE_TILE (2)
 DEFINE_TILE (3)
 
+typedef void (*TileFunc) (float *, const float *, gsize, const float *, gsize, gsize, int,
+                          const float *, gboolean);
+
+static const TileFunc tile_funcs[MAX_V] = { tile_1, tile_2, tile_3 };
+
 typedef struct
 {
-  float       *out;
-  const float *inp, *weight, *bias;
-  const DdpmConvShape *s;
+  float       *out;       /* (B, O, plane) */
+  const float *inp;       /* (B, K, plane) */
+  const float *weight, *bias;
+  gsize        ro, ri;    /* weight strides: output, input channel */
+  int          O, K;
+  gsize        plane;
+  gboolean     accumulate;
   int          tiles;     /* per image */
 } Conv1x1Job;
 
@@ -98,38 +112,55 @@ static void
 tiles_range (gsize begin, gsize end, gpointer data)
 {
   const Conv1x1Job *j = data;
-  const DdpmConvShape *s = j->s;
-  const gsize plane = (gsize) s->H * s->W;
+  const gsize plane = j->plane;
   const int n_vec = (int) (plane / VEC);
 
   for (gsize item = begin; item < end; item++)
     {
       const int b = (int) (item / j->tiles), first = (int) (item % j->tiles) * MAX_V;
       const int V = MIN (MAX_V, n_vec - first);
-      const float *x = j->inp + (gsize) b * s->C_in * plane + (gsize) first * VEC;
+      const float *x = j->inp + (gsize) b * j->K * plane + (gsize) first * VEC;
 
-      for (int o0 = 0; o0 < s->C_out; o0 += TILE_CO)
-        {
-          float *y = j->out + ((gsize) b * s->C_out + o0) * plane + (gsize) first * VEC;
-          const float *w = j->weight + (gsize) o0 * s->C_in;
-          const float *bias = j->bias != NULL ? j->bias + o0 : NULL;
-
-          if (V == 3)
-            tile_3 (y, x, plane, w, s->C_in, bias);
-          else if (V == 2)
-            tile_2 (y, x, plane, w, s->C_in, bias);
-          else
-            tile_1 (y, x, plane, w, s->C_in, bias);
-        }
+      for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
+        tile_funcs[V - 1] (j->out + ((gsize) b * j->O + o0) * plane + (gsize) first * VEC, x,
+                           plane, j->weight + o0 * j->ro, j->ro, j->ri, j->K,
+                           j->bias != NULL ? j->bias + o0 : NULL, j->accumulate);
     }
+}
+
+static void
+run (float *out, const float *inp, const float *weight, const float *bias, gsize ro, gsize ri,
+     int B, int O, int K, gsize plane, gboolean accumulate)
+{
+  const int n_vec = (int) (plane / VEC);
+  Conv1x1Job j = { out, inp, weight, bias, ro, ri, O, K, plane, accumulate,
+                   (n_vec + MAX_V - 1) / MAX_V };
+
+  ddpm_parallel_for ((gsize) B * j.tiles, 1, tiles_range, &j);
 }
 
 void
 ddpm_conv1x1_forward (float *out, const float *inp, const float *weight, const float *bias,
                       const DdpmConvShape *s)
 {
-  const int n_vec = s->H * s->W / VEC;
-  Conv1x1Job j = { out, inp, weight, bias, s, (n_vec + MAX_V - 1) / MAX_V };
+  run (out, inp, weight, bias, s->C_in, 1, s->B, s->C_out, s->C_in, (gsize) s->H * s->W,
+       FALSE);
+}
 
-  ddpm_parallel_for ((gsize) s->B * j.tiles, 1, tiles_range, &j);
+gboolean
+ddpm_conv1x1_input_grad_ok (const DdpmConvShape *s)
+{
+  return ddpm_layers_have_avx512 () && s->k == 1 && s->stride == 1 && s->pad_begin == 0
+         && s->pad_end == 0 && s->C_in % TILE_CO == 0 && (s->H * s->W) % VEC == 0;
+}
+
+/* dinp[b][ci][p] += Σ_co w[co][ci] · dout[b][co][p]: the forward's kernel
+ * with the weights read transposed, the batch in one pass (through sgemm
+ * it was two small products per image). */
+void
+ddpm_conv1x1_input_grad (float *dinp, const float *dout, const float *weight,
+                         const DdpmConvShape *s)
+{
+  run (dinp, dout, weight, NULL, 1, s->C_in, s->B, s->C_in, s->C_out, (gsize) s->H * s->W,
+       TRUE);
 }

@@ -410,6 +410,10 @@ ddpm_conv2d_backward (float               *dinp,
 
   if (pointwise)
     {
+      const gboolean direct_dinp = dinp != NULL && ddpm_conv1x1_input_grad_ok (s);
+
+      if (direct_dinp)
+        ddpm_conv1x1_input_grad (dinp, dout, weight, s);
       for (int b = 0; b < s->B; b++)
         {
           const float *x = inp + (gsize) b * s->C_in * s->H * s->W;
@@ -420,7 +424,7 @@ ddpm_conv2d_backward (float               *dinp,
                         s->C_out, K, n_out,
                         1.0f, dy, n_out, x, n_out,
                         1.0f, dweight, K);
-          if (dinp != NULL)
+          if (dinp != NULL && !direct_dinp)
             ddpm_sgemm (TRUE, FALSE,
                         s->C_in, n_out, s->C_out,
                         1.0f, weight, K, dy, n_out,

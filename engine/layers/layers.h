@@ -160,6 +160,11 @@ void     ddpm_conv3x3_weight_grad_padded (float *dweight, const float *dout,
 gboolean ddpm_conv1x1_direct_ok     (const DdpmConvShape *shape);
 void     ddpm_conv1x1_forward       (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape);
+/* dinp += the input gradient of a 1×1 conv, the batch in one pass: C_in a
+ * multiple of 8, H·W a multiple of 16 (_ok). */
+gboolean ddpm_conv1x1_input_grad_ok (const DdpmConvShape *shape);
+void     ddpm_conv1x1_input_grad    (float *dinp, const float *dout, const float *weight,
+                                     const DdpmConvShape *shape);
 
 /* Direct 7-loop convolution: the oracle. */
 void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
