@@ -1130,10 +1130,9 @@ attn_oracle_loss (gpointer data)
 }
 
 static void
-test_attention_gradient (void)
+check_attention_gradient (int B, int C, int N)
 {
   AttnCase c;
-  const int B = 2, C = 8, N = 16;
 
   attn_case_init (&c, B, C, N, 1.5);
   attn_loss (&c);
@@ -1170,6 +1169,16 @@ test_attention_gradient (void)
   g_free (dq); g_free (dk); g_free (dv);
   g_free (gq); g_free (gk); g_free (gv); g_free (g0q); g_free (g0k); g_free (g0v);
   attn_case_clear (&c);
+}
+
+/* Two images: one after another, each product split over the thread team;
+ * seven: the images themselves split over the team (with up to 3
+ * threads), each image's products on one thread. */
+static void
+test_attention_gradient (void)
+{
+  check_attention_gradient (2, 8, 16);
+  check_attention_gradient (7, 8, 16);
 }
 
 /* -------------------------------------------------------- upsample, concat */

@@ -176,6 +176,70 @@ ddpm_attention_forward (float       *out,
   ddpm_parallel_for ((gsize) B * j.blocks, 1, forward_blocks, &j);
 }
 
+/* C = alpha·op(A)·op(B) + beta·C for the backward's (M, K)·(K, N)
+ * row-major products with leading dimensions those of the untransposed
+ * shapes: split over the team (ddpm_sgemm), or one cblas_sgemm on this
+ * thread. */
+static void
+product (gboolean on_team, gboolean ta, gboolean tb, int M, int Nc, int K, float alpha,
+         const float *A, const float *Bm, float beta, float *Cm)
+{
+  const int lda = ta ? M : K, ldb = tb ? K : Nc;
+
+  if (on_team)
+    ddpm_sgemm (ta, tb, M, Nc, K, alpha, A, lda, Bm, ldb, beta, Cm, Nc);
+  else
+    cblas_sgemm (CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                 M, Nc, K, alpha, A, lda, Bm, ldb, beta, Cm, Nc);
+}
+
+typedef struct
+{
+  float       *dq, *dk, *dv, *scratch;
+  const float *dout, *probs, *q, *k, *v;
+  int          C, N;
+  float        scale;
+  gboolean     on_team;   /* the products split over the team (ddpm_sgemm) */
+} BackwardJob;
+
+/* Images [begin, end), one after another.  With the team busy running
+ * them (a few images per thread), each image's products are plain
+ * single-threaded cblas_sgemm calls: at the attention level they are tiny
+ * (64 × 64 × 64 in the tiny model), far below what a wait on the team
+ * costs. */
+static void
+backward_images (gsize begin, gsize end, gpointer data)
+{
+  const BackwardJob *j = data;
+  const int C = j->C, N = j->N;
+  const gsize cn = (gsize) C * N, nn = (gsize) N * N;
+
+  for (gsize b = begin; b < end; b++)
+    {
+      const float *P = j->probs + b * nn;
+      const float *dO = j->dout + b * cn;
+
+      if (j->dv != NULL)
+        product (j->on_team, FALSE, FALSE, C, N, N, 1.0f, dO, P, 1.0f, j->dv + b * cn);
+      if (j->dq == NULL && j->dk == NULL)
+        continue;
+
+      float *dS = j->scratch + b * nn;
+      product (j->on_team, TRUE, FALSE, N, N, C, 1.0f, dO, j->v + b * cn, 0.0f, dS);
+      SoftmaxJob sj = { dS, P, N };
+      if (j->on_team)
+        ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_backward_rows, &sj);
+      else
+        softmax_backward_rows (0, N, &sj);
+      if (j->dq != NULL)
+        product (j->on_team, FALSE, TRUE, C, N, N, j->scale, j->k + b * cn, dS, 1.0f,
+                 j->dq + b * cn);
+      if (j->dk != NULL)
+        product (j->on_team, FALSE, FALSE, C, N, N, j->scale, j->q + b * cn, dS, 1.0f,
+                 j->dk + b * cn);
+    }
+}
+
 void
 ddpm_attention_backward (float       *dq,
                          float       *dk,
@@ -192,38 +256,16 @@ ddpm_attention_backward (float       *dq,
   g_return_if_fail (B > 0 && C > 0 && N > 0);
   g_return_if_fail (scratch != NULL || (dq == NULL && dk == NULL));
 
-  const float scale = (float) (1.0 / sqrt ((double) C));
-  const gsize cn = (gsize) C * N, nn = (gsize) N * N;
+  BackwardJob j = { dq, dk, dv, scratch, dout, probs, q, k, v, C, N,
+                    (float) (1.0 / sqrt ((double) C)), FALSE };
 
-  for (int b = 0; b < B; b++)
+  /* images over the team when there are enough of them; else one image
+   * at a time, each product split over the team */
+  if (B >= 2 * ddpm_parallel_threads ())
+    ddpm_parallel_for (B, 1, backward_images, &j);
+  else
     {
-      const float *P = probs + b * nn;
-      const float *dO = dout + b * cn;
-
-      if (dv != NULL)
-        ddpm_sgemm (FALSE, FALSE,
-                    C, N, N,
-                    1.0f, dO, N, P, N,
-                    1.0f, dv + b * cn, N);
-      if (dq == NULL && dk == NULL)
-        continue;
-
-      float *dS = scratch + b * nn;
-      ddpm_sgemm (TRUE, FALSE,
-                  N, N, C,
-                  1.0f, dO, N, v + b * cn, N,
-                  0.0f, dS, N);
-      SoftmaxJob j = { dS, P, N };
-      ddpm_parallel_for (N, MAX (1, 16384 / N), softmax_backward_rows, &j);
-      if (dq != NULL)
-        ddpm_sgemm (FALSE, TRUE,
-                    C, N, N,
-                    scale, k + b * cn, N, dS, N,
-                    1.0f, dq + b * cn, N);
-      if (dk != NULL)
-        ddpm_sgemm (FALSE, FALSE,
-                    C, N, N,
-                    scale, q + b * cn, N, dS, N,
-                    1.0f, dk + b * cn, N);
+      j.on_team = TRUE;
+      backward_images (0, B, &j);
     }
 }

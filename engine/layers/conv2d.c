@@ -31,6 +31,8 @@
  */
 #include <string.h>
 
+#include <cblas.h>
+
 #include "layers.h"
 
 int
@@ -384,6 +386,39 @@ bias_grad (float *dbias, const float *dout, int B, int C_out, int n_out)
   ddpm_parallel_for (C_out, grain_for ((gsize) B * n_out), bias_grad_range, &j);
 }
 
+/* The 1×1 weight gradient, dW += Σ_b dy_b·x_bᵀ, split by blocks of
+ * output channels: each part runs its rows over every image in order, one
+ * single-threaded product per image (as one ddpm_sgemm per image the team
+ * was woken 2·B times a conv for products of a few microseconds). */
+#define POINTWISE_ROWS 8
+
+typedef struct
+{
+  float               *dweight;
+  const float         *dout, *inp;
+  const DdpmConvShape *s;
+  int                  n_out;
+} PointwiseJob;
+
+static void
+pointwise_weight_grad_range (gsize begin, gsize end, gpointer data)
+{
+  const PointwiseJob *j = data;
+  const DdpmConvShape *s = j->s;
+  const int n = j->n_out;
+
+  for (gsize blk = begin; blk < end; blk++)
+    {
+      const int r0 = (int) blk * POINTWISE_ROWS, rows = MIN (POINTWISE_ROWS, s->C_out - r0);
+
+      for (int b = 0; b < s->B; b++)
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, s->C_in, n, 1.0f,
+                     j->dout + ((gsize) b * s->C_out + r0) * n, n,
+                     j->inp + (gsize) b * s->C_in * n, n, 1.0f,
+                     j->dweight + (gsize) r0 * s->C_in, s->C_in);
+    }
+}
+
 void
 ddpm_conv2d_backward (float               *dinp,
                       float               *dweight,
@@ -414,22 +449,17 @@ ddpm_conv2d_backward (float               *dinp,
 
       if (direct_dinp)
         ddpm_conv1x1_input_grad (dinp, dout, weight, s);
-      for (int b = 0; b < s->B; b++)
+      if (dweight != NULL)
         {
-          const float *x = inp + (gsize) b * s->C_in * s->H * s->W;
-          const float *dy = dout + (gsize) b * s->C_out * n_out;
-
-          if (dweight != NULL)
-            ddpm_sgemm (FALSE, TRUE,
-                        s->C_out, K, n_out,
-                        1.0f, dy, n_out, x, n_out,
-                        1.0f, dweight, K);
-          if (dinp != NULL && !direct_dinp)
-            ddpm_sgemm (TRUE, FALSE,
-                        s->C_in, n_out, s->C_out,
-                        1.0f, weight, K, dy, n_out,
-                        1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
+          PointwiseJob j = { dweight, dout, inp, s, n_out };
+          ddpm_parallel_for ((s->C_out + POINTWISE_ROWS - 1) / POINTWISE_ROWS, 1,
+                             pointwise_weight_grad_range, &j);
         }
+      for (int b = 0; b < s->B && dinp != NULL && !direct_dinp; b++)
+        ddpm_sgemm (TRUE, FALSE,
+                    s->C_in, n_out, s->C_out,
+                    1.0f, weight, K, dout + (gsize) b * s->C_out * n_out, n_out,
+                    1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
       return;
     }
 
