@@ -1099,7 +1099,6 @@ apply_mask (float *a, const guint8 *mask, gsize n, float p)
     a[k] = mask[k] ? a[k] * scale : 0.0f;
 }
 
-/* dx += ∂L/∂x of the main input (and of the skip, for up blocks). */
 /* The backward pass of conv3×3 (SiLU (norm)) down to the SiLU's output:
  * the forward did not keep a = SiLU (norm), so it is recomputed (into
  * S_A, zero-bordered when the direct kernel takes the shape, which then
@@ -1122,6 +1121,7 @@ silu_conv_backward (DdpmUNet *u, float *da, float *dweight, float *dbias, const 
   ddpm_conv2d_backward (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
 }
 
+/* dx += ∂L/∂x of the main input (and of the skip, for up blocks). */
 static void
 res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
 {
