@@ -189,6 +189,16 @@ ddpm_parallel_for (gsize n, gsize grain, DdpmRangeFunc func, gpointer data)
     }
 
   const guint gen = atomic_load (&team.generation) + 1;
+  /* Close the previous job's claims before its fields are overwritten: a
+   * worker still in run_parts for it may have loaded the claim word, seen
+   * a part index past that job's end but below the new job's team.parts,
+   * and claimed it — a part of the new job run under the old generation,
+   * counted against the new job's pending, so the caller returned while it
+   * still ran (a crash on the caller's popped stack; seen in renoise).
+   * With the counter at its maximum no claim of the old generation can
+   * succeed, and a compare-exchange that loaded the word before this store
+   * fails. */
+  atomic_store (&team.claim, ((unsigned long long) (gen - 1) << 32) | 0xffffffffu);
   team.func = func;
   team.data = data;
   team.n = n;
