@@ -77,6 +77,40 @@ test_two_callers (void)
   g_thread_join (b);
 }
 
+/* Jobs back to back, a small one (2 parts) then a large one (8 parts),
+ * many times with nothing in between: a worker still finishing a small
+ * job must not claim a part of the large one under the old job's
+ * generation (it did once: the part ran twice, or after the call had
+ * returned, on a job the caller had freed).  Each job counts into its own
+ * slice, checked at the end: every index once, also after a pause for a
+ * late part. */
+static void
+test_back_to_back (void)
+{
+  const int rounds = 200000, width = 16;
+  gint *hits = g_new0 (gint, (gsize) rounds * width);
+  HitJob *jobs = g_new (HitJob, rounds);
+
+  ddpm_parallel_set_threads (2);
+  for (int r = 0; r < rounds; r++)
+    {
+      jobs[r].hits = hits + (gsize) r * width;
+      ddpm_parallel_for (r % 2 == 0 ? 2 : width, 1, hit_range, &jobs[r]);
+    }
+  g_usleep (10000);
+  for (int r = 0; r < rounds; r++)
+    for (int i = 0; i < width; i++)
+      {
+        const int want = i < (r % 2 == 0 ? 2 : width) ? 1 : 0;
+        const int got = g_atomic_int_get (&hits[(gsize) r * width + i]);
+        if (got != want)
+          g_error ("job %d: index %d ran %d times, not %d", r, i, got, want);
+      }
+  g_free (jobs);
+  g_free (hits);
+  ddpm_parallel_set_threads (0);
+}
+
 /* ------------------------------------------------------------- sgemm */
 
 static float *
@@ -171,6 +205,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/parallel/each-index-once", test_each_index_once);
   g_test_add_func ("/engine/parallel/two-callers", test_two_callers);
+  g_test_add_func ("/engine/parallel/back-to-back", test_back_to_back);
   g_test_add_func ("/engine/parallel/sgemm", test_sgemm);
   return g_test_run ();
 }
