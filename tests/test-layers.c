@@ -595,6 +595,23 @@ test_groupnorm_forward (void)
   check_groupnorm_forward (1, 64, 64 * 64, 32, 1000.0, 1.0, 1e-5);
 }
 
+/* padded holds `planes` (H + 2) × (W + 2) planes: zero borders around the
+ * bits of plain's H × W planes. */
+static void
+assert_zero_bordered (const float *padded, const float *plain, int planes, int H, int W)
+{
+  for (int p = 0; p < planes; p++)
+    for (int y = 0; y < H + 2; y++)
+      for (int x = 0; x < W + 2; x++)
+        {
+          const float v = padded[((gsize) p * (H + 2) + y) * (W + 2) + x];
+          if (y == 0 || y == H + 1 || x == 0 || x == W + 1)
+            g_assert_cmpfloat (v, ==, 0.0f);
+          else
+            g_assert_cmpfloat (v, ==, plain[((gsize) p * H + y - 1) * W + x - 1]);
+        }
+}
+
 /* Inference's fused path (unet.c norm_silu_conv): GroupNorm + SiLU written
  * straight into zero-bordered planes, read by the 3×3 kernel without a
  * padded copy, gives the bits of the two-step path, for rows of 16 and
@@ -644,16 +661,7 @@ test_groupnorm_silu_padded_conv (void)
       g_assert_cmpmem (norm, n.n * sizeof (float), want, n.n * sizeof (float));
       g_assert_cmpmem (padded2, n_pad * sizeof (float), padded, n_pad * sizeof (float));
       g_free (norm); g_free (want); g_free (padded2);
-      for (int p = 0; p < B * C; p++)
-        for (int y = 0; y < H + 2; y++)
-          for (int x = 0; x < W + 2; x++)
-            {
-              const float v = padded[((gsize) p * (H + 2) + y) * (W + 2) + x];
-              if (y == 0 || y == H + 1 || x == 0 || x == W + 1)
-                g_assert_cmpfloat (v, ==, 0.0f);
-              else
-                g_assert_cmpfloat (v, ==, n.out[((gsize) p * H + y - 1) * W + x - 1]);
-            }
+      assert_zero_bordered (padded, n.out, B * C, H, W);
       ddpm_conv3x3_forward_padded (out, padded, c.w, c.bias, &c.s, c.scratch);
       g_assert_cmpmem (out, c.n_out * sizeof (float), c.out, c.n_out * sizeof (float));
 
@@ -694,16 +702,7 @@ test_silu_padded_conv_backward (void)
         padded[i] = NAN;
       ddpm_silu_forward (a, norm, n);
       ddpm_silu_forward_padded (padded, norm, (gsize) B * C, H, W);
-      for (int p = 0; p < B * C; p++)
-        for (int y = 0; y < H + 2; y++)
-          for (int x = 0; x < W + 2; x++)
-            {
-              const float v = padded[((gsize) p * (H + 2) + y) * (W + 2) + x];
-              if (y == 0 || y == H + 1 || x == 0 || x == W + 1)
-                g_assert_cmpfloat (v, ==, 0.0f);
-              else
-                g_assert_cmpfloat (v, ==, a[((gsize) p * H + y - 1) * W + x - 1]);
-            }
+      assert_zero_bordered (padded, a, B * C, H, W);
 
       /* both start from the same non-zero weight and bias gradients, which
        * must be added to; the input gradient starts from zero for the
@@ -1219,16 +1218,7 @@ test_upsample (void)
   for (gsize i = 0; i < (gsize) B * C * Hp * Wp; i++)
     padded[i] = NAN;
   ddpm_upsample2x_forward_padded (padded, c.x, B, C, H, W);
-  for (int p = 0; p < B * C; p++)
-    for (int y = 0; y < Hp; y++)
-      for (int x = 0; x < Wp; x++)
-        {
-          const float v = padded[(p * Hp + y) * Wp + x];
-          if (y == 0 || y == Hp - 1 || x == 0 || x == Wp - 1)
-            g_assert_cmpfloat (v, ==, 0.0f);
-          else
-            g_assert_cmpfloat (v, ==, c.out[(p * 2 * H + y - 1) * 2 * W + x - 1]);
-        }
+  assert_zero_bordered (padded, c.out, B * C, 2 * H, 2 * W);
   g_free (padded);
 
   float *dx = g_new0 (float, n);

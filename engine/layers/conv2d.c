@@ -361,19 +361,7 @@ bias_grad_range (gsize c0, gsize c1, gpointer data)
       double sum = 0;
 
       for (int b = 0; b < j->B; b++)
-        {
-          const float *restrict dyc = j->dout + ((gsize) b * j->C_out + co) * n_out;
-          float lane[16] = { 0 };
-          int i = 0;
-
-          for (; i + 16 <= n_out; i += 16)
-            for (int l = 0; l < 16; l++)
-              lane[l] += dyc[i + l];
-          for (; i < n_out; i++)
-            lane[i % 16] += dyc[i];
-          for (int l = 0; l < 16; l++)
-            sum += lane[l];
-        }
+        sum += ddpm_sum_plane (j->dout + ((gsize) b * j->C_out + co) * n_out, n_out);
       j->dbias[co] += (float) sum;
     }
 }

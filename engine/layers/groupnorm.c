@@ -110,18 +110,11 @@ static void
 normalise_padded (float *restrict plane, float *restrict keep, const float *restrict x, int H,
                   int W, float mu_hi, float mu_lo, float a, float shift, gboolean silu)
 {
-  const int Wp = W + 2;
-
-  memset (plane, 0, sizeof (float) * Wp);
+  ddpm_zero_border (plane, H, W);
   for (int y = 0; y < H; y++)
-    {
-      float *row = plane + (gsize) (y + 1) * Wp;
-      row[0] = 0.0f;
-      normalise_row (row + 1, keep != NULL ? keep + (gsize) y * W : NULL, x + (gsize) y * W, W,
-                     mu_hi, mu_lo, a, shift, silu);
-      row[Wp - 1] = 0.0f;
-    }
-  memset (plane + (gsize) (H + 1) * Wp, 0, sizeof (float) * Wp);
+    normalise_row (plane + (gsize) (y + 1) * (W + 2) + 1,
+                   keep != NULL ? keep + (gsize) y * W : NULL, x + (gsize) y * W, W, mu_hi,
+                   mu_lo, a, shift, silu);
 }
 
 static void
@@ -354,6 +347,20 @@ backward_range (gsize begin, gsize end, gpointer data)
   param_sums_finish (&ps, j->dgamma, j->dbeta, c0);
 }
 
+/* Both backward passes: the job, split over groups (see the ranges). */
+static void
+backward (DdpmRangeFunc range, float *dinp, float *dgamma, float *dbeta, const float *dout,
+          const float *norm, const float *inp, const float *mean, const float *rstd,
+          const float *gamma, int B, int C, int HW, int G)
+{
+  GroupNormJob j = {
+    .dinp = dinp, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .norm = norm, .inp = inp,
+    .cmean = mean, .crstd = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW, .G = G,
+  };
+
+  ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)), range, &j);
+}
+
 void
 ddpm_groupnorm_backward (float       *dinp,
                          float       *dgamma,
@@ -369,21 +376,8 @@ ddpm_groupnorm_backward (float       *dinp,
   g_return_if_fail (gamma != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
 
-  GroupNormJob j = { 0 };
-  j.dinp = dinp;
-  j.dgamma = dgamma;
-  j.dbeta = dbeta;
-  j.dout = dout;
-  j.inp = inp;
-  j.cmean = mean;
-  j.crstd = rstd;
-  j.gamma = gamma;
-  j.B = B;
-  j.C = C;
-  j.HW = HW;
-  j.G = G;
-  ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)),
-                     backward_range, &j);
+  backward (backward_range, dinp, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma,
+            B, C, HW, G);
 }
 
 /* ---------------------------------------- SiLU (GroupNorm (x)), backward */
@@ -498,20 +492,6 @@ ddpm_groupnorm_silu_backward (float       *dinp,
   g_return_if_fail (mean != NULL && rstd != NULL && gamma != NULL);
   g_return_if_fail (B > 0 && C > 0 && HW > 0 && G > 0 && C % G == 0);
 
-  GroupNormJob j = { 0 };
-  j.dinp = dinp;
-  j.dgamma = dgamma;
-  j.dbeta = dbeta;
-  j.dout = dout;
-  j.norm = norm;
-  j.inp = inp;
-  j.cmean = mean;
-  j.crstd = rstd;
-  j.gamma = gamma;
-  j.B = B;
-  j.C = C;
-  j.HW = HW;
-  j.G = G;
-  ddpm_parallel_for ((gsize) G, MAX (GRAIN, 16384 / ((gsize) B * C / G * HW)),
-                     silu_backward_range, &j);
+  backward (silu_backward_range, dinp, dgamma, dbeta, dout, norm, inp, mean, rstd, gamma,
+            B, C, HW, G);
 }

@@ -5,13 +5,16 @@
  * float, NCHW, contiguous; shapes in the comments.  Backward functions
  * ACCUMULATE into their gradient outputs (+=); the caller zeroes them.  A
  * NULL gradient pointer means "not needed" (e.g. dinp of the first layer).
- * No function allocates: scratch space comes from the caller, sized by the
- * matching _scratch_size() function, so a training step touches no new
- * pages.  The heavy products go through cblas_sgemm; every layer also has a
+ * No function allocates large buffers: scratch space comes from the
+ * caller, sized by the matching _scratch_size() function, so a training
+ * step touches no new pages.  (The GroupNorm backward passes take a few
+ * KB per part of the thread team from malloc, which reuses them.)  The heavy products go through cblas_sgemm; every layer also has a
  * naive reference kernel (…_reference) that the tests use as an oracle.
  */
 #ifndef DDPM_LAYERS_H
 #define DDPM_LAYERS_H
+
+#include <string.h>
 
 #include <glib.h>
 
@@ -69,6 +72,43 @@ ddpm_fast_expf (float x)
   p = p * r2 + r + 1.0f;
   bits.i = ((gint32) n + 127) << 23;
   return p * bits.f;
+}
+
+/* Σ of n floats, in 16 float lanes (vectorised; meant for planes, a few
+ * hundred terms a lane) totalled in double: the per-channel sums of the
+ * bias gradients.  One double accumulator is a serial chain. */
+static inline double
+ddpm_sum_plane (const float *restrict x, int n)
+{
+  float lane[16] = { 0 };
+  double sum = 0;
+  int i = 0;
+
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++)
+      lane[l] += x[i + l];
+  for (; i < n; i++)
+    lane[i % 16] += x[i];
+  for (int l = 0; l < 16; l++)
+    sum += lane[l];
+  return sum;
+}
+
+/* Zeroes the border of a zero-bordered (H + 2, W + 2) plane — the layout
+ * the direct 3×3 kernels read in place — for writers that fill only the
+ * interior. */
+static inline void
+ddpm_zero_border (float *plane, int H, int W)
+{
+  const int Wp = W + 2;
+
+  memset (plane, 0, sizeof (float) * Wp);
+  for (int y = 1; y <= H; y++)
+    {
+      plane[(gsize) y * Wp] = 0.0f;
+      plane[(gsize) y * Wp + W + 1] = 0.0f;
+    }
+  memset (plane + (gsize) (H + 1) * Wp, 0, sizeof (float) * Wp);
 }
 
 /* ------------------------------------------------------------------ conv2d */

@@ -237,23 +237,7 @@ channel_bias_backward_range (gsize begin, gsize end, gpointer data)
   const int HW = j->W;
 
   for (gsize pl = begin; pl < end; pl++)
-    {
-      /* 16 float lanes (vectorised; a few hundred terms each), totalled in
-       * double: one double accumulator was a serial chain */
-      const float *restrict dy = j->a + pl * HW;
-      float lane[16] = { 0 };
-      double sum = 0;
-      int i = 0;
-
-      for (; i + 16 <= HW; i += 16)
-        for (int l = 0; l < 16; l++)
-          lane[l] += dy[i + l];
-      for (; i < HW; i++)
-        lane[i % 16] += dy[i];
-      for (int l = 0; l < 16; l++)
-        sum += lane[l];
-      j->out[pl] += (float) sum;
-    }
+    j->out[pl] += (float) ddpm_sum_plane (j->a + pl * HW, HW);
 }
 
 void

@@ -6,8 +6,6 @@
  * For x → −∞, e^−x saturates at ~2e38 and σ goes to 0, the right limit.
  * e^x is ddpm_fast_expf (vectorised); the loops run on the layers' team.
  */
-#include <string.h>
-
 #include "layers.h"
 
 /* Elements per part of the thread team: below ~64K a part is shorter
@@ -61,16 +59,9 @@ silu_forward_padded_range (gsize begin, gsize end, gpointer data)
       float *plane = j->out + p * (gsize) (H + 2) * Wp;
       const float *x = j->inp + p * (gsize) H * W;
 
-      memset (plane, 0, sizeof (float) * Wp);
+      ddpm_zero_border (plane, H, W);
       for (int y = 0; y < H; y++)
-        {
-          float *row = plane + (gsize) (y + 1) * Wp;
-
-          row[0] = 0.0f;
-          silu_row (row + 1, x + (gsize) y * W, W);
-          row[Wp - 1] = 0.0f;
-        }
-      memset (plane + (gsize) (H + 1) * Wp, 0, sizeof (float) * Wp);
+        silu_row (plane + (gsize) (y + 1) * Wp + 1, x + (gsize) y * W, W);
     }
 }
 
