@@ -443,11 +443,12 @@ ddpm_conv2d_backward (float               *dinp,
           ddpm_parallel_for ((s->C_out + POINTWISE_ROWS - 1) / POINTWISE_ROWS, 1,
                              pointwise_weight_grad_range, &j);
         }
-      for (int b = 0; b < s->B && dinp != NULL && !direct_dinp; b++)
-        ddpm_sgemm (TRUE, FALSE,
-                    s->C_in, n_out, s->C_out,
-                    1.0f, weight, K, dout + (gsize) b * s->C_out * n_out, n_out,
-                    1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
+      if (dinp != NULL && !direct_dinp)
+        for (int b = 0; b < s->B; b++)
+          ddpm_sgemm (TRUE, FALSE,
+                      s->C_in, n_out, s->C_out,
+                      1.0f, weight, K, dout + (gsize) b * s->C_out * n_out, n_out,
+                      1.0f, dinp + (gsize) b * s->C_in * s->H * s->W, n_out);
       return;
     }
 

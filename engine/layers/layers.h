@@ -8,8 +8,9 @@
  * No function allocates large buffers: scratch space comes from the
  * caller, sized by the matching _scratch_size() function, so a training
  * step touches no new pages.  (The GroupNorm backward passes take a few
- * KB per part of the thread team from malloc, which reuses them.)  The heavy products go through cblas_sgemm; every layer also has a
- * naive reference kernel (…_reference) that the tests use as an oracle.
+ * KB per part of the thread team from malloc, which reuses them.)  The
+ * heavy products go through cblas_sgemm; every layer also has a naive
+ * reference kernel (…_reference) that the tests use as an oracle.
  */
 #ifndef DDPM_LAYERS_H
 #define DDPM_LAYERS_H
