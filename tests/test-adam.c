@@ -1,5 +1,5 @@
-/* test-adam.c: the optimizer and the step-level helpers of the training
- * loop, against hand computations and torch.optim.AdamW (values printed by
+/* test-adam.c: the Adam/AdamW optimizer step, against a hand computation
+ * and torch.optim.AdamW (values printed by
  * PyTorch 1.13 in double, for the script below):
  *
  *   p = torch.nn.Parameter(torch.tensor([0.5, -1.25, 2.0, 0.0], dtype=torch.float64))
@@ -87,100 +87,6 @@ test_matches_torch_adamw (void)
   g_assert_cmpfloat_with_epsilon (q[1], -2.0 * 0.9, 1e-6);
 }
 
-static void
-test_warmup (void)
-{
-  g_assert_cmpfloat_with_epsilon (ddpm_train_warmup_lr (1e-3, 100, 1), 1e-5, 1e-15);
-  g_assert_cmpfloat_with_epsilon (ddpm_train_warmup_lr (1e-3, 100, 50), 5e-4, 1e-15);
-  g_assert_cmpfloat_with_epsilon (ddpm_train_warmup_lr (1e-3, 100, 99), 9.9e-4, 1e-15);
-  g_assert_cmpfloat (ddpm_train_warmup_lr (1e-3, 100, 100), ==, 1e-3);
-  g_assert_cmpfloat (ddpm_train_warmup_lr (1e-3, 100, 100000), ==, 1e-3);
-  g_assert_cmpfloat (ddpm_train_warmup_lr (1e-3, 0, 1), ==, 1e-3);
-}
-
-static void
-test_clip (void)
-{
-  float g[4] = { 3, 0, -4, 0 };
-  double norm;
-
-  /* Below the limit: untouched. */
-  norm = ddpm_train_clip_grad_norm (g, 4, 10);
-  g_assert_cmpfloat_with_epsilon (norm, 5, 1e-12);
-  g_assert_cmpfloat (g[0], ==, 3);
-  g_assert_cmpfloat (g[2], ==, -4);
-
-  /* Above: scaled to norm 1 (to the 1e-6 guard), direction kept. */
-  norm = ddpm_train_clip_grad_norm (g, 4, 1);
-  g_assert_cmpfloat_with_epsilon (norm, 5, 1e-12);
-  g_assert_cmpfloat_with_epsilon (g[0], 0.6, 1e-6);
-  g_assert_cmpfloat_with_epsilon (g[2], -0.8, 1e-6);
-  g_assert_cmpfloat (g[1], ==, 0);
-  double after = sqrt ((double) g[0] * g[0] + (double) g[2] * g[2]);
-  g_assert_cmpfloat_with_epsilon (after, 1, 1e-6);
-
-  /* A large array: the norm is the global one over all elements. */
-  gsize n = 100000;
-  float *big = g_new (float, n);
-  for (gsize i = 0; i < n; i++)
-    big[i] = (i % 2) ? 0.5f : -0.5f;
-  norm = ddpm_train_clip_grad_norm (big, n, 0);  /* measures only */
-  g_assert_cmpfloat_with_epsilon (norm, 0.5 * sqrt ((double) n), 1e-9);
-  g_assert_cmpfloat (big[0], ==, -0.5f);
-  norm = ddpm_train_clip_grad_norm (big, n, 2);
-  g_assert_cmpfloat_with_epsilon (ddpm_train_clip_grad_norm (big, n, 0), 2, 1e-5);
-  g_free (big);
-}
-
-static void
-test_ema (void)
-{
-  float ema[3] = { 1, 2, -3 }, p[3] = { 0, 4, 1 };
-
-  ddpm_train_ema_update (ema, p, 3, 0.9);
-  g_assert_cmpfloat_with_epsilon (ema[0], 0.9, 1e-6);
-  g_assert_cmpfloat_with_epsilon (ema[1], 2.2, 1e-6);
-  g_assert_cmpfloat_with_epsilon (ema[2], -2.6, 1e-6);
-
-  /* decay 1 freezes, decay 0 copies. */
-  ddpm_train_ema_update (ema, p, 3, 1.0);
-  g_assert_cmpfloat_with_epsilon (ema[1], 2.2, 1e-6);
-  ddpm_train_ema_update (ema, p, 3, 0.0);
-  g_assert_cmpfloat (ema[1], ==, 4);
-
-  /* The decay's warm-up (1 + s)/(10 + s), capped by the configured one. */
-  g_assert_cmpfloat_with_epsilon (ddpm_train_ema_decay (0.999, 1), 2.0 / 11, 1e-15);
-  g_assert_cmpfloat_with_epsilon (ddpm_train_ema_decay (0.999, 90), 0.91, 1e-15);
-  g_assert_cmpfloat (ddpm_train_ema_decay (0.999, 1000000), ==, 0.999);
-  g_assert_cmpfloat (ddpm_train_ema_decay (0.5, 90), ==, 0.5);
-}
-
-/* The L_simple gradient against central differences of the loss. */
-static void
-test_mse_loss (void)
-{
-  float pred[5] = { 0.3f, -1.2f, 0.0f, 2.5f, -0.7f };
-  const float eps[5] = { 0.1f, -1.0f, 0.4f, 2.0f, 0.2f };
-  float dout[5];
-  double loss = ddpm_train_mse_loss (dout, pred, eps, 5);
-  double expected = 0;
-
-  for (int i = 0; i < 5; i++)
-    expected += ((double) pred[i] - eps[i]) * ((double) pred[i] - eps[i]) / 5;
-  g_assert_cmpfloat_with_epsilon (loss, expected, 1e-7);
-
-  for (int i = 0; i < 5; i++)
-    {
-      float keep = pred[i], h = 1e-2f;
-      pred[i] = keep + h;
-      double up = ddpm_train_mse_loss (NULL, pred, eps, 5);
-      pred[i] = keep - h;
-      double down = ddpm_train_mse_loss (NULL, pred, eps, 5);
-      pred[i] = keep;
-      g_assert_cmpfloat_with_epsilon (dout[i], (up - down) / (2.0 * h), 1e-4);
-    }
-}
-
 int
 main (int argc, char **argv)
 {
@@ -188,9 +94,5 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/adam/first-step", test_first_step);
   g_test_add_func ("/engine/adam/torch-adam", test_matches_torch_adam);
   g_test_add_func ("/engine/adam/torch-adamw", test_matches_torch_adamw);
-  g_test_add_func ("/engine/train/warmup", test_warmup);
-  g_test_add_func ("/engine/train/clip", test_clip);
-  g_test_add_func ("/engine/train/ema", test_ema);
-  g_test_add_func ("/engine/train/mse-loss", test_mse_loss);
   return g_test_run ();
 }

@@ -221,12 +221,12 @@ main (int argc, char **argv)
   g_assert_nonnull (g_getenv ("DDPM_CLI"));
   cli_test_setup ("cli");
 
-  g_test_add_func ("/cli/renoise/strength", test_renoise_strength);
-  g_test_add_func ("/cli/renoise/mask", test_renoise_mask);
-  g_test_add_func ("/cli/renoise/gray-and-seeds", test_renoise_gray_and_seeds);
-  g_test_add_func ("/cli/sample", test_sample);
-  g_test_add_func ("/cli/eval", test_eval);
-  g_test_add_func ("/cli/sampling-errors", test_errors);
+  g_test_add_func ("/cli/sampling/renoise-strength", test_renoise_strength);
+  g_test_add_func ("/cli/sampling/renoise-mask", test_renoise_mask);
+  g_test_add_func ("/cli/sampling/renoise-gray-and-seeds", test_renoise_gray_and_seeds);
+  g_test_add_func ("/cli/sampling/sample", test_sample);
+  g_test_add_func ("/cli/sampling/eval", test_eval);
+  g_test_add_func ("/cli/sampling/errors", test_errors);
   status = g_test_run ();
 
   cli_test_teardown ();

@@ -219,6 +219,6 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/slow/train/learns-shapes", test_learns);
+  g_test_add_func ("/engine/learns/shapes", test_learns);
   return g_test_run ();
 }

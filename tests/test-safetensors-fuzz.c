@@ -473,6 +473,6 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/engine/safetensors/fuzz", test_fuzz);
+  g_test_add_func ("/engine/safetensors-fuzz/mutations", test_fuzz);
   return g_test_run ();
 }
