@@ -1,4 +1,4 @@
-/* ui-private.h: what the dialogs share inside ui/, and what the ui tests
+/* ui-private.h: what the dialogs share inside ui/gimp2, and what the ui tests
  * drive: the dialog constructors (which build and wire every widget but do
  * not run a main loop), the widget records they fill, and the test hook.
  *
@@ -18,7 +18,7 @@
 #define UI_SCALE_WIDTH 200
 #define UI_ENTRY_WIDTH 6
 
-/* Pieces every dialog that runs a model is built from (dialog.c). */
+/* Pieces every dialog that runs a model is built from (widgets.c). */
 
 /* A GimpDialog with Cancel and OK, help id `help_id`, transient for the
  * image window; *main_vbox is the shown box its widgets go in. */

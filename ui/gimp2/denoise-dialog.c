@@ -1,6 +1,6 @@
 /* denoise-dialog.c: the Denoise dialog (Filters ▸ Diffusion ▸ Denoise).
  *
- * The Renoise dialog's layout and parts (dialog.c: preview, model chooser,
+ * The Renoise dialog's layout and parts (widgets.c: preview, model chooser,
  * sampler, steps, seed, plan line), with the noise level in place of the
  * strength.  GIMP users count noise in 0–255 levels, so that is what the
  * entry shows ("25" is σ = 25/255 ≈ 0.098 on the [0, 1] scale the
