@@ -635,7 +635,7 @@ test_renoise_bad_model (void)
   g_key_file_free (r);
 }
 
-/* The live preview rendered through plugin_render without an error. */
+/* The live preview rendered through the render callback without an error. */
 static void
 test_renoise_preview (void)
 {

@@ -1,58 +1,20 @@
 /* renoise-dialog.c: the Renoise and Generate dialogs (Filters ▸
- * Diffusion), built from the shared pieces of widgets.c.
- *
- * A GimpDrawablePreview whose "invalidated" signal re-renders the visible
- * region through the same function that renders the whole layer
- * (plugin_render), the strength (hidden for Generate), steps, seed and
+ * Diffusion), built from the shared pieces of widgets.c: the live preview,
+ * the model chooser, the strength (hidden for Generate), steps, seed and
  * sampler.
  *
+ * The preview's "invalidated" signal re-renders the visible region through
+ * the render callback the glue passed: the same function that renders the
+ * whole layer on OK (GIMP 2.10 plug-ins/common style).
+ *
  * Above the buttons a line says what OK will run, in the model's own terms:
- * "Noise to t = 400 of 1000, then 20 denoising steps".  It is computed by
- * ddpm_img2img_plan on the schedule stored in the chosen model file, so it
- * changes when the model does, and it is where a model that cannot be
+ * "Noise to t = 400 of 1000, then 20 denoising steps" (the core's
+ * plugin_renoise_plan_text, on the schedule of the chosen model file), so
+ * it changes when the model does, and it is where a model that cannot be
  * loaded explains why (OK is then insensitive: there is nothing to run). */
 #include "ui-private.h"
 
 #include <string.h>
-
-/* The text of the plan line for strength and steps on `schedule`;
- * newly allocated.  NULL (and error set) if the plan is impossible. */
-static gchar *
-renoise_plan_text (const DdpmSchedule  *schedule,
-                   gboolean             generate,
-                   gdouble              strength,
-                   gint                 steps,
-                   GError             **error)
-{
-  int t0, n_steps;
-
-  if (! ddpm_img2img_plan (schedule, generate ? 1.0 : strength, steps,
-                           &t0, &n_steps, error))
-    return NULL;
-
-  if (generate)
-    /* TRANSLATORS: t is the diffusion timestep, the first %d the start,
-     * the second the schedule's length, the third the number of steps. */
-    return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                         "Start from pure noise at t = %d of %d, "
-                                         "then %d denoising step",
-                                         "Start from pure noise at t = %d of %d, "
-                                         "then %d denoising steps",
-                                         n_steps),
-                            t0, schedule->T, n_steps);
-  if (t0 == 0)
-    return g_strdup (_("Strength 0: the layer stays unchanged"));
-
-  /* TRANSLATORS: t is the diffusion timestep: the layer is noised to step
-   * t0 of T, then denoised back in n steps. */
-  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                       "Noise to t = %d of %d, "
-                                       "then %d denoising step",
-                                       "Noise to t = %d of %d, "
-                                       "then %d denoising steps",
-                                       n_steps),
-                          t0, schedule->T, n_steps);
-}
 
 static void
 renoise_set_plan (UiRenoiseWidgets *w,
@@ -74,8 +36,8 @@ renoise_update_plan (UiRenoiseWidgets *w)
       return;
     }
 
-  text = renoise_plan_text (w->schedule, w->generate,
-                            w->work.strength, w->work.steps, &error);
+  text = plugin_renoise_plan_text (w->schedule, w->generate,
+                                   w->work.strength, w->work.steps, &error);
   if (text)
     renoise_set_plan (w, text, FALSE);
   else
@@ -100,8 +62,8 @@ renoise_preview_invalidated (GimpPreview      *preview,
     }
 
   ui_preview_show_result (w->preview_error,
-                          plugin_render (w->drawable_id, &w->work, w->generate,
-                                         preview, &error),
+                          w->render (w->drawable_id, &w->work, w->generate,
+                                     preview, w->render_data, &error),
                           error);
   g_clear_error (&error);
 }
@@ -156,6 +118,9 @@ GtkWidget *
 ui_renoise_dialog_new (gint32                     drawable_id,
                        const PluginRenoiseValues *vals,
                        gboolean                   generate,
+                       const gchar               *default_model,
+                       UiRenoiseRenderFunc        render,
+                       gpointer                   render_data,
                        UiRenoiseWidgets          *w)
 {
   GtkWidget *dialog;
@@ -163,23 +128,27 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   GtkWidget *table;
 
   g_return_val_if_fail (vals != NULL, NULL);
+  g_return_val_if_fail (default_model != NULL, NULL);
+  g_return_val_if_fail (render != NULL, NULL);
   g_return_val_if_fail (w != NULL, NULL);
 
   memset (w, 0, sizeof (*w));
   w->drawable_id   = drawable_id;
   w->generate      = generate;
+  w->render        = render;
+  w->render_data   = render_data;
   w->work          = *vals;
   w->work.model[sizeof (w->work.model) - 1] = '\0';
   w->work.strength = CLAMP (w->work.strength, 0.0, 1.0);
   w->work.steps    = CLAMP (w->work.steps, 1, 1000);
   if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
     w->work.sampler = DDPM_SAMPLER_DDIM;
-  w->default_model = plugin_default_model_path ();
+  w->default_model = g_strdup (default_model);
 
-  dialog = ui_filter_dialog_new (generate ? _("Generate with a Diffusion Model")
-                                          : _("Renoise with a Diffusion Model"),
-                                 generate ? GENERATE_PROC : RENOISE_PROC,
-                                 &main_vbox);
+  dialog = ui_dialog_new (generate ? _("Generate with a Diffusion Model")
+                                   : _("Renoise with a Diffusion Model"),
+                          generate ? GENERATE_PROC : RENOISE_PROC,
+                          _("_OK"), &main_vbox);
   w->dialog = dialog;
   g_signal_connect (dialog, "destroy",
                     G_CALLBACK (renoise_dialog_destroy), w);
@@ -251,9 +220,12 @@ ui_renoise_dialog_get_values (UiRenoiseWidgets    *w,
 }
 
 gboolean
-ui_renoise_dialog (gint32               drawable_id,
-                   PluginRenoiseValues *vals,
-                   gboolean             generate)
+ui_renoise_dialog (gint32                drawable_id,
+                   PluginRenoiseValues  *vals,
+                   gboolean              generate,
+                   const gchar          *default_model,
+                   UiRenoiseRenderFunc   render,
+                   gpointer              render_data)
 {
   UiRenoiseWidgets  w;
   GtkWidget        *dialog;
@@ -263,7 +235,8 @@ ui_renoise_dialog (gint32               drawable_id,
 
   gimp_ui_init (PLUG_IN_BINARY, FALSE);
 
-  dialog = ui_renoise_dialog_new (drawable_id, vals, generate, &w);
+  dialog = ui_renoise_dialog_new (drawable_id, vals, generate, default_model,
+                                  render, render_data, &w);
   gtk_widget_show (dialog);
 
   ui_test_hook_renoise (&w);

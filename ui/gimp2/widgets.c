@@ -54,50 +54,6 @@ ui_plan_line_new (GtkWidget  *box,
   return label;
 }
 
-/* A copy of the schedule of the model at `path`, or NULL with *message
- * (translated, newly allocated) saying why it cannot be used. */
-static DdpmSchedule *
-model_schedule_load (const gchar  *path,
-                     const gchar  *default_model,
-                     gchar       **message)
-{
-  GError       *error = NULL;
-  DdpmModel    *model;
-  DdpmSchedule *schedule = NULL;
-
-  *message = NULL;
-  model = ddpm_model_load (path, &error);
-  if (model)
-    {
-      const DdpmSchedule *s = ddpm_model_get_schedule (model);
-
-      /* Keep a copy of the schedule and let the weights go: the dialog
-       * needs only the timesteps; the render loads what it runs. */
-      schedule = ddpm_schedule_new_from_alpha_bar (s->kind, s->alpha_bar,
-                                                   s->timestep, s->T,
-                                                   s->T_base, &error);
-      ddpm_model_free (model);
-    }
-  if (! schedule && g_strcmp0 (path, default_model) == 0 &&
-      ! g_file_test (path, G_FILE_TEST_EXISTS))
-    {
-      /* A fresh installation: say what to do rather than "no such file". */
-      *message = g_strdup (_("No diffusion model is installed yet: choose "
-                             "a model file, or train one with Filters ▸ "
-                             "Diffusion ▸ Train Model."));
-    }
-  else if (! schedule)
-    {
-      gchar *name = g_filename_display_basename (path);
-
-      *message = g_strdup_printf (_("Cannot use the model “%s”: %s"),
-                                  name, error->message);
-      g_free (name);
-    }
-  g_clear_error (&error);
-  return schedule;
-}
-
 void
 ui_model_select (const gchar   *path,
                  const gchar   *default_model,
@@ -108,7 +64,8 @@ ui_model_select (const gchar   *path,
                  gchar         *model,
                  gsize          model_size)
 {
-  gchar *old_path = *model_path;
+  gchar  *old_path = *model_path;
+  GError *error = NULL;
 
   if (! path || ! *path)
     path = default_model;
@@ -127,7 +84,13 @@ ui_model_select (const gchar   *path,
   else
     g_strlcpy (model, path, model_size);
 
-  *schedule = model_schedule_load (path, default_model, model_error);
+  /* From the core's model cache: the preview renders with the same load. */
+  *schedule = plugin_model_get_schedule (path,
+                                         g_strcmp0 (path, default_model) == 0,
+                                         &error);
+  if (*schedule == NULL)
+    *model_error = g_strdup (error->message);
+  g_clear_error (&error);
 
   /* Show the file in the chooser when the change did not come from it. */
   if (chooser)
@@ -318,9 +281,10 @@ ui_seed_new (GtkTable  *table,
 }
 
 GtkWidget *
-ui_filter_dialog_new (const gchar *title,
-                      const gchar *help_id,
-                      GtkWidget  **main_vbox)
+ui_dialog_new (const gchar *title,
+               const gchar *help_id,
+               const gchar *ok_label,
+               GtkWidget  **main_vbox)
 {
   GtkWidget *dialog;
 
@@ -329,7 +293,7 @@ ui_filter_dialog_new (const gchar *title,
                             gimp_standard_help_func, help_id,
 
                             _("_Cancel"), GTK_RESPONSE_CANCEL,
-                            _("_OK"),     GTK_RESPONSE_OK,
+                            ok_label,     GTK_RESPONSE_OK,
 
                             NULL);
 
