@@ -21,6 +21,10 @@
 
 #include <string.h>
 
+#ifdef PLUGIN_UI_TEST
+#include "ui-test.h"
+#endif
+
 static void query (void);
 static void run   (const gchar      *name,
                    gint              nparams,
@@ -36,7 +40,20 @@ const GimpPlugInInfo PLUG_IN_INFO =
   run,   /* run_proc   */
 };
 
+#ifdef PLUGIN_UI_TEST
+/* gimp-ddpm-uitest, the test build tests/ui runs (plugin/gimp2/meson.build):
+ * the same plug-in, whose dialogs hand their widgets to ui/gimp2/ui-test.c
+ * once shown.  The installed gimp-ddpm has no such hooks. */
+int
+main (int   argc,
+      char *argv[])
+{
+  ui_test_install ();
+  return gimp_main (&PLUG_IN_INFO, argc, argv);
+}
+#else
 MAIN ()
+#endif
 
 static void
 query (void)

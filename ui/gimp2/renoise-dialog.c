@@ -239,7 +239,8 @@ ui_renoise_dialog (gint32                drawable_id,
                                   render, render_data, &w);
   gtk_widget_show (dialog);
 
-  ui_test_hook_renoise (&w);
+  if (ui_test_hooks != NULL)
+    ui_test_hooks->renoise (&w);
 
   run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
   if (run)

@@ -498,7 +498,8 @@ ui_train_dialog (gint32             drawable_id,
   dialog = ui_train_dialog_new (drawable_id, vals, &w);
   gtk_widget_show (dialog);
 
-  ui_test_hook_train (&w);
+  if (ui_test_hooks != NULL)
+    ui_test_hooks->train (&w);
 
   run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
   if (run)

@@ -1,7 +1,7 @@
 /* ui-private.h: what the dialogs share inside ui/gimp2, and what the ui
  * tests drive: the dialog constructors (which build and wire every widget
  * but do not run a main loop), the widget records they fill, and the test
- * hook.
+ * hooks.
  *
  * Not installed, not used by plugin/: the plug-in sees only ui.h. */
 #ifndef DDPM_UI_PRIVATE_H
@@ -224,13 +224,17 @@ void       ui_train_dialog_get_values  (UiTrainWidgets      *widgets,
 extern const gchar *const ui_train_presets[];
 #define UI_N_TRAIN_PRESETS 3
 
-/* Test hook (ui-test.c).  When the environment variable DDPM_UI_TEST names
- * a directory, these run once the shown dialog is idle: they poke the
- * widgets, record what they see in DIR/<procedure>.result (a GKeyFile),
- * save a screenshot as DIR/<procedure>.png and answer the dialog with
- * CANCEL.  Without the variable they do nothing. */
-void       ui_test_hook_renoise        (UiRenoiseWidgets    *widgets);
-void       ui_test_hook_denoise        (UiDenoiseWidgets    *widgets);
-void       ui_test_hook_train          (UiTrainWidgets      *widgets);
+/* The test build's hooks (ui-test.c, linked into gimp-ddpm-uitest only,
+ * whose main installs them with ui_test_install): each dialog, once
+ * shown, hands its widgets to its hook.  NULL in the installed gimp-ddpm:
+ * the dialogs just run. */
+typedef struct
+{
+  void (*renoise) (UiRenoiseWidgets *widgets);
+  void (*denoise) (UiDenoiseWidgets *widgets);
+  void (*train)   (UiTrainWidgets   *widgets);
+} UiTestHooks;
+
+extern const UiTestHooks *ui_test_hooks;
 
 #endif /* DDPM_UI_PRIVATE_H */

@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+const UiTestHooks *ui_test_hooks = NULL;
+
 void
 ui_plan_line_set (GtkWidget   *dialog,
                   GtkWidget   *label,
