@@ -103,14 +103,14 @@ plugin_denoise_plan_text (const DdpmSchedule *schedule,
 
   if (sigma <= 0.0)
     {
-      if (! estimating)
+      if (!estimating)
         return g_strdup (_("Set a noise level above 0, or estimate it from "
                            "the layer."));
       *is_error = FALSE;
       return g_strdup (_("No noise found in the layer: it stays unchanged"));
     }
 
-  if (! plugin_denoise_plan (schedule, sigma, steps, &t, &n_steps, &error))
+  if (!plugin_denoise_plan (schedule, sigma, steps, &t, &n_steps, &error))
     {
       text = g_strdup (error->message);
       g_error_free (error);

@@ -12,20 +12,15 @@
 
 #include <glib/gstdio.h>
 
-gboolean
-plugin_train_job_prepare (const PluginTrainValues *vals,
-                          gint                     channels,
-                          gint                     width,
-                          gint                     height,
-                          DdpmTrainParams         *params,
-                          GError                 **error)
+/* The values a caller gave, against the width × height pixels there are. */
+static gboolean
+train_values_check (const PluginTrainValues *vals,
+                    gint                     width,
+                    gint                     height,
+                    GError                 **error)
 {
-  gboolean resume;
-  gchar *dir;
+  gboolean resume = vals->resume[0] != '\0';
 
-  g_return_val_if_fail (vals != NULL && params != NULL, FALSE);
-
-  resume = vals->resume[0] != '\0';
   if (vals->output[0] == '\0')
     {
       g_set_error_literal (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
@@ -55,7 +50,26 @@ plugin_train_job_prepare (const PluginTrainValues *vals,
                    vals->patch_size, width, height, MIN (width, height));
       return FALSE;
     }
+  return TRUE;
+}
 
+gboolean
+plugin_train_job_prepare (const PluginTrainValues *vals,
+                          gint                     channels,
+                          gint                     width,
+                          gint                     height,
+                          DdpmTrainParams         *params,
+                          GError                 **error)
+{
+  gboolean resume;
+  gchar *dir;
+
+  g_return_val_if_fail (vals != NULL && params != NULL, FALSE);
+
+  if (!train_values_check (vals, width, height, error))
+    return FALSE;
+
+  resume = vals->resume[0] != '\0';
   ddpm_train_params_init (params);
   if (!resume)
     {

@@ -194,6 +194,54 @@ denoise_dialog_destroy (GtkWidget        *dialog,
   w->sigma_adj = w->steps_adj = NULL;
 }
 
+/* The values the dialog edits: a copy of `vals` in the widgets' ranges. */
+static void
+denoise_values_init (UiDenoiseWidgets          *w,
+                     const PluginDenoiseValues *vals)
+{
+  w->work          = *vals;
+  w->work.model[sizeof (w->work.model) - 1] = '\0';
+  w->work.sigma    = CLAMP (w->work.sigma, 0.0, 1.0);
+  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
+  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
+    w->work.sampler = DDPM_SAMPLER_DDIM;
+}
+
+/* Rows 2 and 3: the noise level in 0–255 levels (0 shown while the
+ * values say "estimate"), and "Estimate from the layer". */
+static void
+denoise_sigma_rows_new (UiDenoiseWidgets *w,
+                        GtkTable         *table,
+                        gboolean          estimate)
+{
+  /* The noise level, in 0–255 levels. */
+  w->sigma_adj = gimp_scale_entry_new (table, 0, 2,
+                                       _("_Noise level (σ, 0–255):"),
+                                       UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                                       estimate ? 0.0 : w->work.sigma * 255.0,
+                                       0.0, 255.0, 0.5, 5.0, 1,
+                                       TRUE, 0, 0,
+                                       _("The standard deviation of the "
+                                         "noise in the layer, in levels of "
+                                         "0–255: 25 for clearly visible "
+                                         "grain"),
+                                       NULL);
+  gimp_scale_entry_set_logarithmic (w->sigma_adj, TRUE);
+  g_signal_connect (w->sigma_adj, "value-changed",
+                    G_CALLBACK (denoise_sigma_changed), w);
+
+  w->estimate_toggle =
+    gtk_check_button_new_with_mnemonic (_("Es_timate from the layer"));
+  gtk_table_attach (table, w->estimate_toggle, 1, 3, 3, 4,
+                    GTK_FILL, GTK_FILL, 0, 0);
+  gimp_help_set_help_data (w->estimate_toggle,
+                           _("Measure the noise level in the layer (or the "
+                             "selection) instead of giving it"), NULL);
+  gtk_widget_show (w->estimate_toggle);
+  g_signal_connect (w->estimate_toggle, "toggled",
+                    G_CALLBACK (denoise_estimate_toggled), w);
+}
+
 GtkWidget *
 ui_denoise_dialog_new (gint32                     drawable_id,
                        const PluginDenoiseValues *vals,
@@ -218,14 +266,9 @@ ui_denoise_dialog_new (gint32                     drawable_id,
   w->render        = render;
   w->estimate_func = estimate_func;
   w->user_data     = user_data;
-  w->work          = *vals;
-  w->work.model[sizeof (w->work.model) - 1] = '\0';
-  w->work.sigma    = CLAMP (w->work.sigma, 0.0, 1.0);
-  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
-  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
-    w->work.sampler = DDPM_SAMPLER_DDIM;
   w->estimate      = -1.0;
   w->default_model = g_strdup (default_model);
+  denoise_values_init (w, vals);
   estimate = w->work.sigma <= 0.0;
 
   dialog = ui_dialog_new (_("Denoise with a Diffusion Model"),
@@ -243,32 +286,7 @@ ui_denoise_dialog_new (gint32                     drawable_id,
                                G_CALLBACK (denoise_model_file_set), w,
                                &w->model_chooser, &w->sampler_combo);
 
-  /* The noise level, in 0–255 levels. */
-  w->sigma_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
-                                       _("_Noise level (σ, 0–255):"),
-                                       UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
-                                       estimate ? 0.0 : w->work.sigma * 255.0,
-                                       0.0, 255.0, 0.5, 5.0, 1,
-                                       TRUE, 0, 0,
-                                       _("The standard deviation of the "
-                                         "noise in the layer, in levels of "
-                                         "0–255: 25 for clearly visible "
-                                         "grain"),
-                                       NULL);
-  gimp_scale_entry_set_logarithmic (w->sigma_adj, TRUE);
-  g_signal_connect (w->sigma_adj, "value-changed",
-                    G_CALLBACK (denoise_sigma_changed), w);
-
-  w->estimate_toggle =
-    gtk_check_button_new_with_mnemonic (_("Es_timate from the layer"));
-  gtk_table_attach (GTK_TABLE (table), w->estimate_toggle, 1, 3, 3, 4,
-                    GTK_FILL, GTK_FILL, 0, 0);
-  gimp_help_set_help_data (w->estimate_toggle,
-                           _("Measure the noise level in the layer (or the "
-                             "selection) instead of giving it"), NULL);
-  gtk_widget_show (w->estimate_toggle);
-  g_signal_connect (w->estimate_toggle, "toggled",
-                    G_CALLBACK (denoise_estimate_toggled), w);
+  denoise_sigma_rows_new (w, GTK_TABLE (table), estimate);
 
   /* Steps: the denoising steps actually run. */
   w->steps_adj = ui_steps_entry_new (GTK_TABLE (table), 4, &w->work.steps);

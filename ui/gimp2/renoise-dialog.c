@@ -114,6 +114,52 @@ renoise_dialog_destroy (GtkWidget        *dialog,
   w->strength_adj = w->steps_adj = NULL;
 }
 
+/* The values the dialog edits: a copy of `vals` in the widgets' ranges. */
+static void
+renoise_values_init (UiRenoiseWidgets          *w,
+                     const PluginRenoiseValues *vals)
+{
+  w->work          = *vals;
+  w->work.model[sizeof (w->work.model) - 1] = '\0';
+  w->work.strength = CLAMP (w->work.strength, 0.0, 1.0);
+  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
+  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
+    w->work.sampler = DDPM_SAMPLER_DDIM;
+}
+
+/* Row 2: the strength, how far into the noise the layer is pushed
+ * (hidden for Generate). */
+static void
+renoise_strength_new (UiRenoiseWidgets *w,
+                      GtkTable         *table)
+{
+  w->strength_adj = gimp_scale_entry_new (table, 0, 2,
+                                          _("S_trength:"),
+                                          UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
+                                          w->work.strength,
+                                          0.0, 1.0, 0.01, 0.1, 2,
+                                          TRUE, 0, 0,
+                                          _("How much noise to add before "
+                                            "denoising: 0 keeps the layer, "
+                                            "1 replaces it with a new image"),
+                                          NULL);
+  g_signal_connect (w->strength_adj, "value-changed",
+                    G_CALLBACK (gimp_double_adjustment_update),
+                    &w->work.strength);
+  g_signal_connect (w->strength_adj, "value-changed",
+                    G_CALLBACK (renoise_plan_changed), w);
+  g_signal_connect_swapped (w->strength_adj, "value-changed",
+                            G_CALLBACK (gimp_preview_invalidate),
+                            w->preview);
+  if (w->generate)
+    {
+      /* Generation is strength 1 by definition. */
+      gtk_widget_hide (GIMP_SCALE_ENTRY_LABEL (w->strength_adj));
+      gtk_widget_hide (GIMP_SCALE_ENTRY_SCALE (w->strength_adj));
+      gtk_widget_hide (GIMP_SCALE_ENTRY_SPINBUTTON (w->strength_adj));
+    }
+}
+
 GtkWidget *
 ui_renoise_dialog_new (gint32                     drawable_id,
                        const PluginRenoiseValues *vals,
@@ -137,13 +183,8 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   w->generate      = generate;
   w->render        = render;
   w->render_data   = render_data;
-  w->work          = *vals;
-  w->work.model[sizeof (w->work.model) - 1] = '\0';
-  w->work.strength = CLAMP (w->work.strength, 0.0, 1.0);
-  w->work.steps    = CLAMP (w->work.steps, 1, 1000);
-  if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
-    w->work.sampler = DDPM_SAMPLER_DDIM;
   w->default_model = g_strdup (default_model);
+  renoise_values_init (w, vals);
 
   dialog = ui_dialog_new (generate ? _("Generate with a Diffusion Model")
                                    : _("Renoise with a Diffusion Model"),
@@ -162,32 +203,7 @@ ui_renoise_dialog_new (gint32                     drawable_id,
                                G_CALLBACK (renoise_model_file_set), w,
                                &w->model_chooser, &w->sampler_combo);
 
-  /* Strength: how far into the noise the layer is pushed. */
-  w->strength_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
-                                          _("S_trength:"),
-                                          UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
-                                          w->work.strength,
-                                          0.0, 1.0, 0.01, 0.1, 2,
-                                          TRUE, 0, 0,
-                                          _("How much noise to add before "
-                                            "denoising: 0 keeps the layer, "
-                                            "1 replaces it with a new image"),
-                                          NULL);
-  g_signal_connect (w->strength_adj, "value-changed",
-                    G_CALLBACK (gimp_double_adjustment_update),
-                    &w->work.strength);
-  g_signal_connect (w->strength_adj, "value-changed",
-                    G_CALLBACK (renoise_plan_changed), w);
-  g_signal_connect_swapped (w->strength_adj, "value-changed",
-                            G_CALLBACK (gimp_preview_invalidate),
-                            w->preview);
-  if (generate)
-    {
-      /* Generation is strength 1 by definition. */
-      gtk_widget_hide (GIMP_SCALE_ENTRY_LABEL (w->strength_adj));
-      gtk_widget_hide (GIMP_SCALE_ENTRY_SCALE (w->strength_adj));
-      gtk_widget_hide (GIMP_SCALE_ENTRY_SPINBUTTON (w->strength_adj));
-    }
+  renoise_strength_new (w, GTK_TABLE (table));
 
   /* Steps: the denoising steps actually run. */
   w->steps_adj = ui_steps_entry_new (GTK_TABLE (table), 3, &w->work.steps);
