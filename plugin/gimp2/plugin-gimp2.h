@@ -59,13 +59,14 @@ GimpPDBStatusType plugin_train_run      (GimpRunMode      run_mode,
 
 /* What renoise and generate share (renoise.c): their run modes, starting
  * from `defaults`; generate takes no strength argument. */
-GimpPDBStatusType plugin_renoise_run_procedure (const gchar               *name,
-                                                gboolean                   generate,
-                                                const PluginRenoiseValues *defaults,
-                                                GimpRunMode                run_mode,
-                                                gint                       nparams,
-                                                const GimpParam           *param,
-                                                GError                   **error);
+GimpPDBStatusType
+plugin_renoise_run_procedure (const gchar               *name,
+                              gboolean                   generate,
+                              const PluginRenoiseValues *defaults,
+                              GimpRunMode                run_mode,
+                              gint                       nparams,
+                              const GimpParam           *param,
+                              GError                   **error);
 
 /* nparams is what the procedure `name` takes (expected); else FALSE with
  * the error a non-interactive caller sees. */

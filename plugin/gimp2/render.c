@@ -68,13 +68,13 @@ render_context (gint32                  drawable_id,
                 const PluginRenderPlan *plan,
                 const GeglRectangle    *target)
 {
+  gint32 image_id = gimp_item_get_image (drawable_id);
   PluginRect t = { target->x, target->y, target->width, target->height };
   PluginRect c;
 
   plugin_render_context (plan, &t, gimp_drawable_width (drawable_id),
                          gimp_drawable_height (drawable_id),
-                         !gimp_selection_is_empty (gimp_item_get_image (drawable_id)),
-                         &c);
+                         !gimp_selection_is_empty (image_id), &c);
   return (GeglRectangle) { c.x, c.y, c.width, c.height };
 }
 

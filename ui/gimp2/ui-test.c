@@ -8,13 +8,13 @@
  * gimp-2.10 under Xvfb, with gimp-ddpm-uitest installed as the plug-in,
  * and batch commands that call the procedures with RUN-INTERACTIVE and the
  * environment variable DDPM_UI_TEST set to a directory.  The dialog, once
- * shown, calls its hook; with the variable set the hook waits for the main loop to settle (the preview
- * renders), then, like a user would, changes values through the widgets'
- * own adjustments and entries, and writes what the dialog showed before
- * and after into DIR/<procedure>.result (a GKeyFile, group "dialog").  It
- * saves a screenshot of the dialog window as DIR/<procedure>.png and
- * answers the dialog with CANCEL (or OK when DDPM_UI_TEST_RESPONSE=ok), so
- * GIMP returns to the batch script.
+ * shown, calls its hook; with the variable set the hook waits for the main
+ * loop to settle (the preview renders), then, like a user would, changes
+ * values through the widgets' own adjustments and entries, and writes what
+ * the dialog showed before and after into DIR/<procedure>.result (a
+ * GKeyFile, group "dialog").  It saves a screenshot of the dialog window as
+ * DIR/<procedure>.png and answers the dialog with CANCEL (or OK when
+ * DDPM_UI_TEST_RESPONSE=ok), so GIMP returns to the batch script.
  * The hook only observes and records: the test program makes every
  * assertion on the recorded facts.  Without the variable the hooks return
  * at once. */

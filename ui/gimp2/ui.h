@@ -32,18 +32,18 @@ typedef gboolean (*UiRenoiseRenderFunc) (gint32                     drawable_id,
 
 /* The same for a denoise; vals->sigma > 0 (the dialog passes its
  * estimate when estimating). */
-typedef gboolean (*UiDenoiseRenderFunc)  (gint32                     drawable_id,
-                                          const PluginDenoiseValues *vals,
-                                          GimpPreview               *preview,
-                                          gpointer                   user_data,
-                                          GError                   **error);
+typedef gboolean (*UiDenoiseRenderFunc) (gint32                     drawable_id,
+                                         const PluginDenoiseValues *vals,
+                                         GimpPreview               *preview,
+                                         gpointer                   user_data,
+                                         GError                   **error);
 
 /* The noise level of the drawable where a denoise would work, on the
  * [0, 1] pixel scale (0: none found). */
-typedef gboolean (*UiEstimateFunc)       (gint32                     drawable_id,
-                                          gdouble                   *sigma,
-                                          gpointer                   user_data,
-                                          GError                   **error);
+typedef gboolean (*UiEstimateFunc)      (gint32                     drawable_id,
+                                         gdouble                   *sigma,
+                                         gpointer                   user_data,
+                                         GError                   **error);
 
 /* The renoise dialog (generate = FALSE: model, strength, steps, seed,
  * sampler, live preview) or the generate dialog (generate = TRUE: the same
