@@ -1,5 +1,5 @@
-/* test-pixels.c: the plug-in's pixel conversions (plugin/pixels.c) that
- * need no running GIMP: drawable pixels ⇄ the engine's planar [−1, 1]
+/* test-pixels.c: the plug-in's pixel conversions (plugin/gimp2/pixels.c)
+ * that need no running GIMP: drawable pixels ⇄ the engine's planar [−1, 1]
  * tensors, for every pairing of layer and model channels, with alpha
  * carried through.  The oracles are the definitions: v ↦ 2v − 1, Rec. 709
  * luma, replication, and the luma shift that keeps colours. */

@@ -11,7 +11,8 @@
  * and denoise dialogs.  The denoise dialog opens on noisy.png, the test
  * picture with Gaussian noise of NOISE_LEVELS added, so that its estimate
  * has something to find.  The dialogs'
- * test hook (ui/ui-test.c) pokes the widgets, records what they showed
+ * test hook (ui/gimp2/ui-test.c, in the plug-in's test build
+ * gimp-ddpm-uitest) pokes the widgets, records what they showed
  * into <procedure>.result, saves a screenshot <procedure>.png and
  * cancels.  Every assertion is made here, on those records and pictures;
  * the expected numbers are computed here (t0 = strength·T of the model's
@@ -19,7 +20,8 @@
  * noise estimate, by the engine's own functions on the same pixels).
  *
  * Environment (set by tests/ui/meson.build): GIMP (gimp-2.10), DDPM_PLUGIN
- * (the built gimp-ddpm binary), DDPM_PO_BUILDDIR (the built catalogues),
+ * (the built gimp-ddpm-uitest binary, installed in the profile as
+ * gimp-ddpm), DDPM_PO_BUILDDIR (the built catalogues),
  * DDPM_UI_RUN_DIR (a scratch directory, emptied first). */
 #include <math.h>
 #include <string.h>
@@ -635,7 +637,7 @@ test_renoise_bad_model (void)
   g_key_file_free (r);
 }
 
-/* The live preview rendered through plugin_render without an error. */
+/* The live preview rendered through the render callback without an error. */
 static void
 test_renoise_preview (void)
 {

@@ -1,22 +1,25 @@
-/* ui-test.c: the hook through which the 'ui' test suite drives the real
- * dialogs inside a real GIMP.
+/* ui-test.c: the hooks through which the 'ui' test suite drives the real
+ * dialogs inside a real GIMP.  Linked only into the test build of the
+ * plug-in, gimp-ddpm-uitest, whose main installs them (ui_test_install);
+ * the installed gimp-ddpm has none.
  *
  * HOW IT WORKS.  A GimpDrawablePreview needs a drawable of a running GIMP,
  * so the dialogs can only be tested inside one: tests/ui/test-ui.c starts
- * gimp-2.10 under Xvfb with batch commands that call the procedures with
- * RUN-INTERACTIVE and the environment variable DDPM_UI_TEST set to a
- * directory.  The dialog, once shown, calls ui_test_hook_*; with the
- * variable set the hook waits for the main loop to settle (the preview
- * renders), then, like a user would, changes values through the widgets'
- * own adjustments and entries, and writes what the dialog showed before
- * and after into DIR/<procedure>.result (a GKeyFile, group "dialog").  It
- * saves a screenshot of the dialog window as DIR/<procedure>.png and
- * answers the dialog with CANCEL (or OK when DDPM_UI_TEST_RESPONSE=ok), so
- * GIMP returns to the batch script.
+ * gimp-2.10 under Xvfb, with gimp-ddpm-uitest installed as the plug-in,
+ * and batch commands that call the procedures with RUN-INTERACTIVE and the
+ * environment variable DDPM_UI_TEST set to a directory.  The dialog, once
+ * shown, calls its hook; with the variable set the hook waits for the main
+ * loop to settle (the preview renders), then, like a user would, changes
+ * values through the widgets' own adjustments and entries, and writes what
+ * the dialog showed before and after into DIR/<procedure>.result (a
+ * GKeyFile, group "dialog").  It saves a screenshot of the dialog window as
+ * DIR/<procedure>.png and answers the dialog with CANCEL (or OK when
+ * DDPM_UI_TEST_RESPONSE=ok), so GIMP returns to the batch script.
  * The hook only observes and records: the test program makes every
  * assertion on the recorded facts.  Without the variable the hooks return
  * at once. */
 #include "ui-private.h"
+#include "ui-test.h"
 
 #include <string.h>
 
@@ -295,8 +298,8 @@ renoise_poke (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void
-ui_test_hook_renoise (UiRenoiseWidgets *w)
+static void
+test_hook_renoise (UiRenoiseWidgets *w)
 {
   UiTest *test = ui_test_new (w->generate ? GENERATE_PROC : RENOISE_PROC);
 
@@ -420,8 +423,8 @@ denoise_poke (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void
-ui_test_hook_denoise (UiDenoiseWidgets *w)
+static void
+test_hook_denoise (UiDenoiseWidgets *w)
 {
   UiTest *test = ui_test_new (DENOISE_PROC);
 
@@ -503,8 +506,8 @@ train_poke (gpointer data)
   return finish (test, w->dialog);
 }
 
-void
-ui_test_hook_train (UiTrainWidgets *w)
+static void
+test_hook_train (UiTrainWidgets *w)
 {
   UiTest *test = ui_test_new (TRAIN_PROC);
 
@@ -512,4 +515,17 @@ ui_test_hook_train (UiTrainWidgets *w)
     return;
   test->train = w;
   ui_test_start (test, w->dialog, train_poke);
+}
+
+void
+ui_test_install (void)
+{
+  static const UiTestHooks hooks =
+  {
+    test_hook_renoise,
+    test_hook_denoise,
+    test_hook_train,
+  };
+
+  ui_test_hooks = &hooks;
 }

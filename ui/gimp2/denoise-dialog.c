@@ -1,17 +1,17 @@
 /* denoise-dialog.c: the Denoise dialog (Filters ▸ Diffusion ▸ Denoise).
  *
- * The Renoise dialog's layout and parts (dialog.c: preview, model chooser,
+ * The Renoise dialog's layout and parts (widgets.c: preview, model chooser,
  * sampler, steps, seed, plan line), with the noise level in place of the
  * strength.  GIMP users count noise in 0–255 levels, so that is what the
  * entry shows ("25" is σ = 25/255 ≈ 0.098 on the [0, 1] scale the
  * procedure takes).  "Estimate from the layer" fills the entry with
- * Donoho's estimate (plugin_denoise_estimate, over the selection's bounds:
- * the pixels OK works on) and greys it out; the values then say "estimate"
- * (σ = 0), so that Repeat on another image estimates afresh.
+ * Donoho's estimate (the glue's estimate callback, over the selection's
+ * bounds: the pixels OK works on) and greys it out; the values then say
+ * "estimate" (σ = 0), so that Repeat on another image estimates afresh.
  *
  * The plan line says where the reverse chain starts: the t of the model's
- * schedule whose noise level is 2σ (ddpm_denoise_sigma_to_t), and how
- * many steps run from there. */
+ * schedule whose noise level is 2σ, and how many steps run from there
+ * (the core's plugin_denoise_plan_text). */
 #include "ui-private.h"
 
 #include <string.h>
@@ -31,44 +31,14 @@ static gchar *
 denoise_plan_text (UiDenoiseWidgets *w,
                    gboolean         *is_error)
 {
-  gdouble sigma = denoise_effective_sigma (w);
-  gdouble highest;
-  int     t, n_steps;
-
-  *is_error = TRUE;
   if (! w->schedule)
-    return g_strdup (w->model_error);
-  if (w->estimating && w->estimate_error)
-    return g_strdup_printf (_("Cannot estimate the noise: %s"), w->estimate_error);
-
-  if (sigma <= 0.0)
     {
-      if (! w->estimating)
-        return g_strdup (_("Set a noise level above 0, or estimate it from "
-                           "the layer."));
-      *is_error = FALSE;
-      return g_strdup (_("No noise found in the layer: it stays unchanged"));
+      *is_error = TRUE;
+      return g_strdup (w->model_error);
     }
-
-  highest = w->schedule->sqrt_recipm1_alpha_bar[w->schedule->T] / 2.0;
-  if (sigma > highest)
-    return g_strdup_printf (_("The noise level %.1f (of 255) is more than this "
-                              "model can remove (at most %.1f)."),
-                            sigma * 255.0, highest * 255.0);
-
-  t = ddpm_denoise_sigma_to_t (w->schedule, sigma, NULL);
-  n_steps = MIN (w->work.steps, t);
-  *is_error = FALSE;
-  /* TRANSLATORS: t is the diffusion timestep at which the noisy layer
-   * enters the model's reverse process: the first %d is that t, the
-   * second the schedule's length, the third the number of steps. */
-  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                       "Start at t = %d of %d, "
-                                       "then %d denoising step",
-                                       "Start at t = %d of %d, "
-                                       "then %d denoising steps",
-                                       n_steps),
-                          t, w->schedule->T, n_steps);
+  return plugin_denoise_plan_text (w->schedule, denoise_effective_sigma (w),
+                                   w->estimating, w->estimate_error,
+                                   w->work.steps, is_error);
 }
 
 static void
@@ -103,8 +73,8 @@ denoise_preview_invalidated (GimpPreview      *preview,
   /* (No noise found: 0, and the render finds none again.) */
   vals.sigma = denoise_effective_sigma (w);
   ui_preview_show_result (w->preview_error,
-                          plugin_denoise_render (w->drawable_id, &vals,
-                                                 preview, &error),
+                          w->render (w->drawable_id, &vals, preview,
+                                     w->user_data, &error),
                           error);
   g_clear_error (&error);
 }
@@ -150,7 +120,8 @@ ui_denoise_dialog_set_estimate (UiDenoiseWidgets *w,
         {
           GError *error = NULL;
 
-          if (! plugin_denoise_estimate (w->drawable_id, &w->estimate, &error))
+          if (! w->estimate_func (w->drawable_id, &w->estimate,
+                                  w->user_data, &error))
             {
               w->estimate_error = g_strdup (error->message);
               w->estimate = -1.0;
@@ -223,48 +194,28 @@ denoise_dialog_destroy (GtkWidget        *dialog,
   w->sigma_adj = w->steps_adj = NULL;
 }
 
-GtkWidget *
-ui_denoise_dialog_new (gint32                     drawable_id,
-                       const PluginDenoiseValues *vals,
-                       UiDenoiseWidgets          *w)
+/* The values the dialog edits: a copy of `vals` in the widgets' ranges. */
+static void
+denoise_values_init (UiDenoiseWidgets          *w,
+                     const PluginDenoiseValues *vals)
 {
-  GtkWidget *dialog;
-  GtkWidget *main_vbox;
-  GtkWidget *table;
-  gboolean   estimate;
-
-  g_return_val_if_fail (vals != NULL, NULL);
-  g_return_val_if_fail (w != NULL, NULL);
-
-  memset (w, 0, sizeof (*w));
-  w->drawable_id   = drawable_id;
   w->work          = *vals;
   w->work.model[sizeof (w->work.model) - 1] = '\0';
   w->work.sigma    = CLAMP (w->work.sigma, 0.0, 1.0);
   w->work.steps    = CLAMP (w->work.steps, 1, 1000);
   if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
     w->work.sampler = DDPM_SAMPLER_DDIM;
-  w->estimate      = -1.0;
-  w->default_model = plugin_default_model_path ();
-  estimate = w->work.sigma <= 0.0;
+}
 
-  dialog = ui_filter_dialog_new (_("Denoise with a Diffusion Model"),
-                                 DENOISE_PROC, &main_vbox);
-  w->dialog = dialog;
-  g_signal_connect (dialog, "destroy",
-                    G_CALLBACK (denoise_dialog_destroy), w);
-
-  /* The live preview of the visible region. */
-  w->preview = ui_preview_new (main_vbox, drawable_id, &w->preview_error);
-  g_signal_connect (w->preview, "invalidated",
-                    G_CALLBACK (denoise_preview_invalidated), w);
-
-  table = ui_filter_table_new (main_vbox, 6, w->preview, &w->work.sampler,
-                               G_CALLBACK (denoise_model_file_set), w,
-                               &w->model_chooser, &w->sampler_combo);
-
+/* Rows 2 and 3: the noise level in 0–255 levels (0 shown while the
+ * values say "estimate"), and "Estimate from the layer". */
+static void
+denoise_sigma_rows_new (UiDenoiseWidgets *w,
+                        GtkTable         *table,
+                        gboolean          estimate)
+{
   /* The noise level, in 0–255 levels. */
-  w->sigma_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 2,
+  w->sigma_adj = gimp_scale_entry_new (table, 0, 2,
                                        _("_Noise level (σ, 0–255):"),
                                        UI_SCALE_WIDTH, UI_ENTRY_WIDTH,
                                        estimate ? 0.0 : w->work.sigma * 255.0,
@@ -281,7 +232,7 @@ ui_denoise_dialog_new (gint32                     drawable_id,
 
   w->estimate_toggle =
     gtk_check_button_new_with_mnemonic (_("Es_timate from the layer"));
-  gtk_table_attach (GTK_TABLE (table), w->estimate_toggle, 1, 3, 3, 4,
+  gtk_table_attach (table, w->estimate_toggle, 1, 3, 3, 4,
                     GTK_FILL, GTK_FILL, 0, 0);
   gimp_help_set_help_data (w->estimate_toggle,
                            _("Measure the noise level in the layer (or the "
@@ -289,6 +240,53 @@ ui_denoise_dialog_new (gint32                     drawable_id,
   gtk_widget_show (w->estimate_toggle);
   g_signal_connect (w->estimate_toggle, "toggled",
                     G_CALLBACK (denoise_estimate_toggled), w);
+}
+
+GtkWidget *
+ui_denoise_dialog_new (gint32                     drawable_id,
+                       const PluginDenoiseValues *vals,
+                       const gchar               *default_model,
+                       UiDenoiseRenderFunc        render,
+                       UiEstimateFunc             estimate_func,
+                       gpointer                   user_data,
+                       UiDenoiseWidgets          *w)
+{
+  GtkWidget *dialog;
+  GtkWidget *main_vbox;
+  GtkWidget *table;
+  gboolean   estimate;
+
+  g_return_val_if_fail (vals != NULL, NULL);
+  g_return_val_if_fail (default_model != NULL, NULL);
+  g_return_val_if_fail (render != NULL && estimate_func != NULL, NULL);
+  g_return_val_if_fail (w != NULL, NULL);
+
+  memset (w, 0, sizeof (*w));
+  w->drawable_id   = drawable_id;
+  w->render        = render;
+  w->estimate_func = estimate_func;
+  w->user_data     = user_data;
+  w->estimate      = -1.0;
+  w->default_model = g_strdup (default_model);
+  denoise_values_init (w, vals);
+  estimate = w->work.sigma <= 0.0;
+
+  dialog = ui_dialog_new (_("Denoise with a Diffusion Model"),
+                          DENOISE_PROC, _("_OK"), &main_vbox);
+  w->dialog = dialog;
+  g_signal_connect (dialog, "destroy",
+                    G_CALLBACK (denoise_dialog_destroy), w);
+
+  /* The live preview of the visible region. */
+  w->preview = ui_preview_new (main_vbox, drawable_id, &w->preview_error);
+  g_signal_connect (w->preview, "invalidated",
+                    G_CALLBACK (denoise_preview_invalidated), w);
+
+  table = ui_filter_table_new (main_vbox, 6, w->preview, &w->work.sampler,
+                               G_CALLBACK (denoise_model_file_set), w,
+                               &w->model_chooser, &w->sampler_combo);
+
+  denoise_sigma_rows_new (w, GTK_TABLE (table), estimate);
 
   /* Steps: the denoising steps actually run. */
   w->steps_adj = ui_steps_entry_new (GTK_TABLE (table), 4, &w->work.steps);
@@ -324,8 +322,12 @@ ui_denoise_dialog_get_values (UiDenoiseWidgets    *w,
 }
 
 gboolean
-ui_denoise_dialog (gint32               drawable_id,
-                   PluginDenoiseValues *vals)
+ui_denoise_dialog (gint32                drawable_id,
+                   PluginDenoiseValues  *vals,
+                   const gchar          *default_model,
+                   UiDenoiseRenderFunc   render,
+                   UiEstimateFunc        estimate,
+                   gpointer              user_data)
 {
   UiDenoiseWidgets  w;
   GtkWidget        *dialog;
@@ -335,10 +337,12 @@ ui_denoise_dialog (gint32               drawable_id,
 
   gimp_ui_init (PLUG_IN_BINARY, FALSE);
 
-  dialog = ui_denoise_dialog_new (drawable_id, vals, &w);
+  dialog = ui_denoise_dialog_new (drawable_id, vals, default_model,
+                                  render, estimate, user_data, &w);
   gtk_widget_show (dialog);
 
-  ui_test_hook_denoise (&w);
+  if (ui_test_hooks != NULL)
+    ui_test_hooks->denoise (&w);
 
   run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
   if (run)

@@ -14,6 +14,7 @@
 
 #include "ddpm.h"
 #include "pixels.h"
+#include "plugin-core.h"
 
 /* Rec. 709 luma weights, applied to the gamma-encoded components (Y′, as
  * GIMP's own "Y'" formats do). */
@@ -68,10 +69,7 @@ plugin_pixels_read (gint32               drawable_id,
   p->data = try_new_floats (rect->width, rect->height, p->n_components);
   if (p->data == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   _("Not enough memory for a %d × %d region: select a "
-                     "smaller part of the layer."),
-                   rect->width, rect->height);
+      plugin_set_region_error (error, rect->width, rect->height);
       g_free (p);
       return NULL;
     }

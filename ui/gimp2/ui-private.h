@@ -1,6 +1,7 @@
-/* ui-private.h: what the dialogs share inside ui/, and what the ui tests
- * drive: the dialog constructors (which build and wire every widget but do
- * not run a main loop), the widget records they fill, and the test hook.
+/* ui-private.h: what the dialogs share inside ui/gimp2, and what the ui
+ * tests drive: the dialog constructors (which build and wire every widget
+ * but do not run a main loop), the widget records they fill, and the test
+ * hooks.
  *
  * Not installed, not used by plugin/: the plug-in sees only ui.h. */
 #ifndef DDPM_UI_PRIVATE_H
@@ -8,22 +9,26 @@
 
 #include "config.h"
 
+#include <glib/gi18n.h>
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
 
 #include "ddpm.h"
-#include "ui.h"   /* plugin.h: the values, plugin_render, _() */
+#include "plugin-core.h"
+#include "ui.h"
 
 /* Widths shared by the dialogs, as GIMP's own filters use them. */
 #define UI_SCALE_WIDTH 200
 #define UI_ENTRY_WIDTH 6
 
-/* Pieces every dialog that runs a model is built from (dialog.c). */
+/* Pieces every dialog that runs a model is built from (widgets.c). */
 
-/* A GimpDialog with Cancel and OK, help id `help_id`, transient for the
- * image window; *main_vbox is the shown box its widgets go in. */
-GtkWidget *ui_filter_dialog_new   (const gchar   *title,
+/* A GimpDialog with Cancel and an OK button labelled ok_label ("_OK",
+ * "_Train"), help id `help_id`, transient for the image window;
+ * *main_vbox is the shown box its widgets go in. */
+GtkWidget *ui_dialog_new          (const gchar   *title,
                                    const gchar   *help_id,
+                                   const gchar   *ok_label,
                                    GtkWidget    **main_vbox);
 /* A GimpDrawablePreview packed into box, and under it *error_label, a
  * hidden label for ui_preview_show_result. */
@@ -37,10 +42,11 @@ void       ui_preview_show_result (GtkWidget     *error_label,
 /* A GtkFileChooserButton for .safetensors files (not yet shown). */
 GtkWidget *ui_model_chooser_new   (void);
 /* Choose the model at `path` ("" or NULL: default_model): *model_path
- * becomes a copy of the file's path, *schedule a copy of its schedule
- * (NULL, and *model_error saying why, when it cannot be used; the old
- * ones are freed), the values' `model` field "" for the default model
- * or the path, and the chooser (if any) shows the file. */
+ * becomes a copy of the file's path, *schedule a copy of its schedule from
+ * the core's model cache (NULL, and *model_error saying why, when it
+ * cannot be used; the old ones are freed), the values' `model` field ""
+ * for the default model or the path, and the chooser (if any) shows the
+ * file. */
 void       ui_model_select        (const gchar   *path,
                                    const gchar   *default_model,
                                    GtkWidget     *chooser,
@@ -105,7 +111,9 @@ typedef struct
   gint32               drawable_id;
   gboolean             generate;
   PluginRenoiseValues  work;
-  gchar               *default_model;  /* plugin_default_model_path () */
+  UiRenoiseRenderFunc  render;         /* the preview's */
+  gpointer             render_data;
+  gchar               *default_model;  /* what work.model "" stands for */
   gchar               *model_path;     /* the file the schedule came from */
   DdpmSchedule        *schedule;       /* that model's schedule (a copy);
                                           NULL when it could not load */
@@ -114,10 +122,14 @@ typedef struct
 
 /* Build the renoise (generate = FALSE) or generate dialog for `vals`, fill
  * `widgets` (owned by the caller, must outlive the dialog) and return the
- * dialog, not yet shown.  Destroying the dialog frees what `widgets` holds. */
+ * dialog, not yet shown.  Destroying the dialog frees what `widgets` holds.
+ * default_model, render and render_data: as ui_renoise_dialog's. */
 GtkWidget *ui_renoise_dialog_new       (gint32               drawable_id,
                                         const PluginRenoiseValues *vals,
                                         gboolean             generate,
+                                        const gchar         *default_model,
+                                        UiRenoiseRenderFunc  render,
+                                        gpointer             render_data,
                                         UiRenoiseWidgets    *widgets);
 
 /* Select the model at `path` ("" or NULL: the default model): loads its
@@ -153,6 +165,9 @@ typedef struct
 
   gint32               drawable_id;
   PluginDenoiseValues  work;
+  UiDenoiseRenderFunc  render;         /* the preview's */
+  UiEstimateFunc       estimate_func;  /* the noise in the layer */
+  gpointer             user_data;      /* of both */
   gboolean             estimating;     /* "Estimate" is on */
   gdouble              estimate;       /* [0, 1]; < 0 until computed */
   gchar               *estimate_error; /* why estimating failed */
@@ -162,8 +177,13 @@ typedef struct
   gchar               *model_error;
 } UiDenoiseWidgets;
 
+/* As ui_renoise_dialog_new; the arguments are ui_denoise_dialog's. */
 GtkWidget *ui_denoise_dialog_new        (gint32               drawable_id,
                                          const PluginDenoiseValues *vals,
+                                         const gchar         *default_model,
+                                         UiDenoiseRenderFunc  render,
+                                         UiEstimateFunc       estimate,
+                                         gpointer             user_data,
                                          UiDenoiseWidgets    *widgets);
 /* As ui_renoise_dialog_set_model. */
 void       ui_denoise_dialog_set_model  (UiDenoiseWidgets    *widgets,
@@ -193,6 +213,7 @@ typedef struct
   gboolean           random_seed;
 } UiTrainWidgets;
 
+/* As ui_renoise_dialog_new. */
 GtkWidget *ui_train_dialog_new         (gint32               drawable_id,
                                         const PluginTrainValues *vals,
                                         UiTrainWidgets      *widgets);
@@ -203,13 +224,17 @@ void       ui_train_dialog_get_values  (UiTrainWidgets      *widgets,
 extern const gchar *const ui_train_presets[];
 #define UI_N_TRAIN_PRESETS 3
 
-/* Test hook (ui-test.c).  When the environment variable DDPM_UI_TEST names
- * a directory, these run once the shown dialog is idle: they poke the
- * widgets, record what they see in DIR/<procedure>.result (a GKeyFile),
- * save a screenshot as DIR/<procedure>.png and answer the dialog with
- * CANCEL.  Without the variable they do nothing. */
-void       ui_test_hook_renoise        (UiRenoiseWidgets    *widgets);
-void       ui_test_hook_denoise        (UiDenoiseWidgets    *widgets);
-void       ui_test_hook_train          (UiTrainWidgets      *widgets);
+/* The test build's hooks (ui-test.c, linked into gimp-ddpm-uitest only,
+ * whose main installs them with ui_test_install): each dialog, once
+ * shown, hands its widgets to its hook.  NULL in the installed gimp-ddpm:
+ * the dialogs just run. */
+typedef struct
+{
+  void (*renoise) (UiRenoiseWidgets *widgets);
+  void (*denoise) (UiDenoiseWidgets *widgets);
+  void (*train)   (UiTrainWidgets   *widgets);
+} UiTestHooks;
+
+extern const UiTestHooks *ui_test_hooks;
 
 #endif /* DDPM_UI_PRIVATE_H */

@@ -215,68 +215,48 @@ train_default_output (gint32 drawable_id)
   return output;
 }
 
-GtkWidget *
-ui_train_dialog_new (gint32                   drawable_id,
-                     const PluginTrainValues *vals,
-                     UiTrainWidgets          *w)
+/* The largest patch the layer gives (its shorter side, at most 256), in
+ * multiples of PATCH_GRANULE. */
+static gint
+train_max_patch (gint32 drawable_id)
 {
-  GtkWidget *dialog;
-  GtkWidget *main_vbox;
-  GtkWidget *table;
-  GtkWidget *hbox;
-  GtkWidget *label;
-  gint       max_patch;
+  gint max_patch = MIN (gimp_drawable_width (drawable_id),
+                        gimp_drawable_height (drawable_id));
 
-  g_return_val_if_fail (vals != NULL, NULL);
-  g_return_val_if_fail (w != NULL, NULL);
+  return MAX (PATCH_GRANULE, MIN (256, max_patch / PATCH_GRANULE * PATCH_GRANULE));
+}
 
-  memset (w, 0, sizeof (*w));
-  w->drawable_id = drawable_id;
-  w->work        = *vals;
+/* The values the dialog edits: a copy of `vals` within the widgets'
+ * ranges, with an output file proposed if it names none. */
+static void
+train_values_init (UiTrainWidgets          *w,
+                   const PluginTrainValues *vals,
+                   gint                     max_patch)
+{
+  w->work = *vals;
   w->work.output[sizeof (w->work.output) - 1] = '\0';
   w->work.resume[sizeof (w->work.resume) - 1] = '\0';
   g_strlcpy (w->work.preset, ui_train_presets[train_preset_index (vals->preset)],
              sizeof (w->work.preset));
   if (! w->work.output[0])
     {
-      gchar *output = train_default_output (drawable_id);
+      gchar *output = train_default_output (w->drawable_id);
 
       g_strlcpy (w->work.output, output, sizeof (w->work.output));
       g_free (output);
     }
 
   /* Patches come from the layer: no larger than its shorter side. */
-  max_patch = MIN (gimp_drawable_width (drawable_id),
-                   gimp_drawable_height (drawable_id));
-  max_patch = MAX (PATCH_GRANULE, MIN (256, max_patch / PATCH_GRANULE * PATCH_GRANULE));
   w->work.patch_size = CLAMP (w->work.patch_size / PATCH_GRANULE * PATCH_GRANULE,
                               PATCH_GRANULE, max_patch);
   w->work.iterations = CLAMP (w->work.iterations, 1, 1000000);
+}
 
-  dialog = gimp_dialog_new (_("Train a Diffusion Model"), PLUG_IN_ROLE,
-                            NULL, 0,
-                            gimp_standard_help_func, TRAIN_PROC,
-
-                            _("_Cancel"), GTK_RESPONSE_CANCEL,
-                            _("_Train"),  GTK_RESPONSE_OK,
-
-                            NULL);
-  w->dialog = dialog;
-
-  gtk_dialog_set_alternative_button_order (GTK_DIALOG (dialog),
-                                           GTK_RESPONSE_OK,
-                                           GTK_RESPONSE_CANCEL,
-                                           -1);
-  gimp_window_set_transient (GTK_WINDOW (dialog));
-
-  g_signal_connect (dialog, "destroy",
-                    G_CALLBACK (train_dialog_destroy), w);
-
-  main_vbox = gtk_vbox_new (FALSE, 12);
-  gtk_container_set_border_width (GTK_CONTAINER (main_vbox), 12);
-  gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))),
-                      main_vbox, TRUE, TRUE, 0);
-  gtk_widget_show (main_vbox);
+/* What the dialog is for, above its table. */
+static void
+train_intro_new (GtkWidget *main_vbox)
+{
+  GtkWidget *label;
 
   label = gtk_label_new (_("Teaches a diffusion model what this layer looks "
                            "like, from random patches of it. The model can "
@@ -286,14 +266,16 @@ ui_train_dialog_new (gint32                   drawable_id,
   gtk_widget_set_size_request (label, UI_SCALE_WIDTH + 200, -1);
   gtk_box_pack_start (GTK_BOX (main_vbox), label, FALSE, FALSE, 0);
   gtk_widget_show (label);
+}
 
-  table = gtk_table_new (7, 3, FALSE);
-  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
-  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
-  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
-  gtk_widget_show (table);
+/* Row 0: the output file, an entry and "Browse…". */
+static void
+train_output_row_new (UiTrainWidgets *w,
+                      GtkTable       *table)
+{
+  GtkWidget *hbox;
+  GtkWidget *label;
 
-  /* Output file: entry + Browse…. */
   hbox = gtk_hbox_new (FALSE, 6);
   w->output_entry = gtk_entry_new ();
   gtk_entry_set_width_chars (GTK_ENTRY (w->output_entry), 32);
@@ -311,14 +293,19 @@ ui_train_dialog_new (gint32                   drawable_id,
   g_signal_connect (w->browse_button, "clicked",
                     G_CALLBACK (train_browse_clicked), w);
 
-  label = gimp_table_attach_aligned (GTK_TABLE (table), 0, 0,
+  label = gimp_table_attach_aligned (table, 0, 0,
                                      _("_Output file:"), 0.0, 0.5,
                                      hbox, 2, FALSE);
   gtk_label_set_mnemonic_widget (GTK_LABEL (label), w->output_entry);
   g_signal_connect (w->output_entry, "changed",
                     G_CALLBACK (train_output_changed), w);
+}
 
-  /* Network size. */
+/* Rows 1 and 2: the network size, and its parameter count under it. */
+static void
+train_preset_rows_new (UiTrainWidgets *w,
+                       GtkTable       *table)
+{
   w->preset_combo = gimp_int_combo_box_new (_("Tiny (fast, for trying out)"), 0,
                                             _("Small"),                       1,
                                             _("CIFAR-10 size (as in the DDPM paper)"), 2,
@@ -327,7 +314,7 @@ ui_train_dialog_new (gint32                   drawable_id,
                                  train_preset_index (w->work.preset));
   g_signal_connect (w->preset_combo, "changed",
                     G_CALLBACK (train_preset_changed), w);
-  gimp_table_attach_aligned (GTK_TABLE (table), 0, 1,
+  gimp_table_attach_aligned (table, 0, 1,
                              _("Model si_ze:"), 0.0, 0.5,
                              w->preset_combo, 2, FALSE);
   gimp_help_set_help_data (w->preset_combo,
@@ -340,13 +327,19 @@ ui_train_dialog_new (gint32                   drawable_id,
   gimp_label_set_attributes (GTK_LABEL (w->preset_label),
                              PANGO_ATTR_STYLE, PANGO_STYLE_ITALIC,
                              -1);
-  gtk_table_attach (GTK_TABLE (table), w->preset_label, 1, 3, 2, 3,
+  gtk_table_attach (table, w->preset_label, 1, 3, 2, 3,
                     GTK_FILL, GTK_FILL, 0, 0);
   gtk_widget_show (w->preset_label);
   train_update_preset_label (w);
+}
 
-  /* Iterations. */
-  w->iterations_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 3,
+/* Rows 3 and 4: how long to train, and the patch size (up to max_patch). */
+static void
+train_scales_new (UiTrainWidgets *w,
+                  GtkTable       *table,
+                  gint            max_patch)
+{
+  w->iterations_adj = gimp_scale_entry_new (table, 0, 3,
                                             _("_Iterations:"),
                                             UI_SCALE_WIDTH, UI_ENTRY_WIDTH + 2,
                                             w->work.iterations,
@@ -360,8 +353,7 @@ ui_train_dialog_new (gint32                   drawable_id,
                     G_CALLBACK (gimp_int_adjustment_update),
                     &w->work.iterations);
 
-  /* Patch size. */
-  w->patch_size_adj = gimp_scale_entry_new (GTK_TABLE (table), 0, 4,
+  w->patch_size_adj = gimp_scale_entry_new (table, 0, 4,
                                             _("_Patch size:"),
                                             UI_SCALE_WIDTH, UI_ENTRY_WIDTH + 2,
                                             w->work.patch_size,
@@ -374,18 +366,32 @@ ui_train_dialog_new (gint32                   drawable_id,
                                             NULL);
   g_signal_connect (w->patch_size_adj, "value-changed",
                     G_CALLBACK (train_patch_size_changed), w);
+}
 
-  /* Seed. */
+/* Row 5: the seed (no preview to invalidate here). */
+static void
+train_seed_row_new (UiTrainWidgets *w,
+                    GtkTable       *table)
+{
+  GtkWidget *label;
+
   w->seed_box = gimp_random_seed_new (&w->work.seed, &w->random_seed);
-  label = gimp_table_attach_aligned (GTK_TABLE (table), 0, 5,
+  label = gimp_table_attach_aligned (table, 0, 5,
                                      _("_Seed:"), 0.0, 0.5,
                                      w->seed_box, 2, TRUE);
   gtk_label_set_mnemonic_widget (GTK_LABEL (label),
                                  GIMP_RANDOM_SEED_SPINBUTTON (w->seed_box));
+}
 
-  /* Resume from a checkpoint. */
+/* Row 6: "Resume from:" and the checkpoint to continue. */
+static void
+train_resume_row_new (UiTrainWidgets *w,
+                      GtkTable       *table)
+{
+  GtkFileFilter *filter;
+
   w->resume_toggle = gtk_check_button_new_with_mnemonic (_("_Resume from:"));
-  gtk_table_attach (GTK_TABLE (table), w->resume_toggle, 0, 1, 6, 7,
+  gtk_table_attach (table, w->resume_toggle, 0, 1, 6, 7,
                     GTK_FILL, GTK_FILL, 0, 0);
   gimp_help_set_help_data (w->resume_toggle,
                            _("Continue a training from a model file written "
@@ -394,17 +400,14 @@ ui_train_dialog_new (gint32                   drawable_id,
 
   w->resume_chooser = gtk_file_chooser_button_new (_("Select a Checkpoint to Resume"),
                                                    GTK_FILE_CHOOSER_ACTION_OPEN);
-  {
-    GtkFileFilter *filter = gtk_file_filter_new ();
-
-    gtk_file_filter_set_name (filter, _("Diffusion models (*.safetensors)"));
-    gtk_file_filter_add_pattern (filter, "*.safetensors");
-    gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (w->resume_chooser), filter);
-  }
+  filter = gtk_file_filter_new ();
+  gtk_file_filter_set_name (filter, _("Diffusion models (*.safetensors)"));
+  gtk_file_filter_add_pattern (filter, "*.safetensors");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (w->resume_chooser), filter);
   if (w->work.resume[0])
     gtk_file_chooser_set_filename (GTK_FILE_CHOOSER (w->resume_chooser),
                                    w->work.resume);
-  gtk_table_attach (GTK_TABLE (table), w->resume_chooser, 1, 3, 6, 7,
+  gtk_table_attach (table, w->resume_chooser, 1, 3, 6, 7,
                     GTK_EXPAND | GTK_FILL, GTK_FILL, 0, 0);
   gtk_widget_show (w->resume_chooser);
   gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (w->resume_toggle),
@@ -414,6 +417,45 @@ ui_train_dialog_new (gint32                   drawable_id,
                             G_CALLBACK (train_update_sensitivity), w);
   g_signal_connect_swapped (w->resume_chooser, "selection-changed",
                             G_CALLBACK (train_update_sensitivity), w);
+}
+
+GtkWidget *
+ui_train_dialog_new (gint32                   drawable_id,
+                     const PluginTrainValues *vals,
+                     UiTrainWidgets          *w)
+{
+  GtkWidget *dialog;
+  GtkWidget *main_vbox;
+  GtkWidget *table;
+  gint       max_patch;
+
+  g_return_val_if_fail (vals != NULL, NULL);
+  g_return_val_if_fail (w != NULL, NULL);
+
+  memset (w, 0, sizeof (*w));
+  w->drawable_id = drawable_id;
+  max_patch = train_max_patch (drawable_id);
+  train_values_init (w, vals, max_patch);
+
+  dialog = ui_dialog_new (_("Train a Diffusion Model"), TRAIN_PROC,
+                          _("_Train"), &main_vbox);
+  w->dialog = dialog;
+  g_signal_connect (dialog, "destroy",
+                    G_CALLBACK (train_dialog_destroy), w);
+
+  train_intro_new (main_vbox);
+
+  table = gtk_table_new (7, 3, FALSE);
+  gtk_table_set_col_spacings (GTK_TABLE (table), 6);
+  gtk_table_set_row_spacings (GTK_TABLE (table), 6);
+  gtk_box_pack_start (GTK_BOX (main_vbox), table, FALSE, FALSE, 0);
+  gtk_widget_show (table);
+
+  train_output_row_new (w, GTK_TABLE (table));
+  train_preset_rows_new (w, GTK_TABLE (table));
+  train_scales_new (w, GTK_TABLE (table), max_patch);
+  train_seed_row_new (w, GTK_TABLE (table));
+  train_resume_row_new (w, GTK_TABLE (table));
 
   train_update_sensitivity (w);
 
@@ -456,7 +498,8 @@ ui_train_dialog (gint32             drawable_id,
   dialog = ui_train_dialog_new (drawable_id, vals, &w);
   gtk_widget_show (dialog);
 
-  ui_test_hook_train (&w);
+  if (ui_test_hooks != NULL)
+    ui_test_hooks->train (&w);
 
   run = (gimp_dialog_run (GIMP_DIALOG (dialog)) == GTK_RESPONSE_OK);
   if (run)

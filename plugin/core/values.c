@@ -1,0 +1,126 @@
+/* values.c: the procedures' values: their defaults, and the validation of
+ * values a caller gives (the PDB's non-interactive arguments; the dialogs
+ * keep theirs in range with their widgets).  Each rule lives here once,
+ * with the one translated message that explains it.
+ */
+#include "core-private.h"
+
+#include <math.h>
+
+const PluginRenoiseValues plugin_renoise_defaults =
+{
+  "",                /* model: the default one */
+  0.5,               /* strength */
+  20,                /* steps */
+  0,                 /* seed */
+  TRUE,              /* random_seed */
+  DDPM_SAMPLER_DDIM, /* sampler */
+};
+
+const PluginRenoiseValues plugin_generate_defaults =
+{
+  "",                /* model: the default one */
+  1.0,               /* strength: generation is strength 1 */
+  20,                /* steps */
+  0,                 /* seed */
+  TRUE,              /* random_seed */
+  DDPM_SAMPLER_DDIM, /* sampler */
+};
+
+const PluginDenoiseValues plugin_denoise_defaults =
+{
+  "",                /* model: the default one */
+  0.0,               /* sigma: estimate it */
+  5,                 /* steps: the models/README measurements use 5 */
+  0,                 /* seed */
+  TRUE,              /* random_seed */
+  DDPM_SAMPLER_DDIM, /* sampler: deterministic, the better PSNR */
+};
+
+const PluginTrainValues plugin_train_defaults =
+{
+  "",                /* output: filled in for the dialog */
+  "tiny",            /* preset */
+  1000,              /* iterations */
+  32,                /* patch_size */
+  0,                 /* seed */
+  "",                /* resume: a fresh model */
+};
+
+gboolean
+plugin_check_steps (gint     steps,
+                    GError **error)
+{
+  if (steps < 1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The number of steps must be at least 1, not %d."),
+                   steps);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+plugin_renoise_values_validate (const PluginRenoiseValues *vals,
+                                GError                   **error)
+{
+  g_return_val_if_fail (vals != NULL, FALSE);
+
+  if (vals->strength < 0.0 || vals->strength > 1.0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The strength must be between 0 and 1, not %g."),
+                   vals->strength);
+      return FALSE;
+    }
+  return plugin_check_steps (vals->steps, error);
+}
+
+gboolean
+plugin_denoise_values_validate (PluginDenoiseValues *vals,
+                                GError             **error)
+{
+  g_return_val_if_fail (vals != NULL, FALSE);
+
+  if (isnan (vals->sigma) || vals->sigma > 1.0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The noise level must be at most 1 on the 0–1 pixel "
+                     "scale (25/255 ≈ 0.098 for noise of 25 levels), or 0 "
+                     "to estimate it, not %g."), vals->sigma);
+      return FALSE;
+    }
+  if (vals->sigma < 0.0)
+    vals->sigma = 0.0;
+  return plugin_check_steps (vals->steps, error);
+}
+
+gboolean
+plugin_copy_string (gchar       *dest,
+                    gsize        size,
+                    const gchar *src,
+                    const gchar *name,
+                    GError     **error)
+{
+  if (src == NULL)
+    src = "";
+  if (g_strlcpy (dest, src, size) >= size)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The argument “%s” is too long (at most %d bytes)."),
+                   name, (int) size - 1);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+plugin_set_region_error (GError **error,
+                         gint     width,
+                         gint     height)
+{
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+               _("Not enough memory for a %d × %d region: select a "
+                 "smaller part of the layer."), width, height);
+}
