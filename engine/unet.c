@@ -47,120 +47,9 @@
 #include "unet.h"
 #include "layers/layers.h"
 
-#define GN_GROUPS 32
+#define GN_GROUPS DDPM_UNET_GROUPS
 #define GN_EPS 1e-6f
 #define ALIGN_FLOATS 16  /* 64-byte alignment of every activation tensor */
-
-/* ------------------------------------------------------------------ config */
-
-typedef struct
-{
-  const char *name;
-  int         ch;
-  int         n_levels;
-  int         ch_mult[4];
-  int         num_res_blocks;
-  int         attn;
-  float       dropout;
-} Preset;
-
-static const Preset presets[] = {
-  { "tiny",  32,  3, { 1, 2, 2 },    1, 8,  0.0f },
-  { "small", 64,  4, { 1, 2, 2, 2 }, 2, 16, 0.0f },
-  { "cifar", 128, 4, { 1, 2, 2, 2 }, 2, 16, 0.1f },
-};
-
-gboolean
-ddpm_unet_config_from_preset (const char     *name,
-                              int             channels,
-                              DdpmUNetConfig *config,
-                              GError        **error)
-{
-  g_return_val_if_fail (name != NULL && config != NULL, FALSE);
-
-  for (gsize i = 0; i < G_N_ELEMENTS (presets); i++)
-    {
-      const Preset *p = &presets[i];
-
-      if (g_ascii_strcasecmp (name, p->name) != 0)
-        continue;
-      memset (config, 0, sizeof *config);
-      config->in_channels = channels;
-      config->out_channels = channels;
-      config->ch = p->ch;
-      config->n_levels = p->n_levels;
-      for (int l = 0; l < p->n_levels; l++)
-        config->ch_mult[l] = p->ch_mult[l];
-      config->num_res_blocks = p->num_res_blocks;
-      config->n_attn = 1;
-      config->attn_resolutions[0] = p->attn;
-      config->image_size = 32;
-      config->dropout = p->dropout;
-      return ddpm_unet_config_validate (config, error);
-    }
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown model size “%s”: use tiny, small or cifar", name);
-  return FALSE;
-}
-
-/* The level of attention resolution r at training size S: round(log2(S/r)),
- * or −1 when r is not S divided by a power of two. */
-static int
-attn_level (int image_size, int r)
-{
-  for (int l = 0; l < 31; l++)
-    if ((image_size >> l) == r && (r << l) == image_size)
-      return l;
-  return -1;
-}
-
-gboolean
-ddpm_unet_config_validate (const DdpmUNetConfig *config,
-                           GError              **error)
-{
-  const DdpmUNetConfig *c = config;
-
-  g_return_val_if_fail (config != NULL, FALSE);
-
-#define BAD(...) \
-  G_STMT_START { \
-    g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
-    return FALSE; \
-  } G_STMT_END
-
-  if (c->in_channels < 1 || c->in_channels > 64)
-    BAD ("UNet in_channels must be between 1 and 64, not %d", c->in_channels);
-  if (c->out_channels < 1 || c->out_channels > 64)
-    BAD ("UNet out_channels must be between 1 and 64, not %d", c->out_channels);
-  if (c->ch < GN_GROUPS || c->ch % GN_GROUPS != 0 || c->ch > 4096)
-    BAD ("UNet ch must be a multiple of %d between %d and 4096, not %d",
-         GN_GROUPS, GN_GROUPS, c->ch);
-  if (c->n_levels < 1 || c->n_levels > DDPM_MAX_LEVELS)
-    BAD ("UNet n_levels must be between 1 and %d, not %d", DDPM_MAX_LEVELS, c->n_levels);
-  for (int l = 0; l < c->n_levels; l++)
-    if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64)
-      BAD ("UNet ch_mult[%d] must be between 1 and 64, not %d", l, c->ch_mult[l]);
-  if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
-    BAD ("UNet num_res_blocks must be between 1 and 16, not %d", c->num_res_blocks);
-  if (c->image_size < 1 || c->image_size > 65536
-      || c->image_size % (1 << (c->n_levels - 1)) != 0)
-    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d, not %d",
-         1 << (c->n_levels - 1), c->image_size);
-  if (c->n_attn < 0 || c->n_attn > DDPM_MAX_LEVELS)
-    BAD ("UNet n_attn must be between 0 and %d, not %d", DDPM_MAX_LEVELS, c->n_attn);
-  for (int i = 0; i < c->n_attn; i++)
-    {
-      int l = attn_level (c->image_size, c->attn_resolutions[i]);
-      if (l < 0 || l >= c->n_levels)
-        BAD ("UNet attn_resolutions[%d] = %d is not the resolution of a level "
-             "(image_size %d halved 0 to %d times)",
-             i, c->attn_resolutions[i], c->image_size, c->n_levels - 1);
-    }
-  if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-    BAD ("UNet dropout must be in [0, 1), not %g", c->dropout);
-#undef BAD
-  return TRUE;
-}
 
 /* ------------------------------------------------------------------- nodes */
 
@@ -372,7 +261,7 @@ build (DdpmUNet *u)
   char name[96];
 
   for (int i = 0; i < c->n_attn; i++)
-    has_attn[attn_level (c->image_size, c->attn_resolutions[i])] = TRUE;
+    has_attn[ddpm_unet_config_attn_level (c, i)] = TRUE;
 
   /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
   u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
@@ -458,16 +347,6 @@ unbuild (DdpmUNet *u)
     g_array_unref (u->tensors);
   if (u->names != NULL)
     g_string_chunk_free (u->names);
-}
-
-void
-ddpm_unet_config_set_image_size (DdpmUNetConfig *config, int size)
-{
-  g_return_if_fail (config != NULL && size > 0 && config->image_size > 0);
-  for (int i = 0; i < config->n_attn; i++)
-    config->attn_resolutions[i] = (int) ((gint64) config->attn_resolutions[i] * size
-                                         / config->image_size);
-  config->image_size = size;
 }
 
 gsize
