@@ -63,14 +63,89 @@ typedef enum
   NODE_HEAD   /* conv_norm_out, SiLU, conv_out */
 } NodeKind;
 
-/* Parameter slots, by node kind. */
-enum { P_CONV_W, P_CONV_B };                           /* IN, DOWN, UP */
-enum { P_NORM1_W, P_NORM1_B, P_CONV1_W, P_CONV1_B, P_TEMB_W, P_TEMB_B,
-       P_NORM2_W, P_NORM2_B, P_CONV2_W, P_CONV2_B, P_SKIP_W, P_SKIP_B };   /* RES */
-enum { P_GN_W, P_GN_B, P_Q_W, P_Q_B, P_K_W, P_K_B, P_V_W, P_V_B,
-       P_PROJ_W, P_PROJ_B };                                               /* ATTN */
-enum { P_OUTNORM_W, P_OUTNORM_B, P_OUT_W, P_OUT_B };                       /* HEAD */
-#define N_PSLOTS 12
+/* -------------------------------------------------------------- parameters */
+
+/* Each block kind's parameters by name, with their shapes: c_in and c_out
+ * are the node's channels, C an attention block's, tdim = 4·ch.  The
+ * fields point into the ONE parameter allocation u->params; the same
+ * structs pointing into u->grads name the gradients (a node's p and d).
+ *
+ * The fields are declared in the order of the tensor table (weight before
+ * bias), which is the order of the flat parameter vector that model files,
+ * checkpoints, Adam's moments and the EMA hold: build() registers each
+ * block's tensors field by field and checks that order, and
+ * point_params() sets a block's pointers from the table's offsets. */
+
+typedef struct
+{
+  float *l1_w;      /* (tdim, ch)          time_embedding.linear_1 */
+  float *l1_b;      /* (tdim) */
+  float *l2_w;      /* (tdim, tdim)        time_embedding.linear_2 */
+  float *l2_b;      /* (tdim) */
+} TembParams;
+
+/* conv_in, a down-sampler's conv (3×3 stride 2) or an up-sampler's conv */
+typedef struct
+{
+  float *w;         /* (c_out, c_in, 3, 3) */
+  float *b;         /* (c_out) */
+} ConvParams;
+
+typedef struct
+{
+  float *norm1_w;   /* (c_in)              GroupNorm γ */
+  float *norm1_b;   /* (c_in)              GroupNorm β */
+  float *conv1_w;   /* (c_out, c_in, 3, 3) */
+  float *conv1_b;   /* (c_out) */
+  float *temb_w;    /* (c_out, tdim)       time_emb_proj */
+  float *temb_b;    /* (c_out) */
+  float *norm2_w;   /* (c_out) */
+  float *norm2_b;   /* (c_out) */
+  float *conv2_w;   /* (c_out, c_out, 3, 3) */
+  float *conv2_b;   /* (c_out) */
+  float *skip_w;    /* (c_out, c_in, 1, 1) conv_shortcut; NULL when c_in = c_out */
+  float *skip_b;    /* (c_out)             NULL when c_in = c_out */
+} ResParams;
+
+/* query, key, value and proj_attn are Linear (C, C): 1×1 conv weights */
+typedef struct
+{
+  float *norm_w;    /* (C)                 group_norm */
+  float *norm_b;    /* (C) */
+  float *q_w;       /* (C, C)              query */
+  float *q_b;       /* (C) */
+  float *k_w;       /* (C, C)              key */
+  float *k_b;       /* (C) */
+  float *v_w;       /* (C, C)              value */
+  float *v_b;       /* (C) */
+  float *proj_w;    /* (C, C)              proj_attn */
+  float *proj_b;    /* (C) */
+} AttnParams;
+
+typedef struct
+{
+  float *norm_w;    /* (c_in)              conv_norm_out */
+  float *norm_b;    /* (c_in) */
+  float *conv_w;    /* (c_out, c_in, 3, 3) conv_out */
+  float *conv_b;    /* (c_out) */
+} HeadParams;
+
+#define N_PFIELDS 12  /* the most tensors of a block (ResParams) */
+
+/* A block's parameter pointers: the struct of its kind, or t, the same
+ * pointers as an array in field order (how point_params sets them). */
+typedef union
+{
+  float      *t[N_PFIELDS];
+  TembParams  temb;
+  ConvParams  conv;    /* NODE_IN, NODE_DOWN, NODE_UP */
+  ResParams   res;
+  AttnParams  attn;
+  HeadParams  head;
+} Params;
+
+G_STATIC_ASSERT (sizeof (ResParams) == N_PFIELDS * sizeof (float *));
+G_STATIC_ASSERT (sizeof (Params) == N_PFIELDS * sizeof (float *));
 
 /* Activation slots, by node kind (A_Y, the output, is common). */
 enum { A_Y,
@@ -90,12 +165,14 @@ typedef struct
   int      c_skip;    /* up ResBlocks: channels of the concatenated skip */
   int      skip_src;  /* up ResBlocks: node whose output is the skip; else −1 */
   gboolean is_skip;   /* its output is pushed on the skip stack */
-  gsize    p[N_PSLOTS];
+  int      tensor0;   /* its tensors: table entries tensor0 .. tensor0 + n_tensors − 1 */
+  int      n_tensors;
+  Params   p;         /* parameters, in u->params */
+  Params   d;         /* their gradients: the same fields, in u->grads */
   gsize    a[N_ASLOTS];
 } Node;
 
-/* Time-embedding parameters and activations. */
-enum { T_L1_W, T_L1_B, T_L2_W, T_L2_B };
+/* Time-embedding activations. */
 enum { TA_EMB, TA_L1, TA_S1, TA_TEMB, TA_ST };
 
 /* Scratch regions of the activation allocation. */
@@ -126,7 +203,8 @@ struct _DdpmUNet
 
   Node    *nodes;
   int      n_nodes;
-  gsize    tp[4];       /* time embedding parameter offsets */
+  Params   temb_p;      /* .temb: the time embedding's parameters (tensors 0 to 3) */
+  Params   temb_d;      /* and their gradients */
 
   /* activations: offsets (in floats) into `acts`, for the layout below */
   float   *acts;
@@ -172,11 +250,16 @@ add_tensor (DdpmUNet   *u,
 }
 
 /* prefix.weight and prefix.bias of a conv (k > 0), a linear (k = 0) or a
- * GroupNorm / attention Linear (k = −1: weight (co) when ci = 0). */
+ * GroupNorm / attention Linear (k = −1: weight (co) when ci = 0), the next
+ * two tensors of a block whose parameters are p and which has *count
+ * tensors so far.  w is the field of p that will point to the weight, the
+ * bias's being the next one: checked to be field *count, so that every
+ * Params struct lists its fields in table order. */
 static void
 add_layer (DdpmUNet   *u,
-           gsize      *w,
-           gsize      *b,
+           Params     *p,
+           int        *count,
+           float     **w,
            const char *prefix,
            int         co,
            int         ci,
@@ -184,16 +267,18 @@ add_layer (DdpmUNet   *u,
 {
   char *name = g_strconcat (prefix, ".weight", NULL);
 
+  g_assert (*count + 2 <= N_PFIELDS && w == &p->t[*count]);
   if (k > 0)
-    *w = add_tensor (u, name, 4, co, ci, k, k);
+    add_tensor (u, name, 4, co, ci, k, k);
   else if (ci > 0)
-    *w = add_tensor (u, name, 2, co, ci, 0, 0);
+    add_tensor (u, name, 2, co, ci, 0, 0);
   else
-    *w = add_tensor (u, name, 1, co, 0, 0, 0);
+    add_tensor (u, name, 1, co, 0, 0, 0);
   g_free (name);
   name = g_strconcat (prefix, ".bias", NULL);
-  *b = add_tensor (u, name, 1, co, 0, 0, 0);
+  add_tensor (u, name, 1, co, 0, 0, 0);
   g_free (name);
+  *count += 2;
 }
 
 static Node *
@@ -207,6 +292,7 @@ add_node (DdpmUNet *u, NodeKind kind, int level, int c_in, int c_out)
   n->c_in = c_in;
   n->c_out = c_out;
   n->skip_src = -1;
+  n->tensor0 = (int) u->tensors->len;
   return n;
 }
 
@@ -215,19 +301,21 @@ add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int sk
 {
   const int tdim = 4 * u->config.ch;
   Node *n = add_node (u, NODE_RES, level, c_in, c_out);
+  ResParams *r = &n->p.res;
+  int *k = &n->n_tensors;
   char *s;
 
   n->skip_src = skip_src;
   n->c_skip = c_skip;
 #define SUB(name) (g_free (s), s = g_strconcat (prefix, name, NULL))
   s = NULL;
-  add_layer (u, &n->p[P_NORM1_W], &n->p[P_NORM1_B], SUB (".norm1"), c_in, 0, -1);
-  add_layer (u, &n->p[P_CONV1_W], &n->p[P_CONV1_B], SUB (".conv1"), c_out, c_in, 3);
-  add_layer (u, &n->p[P_TEMB_W], &n->p[P_TEMB_B], SUB (".time_emb_proj"), c_out, tdim, 0);
-  add_layer (u, &n->p[P_NORM2_W], &n->p[P_NORM2_B], SUB (".norm2"), c_out, 0, -1);
-  add_layer (u, &n->p[P_CONV2_W], &n->p[P_CONV2_B], SUB (".conv2"), c_out, c_out, 3);
+  add_layer (u, &n->p, k, &r->norm1_w, SUB (".norm1"), c_in, 0, -1);
+  add_layer (u, &n->p, k, &r->conv1_w, SUB (".conv1"), c_out, c_in, 3);
+  add_layer (u, &n->p, k, &r->temb_w, SUB (".time_emb_proj"), c_out, tdim, 0);
+  add_layer (u, &n->p, k, &r->norm2_w, SUB (".norm2"), c_out, 0, -1);
+  add_layer (u, &n->p, k, &r->conv2_w, SUB (".conv2"), c_out, c_out, 3);
   if (c_in != c_out)
-    add_layer (u, &n->p[P_SKIP_W], &n->p[P_SKIP_B], SUB (".conv_shortcut"), c_out, c_in, 1);
+    add_layer (u, &n->p, k, &r->skip_w, SUB (".conv_shortcut"), c_out, c_in, 1);
   g_free (s);
 }
 
@@ -238,13 +326,15 @@ static void
 add_attn (DdpmUNet *u, const char *prefix, int level, int c)
 {
   Node *n = add_node (u, NODE_ATTN, level, c, c);
+  AttnParams *a = &n->p.attn;
+  int *k = &n->n_tensors;
   char *s = NULL;
 
-  add_layer (u, &n->p[P_GN_W], &n->p[P_GN_B], SUB (".group_norm"), c, 0, -1);
-  add_layer (u, &n->p[P_Q_W], &n->p[P_Q_B], SUB (".query"), c, c, 0);
-  add_layer (u, &n->p[P_K_W], &n->p[P_K_B], SUB (".key"), c, c, 0);
-  add_layer (u, &n->p[P_V_W], &n->p[P_V_B], SUB (".value"), c, c, 0);
-  add_layer (u, &n->p[P_PROJ_W], &n->p[P_PROJ_B], SUB (".proj_attn"), c, c, 0);
+  add_layer (u, &n->p, k, &a->norm_w, SUB (".group_norm"), c, 0, -1);
+  add_layer (u, &n->p, k, &a->q_w, SUB (".query"), c, c, 0);
+  add_layer (u, &n->p, k, &a->k_w, SUB (".key"), c, c, 0);
+  add_layer (u, &n->p, k, &a->v_w, SUB (".value"), c, c, 0);
+  add_layer (u, &n->p, k, &a->proj_w, SUB (".proj_attn"), c, c, 0);
   g_free (s);
 #undef SUB
 }
@@ -257,7 +347,7 @@ build (DdpmUNet *u)
   const int L = c->n_levels, ch = c->ch, nrb = c->num_res_blocks;
   gboolean has_attn[DDPM_MAX_LEVELS] = { FALSE };
   int stack[2 + DDPM_MAX_LEVELS * 17], sp = 0;   /* skip sources (node index) */
-  int cur;
+  int cur, n_temb = 0;
   char name[96];
 
   for (int i = 0; i < c->n_attn; i++)
@@ -269,11 +359,13 @@ build (DdpmUNet *u)
   u->names = g_string_chunk_new (4096);
   u->n_params = 0;
 
-  add_layer (u, &u->tp[T_L1_W], &u->tp[T_L1_B], "time_embedding.linear_1", 4 * ch, ch, 0);
-  add_layer (u, &u->tp[T_L2_W], &u->tp[T_L2_B], "time_embedding.linear_2", 4 * ch, 4 * ch, 0);
+  add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l1_w, "time_embedding.linear_1",
+             4 * ch, ch, 0);
+  add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l2_w, "time_embedding.linear_2",
+             4 * ch, 4 * ch, 0);
 
   Node *n = add_node (u, NODE_IN, 0, c->in_channels, ch);
-  add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], "conv_in", ch, c->in_channels, 3);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, "conv_in", ch, c->in_channels, 3);
   n->is_skip = TRUE;
   stack[sp++] = 0;
   cur = ch;
@@ -297,7 +389,7 @@ build (DdpmUNet *u)
         {
           n = add_node (u, NODE_DOWN, l, cur, cur);
           g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
-          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
+          add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, cur, cur, 3);
           n->is_skip = TRUE;
           stack[sp++] = u->n_nodes - 1;
         }
@@ -329,14 +421,38 @@ build (DdpmUNet *u)
         {
           n = add_node (u, NODE_UP, l, cur, cur);
           g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
-          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
+          add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, cur, cur, 3);
         }
     }
   g_assert (sp == 0);
 
   n = add_node (u, NODE_HEAD, 0, cur, c->out_channels);
-  add_layer (u, &n->p[P_OUTNORM_W], &n->p[P_OUTNORM_B], "conv_norm_out", cur, 0, -1);
-  add_layer (u, &n->p[P_OUT_W], &n->p[P_OUT_B], "conv_out", c->out_channels, cur, 3);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.norm_w, "conv_norm_out", cur, 0, -1);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.conv_w, "conv_out", c->out_channels, cur, 3);
+}
+
+/* Sets a block's n pointers into base (u->params or u->grads) from the
+ * table's offsets of its tensors, first to first + n − 1. */
+static void
+point_block (const DdpmUNet *u, Params *p, int first, int n, float *base)
+{
+  for (int k = 0; k < n; k++)
+    p->t[k] = base + g_array_index (u->tensors, DdpmParamInfo, first + k).offset;
+}
+
+/* Every block's parameter pointers (p) or, once u->grads is allocated,
+ * gradient pointers (d). */
+static void
+point_params (DdpmUNet *u, gboolean grads)
+{
+  float *base = grads ? u->grads : u->params;
+
+  point_block (u, grads ? &u->temb_d : &u->temb_p, 0, 4, base);
+  for (int i = 0; i < u->n_nodes; i++)
+    {
+      Node *n = &u->nodes[i];
+      point_block (u, grads ? &n->d : &n->p, n->tensor0, n->n_tensors, base);
+    }
 }
 
 static void
@@ -386,6 +502,7 @@ ddpm_unet_new (const DdpmUNetConfig *config,
       ddpm_unet_free (u);
       return NULL;
     }
+  point_params (u, FALSE);
   return u;
 }
 
@@ -427,7 +544,11 @@ ddpm_unet_grads (DdpmUNet *unet)
 {
   g_return_val_if_fail (unet != NULL, NULL);
   if (unet->grads == NULL)
-    unet->grads = g_try_malloc0_n (unet->n_params, sizeof (float));
+    {
+      unet->grads = g_try_malloc0_n (unet->n_params, sizeof (float));
+      if (unet->grads != NULL)
+        point_params (unet, TRUE);
+    }
   return unet->grads;
 }
 
@@ -736,8 +857,6 @@ layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
 /* ----------------------------------------------------------------- forward */
 
 #define ACT(n, slot) (u->acts + (n)->a[slot])
-#define PAR(n, slot) (u->params + (n)->p[slot])
-#define GRD(n, slot) (u->grads + (n)->p[slot])
 #define SCR(slot) (u->acts + u->scratch[slot])
 
 static const float *
@@ -793,6 +912,7 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
   Node *n = &u->nodes[i];
   const int HW = h * w, tdim = 4 * u->config.ch;
   const gsize nout = (gsize) B * n->c_out * HW;
+  const ResParams *p = &n->p.res;
   const float *x = node_input (u, i);
   float *a = SCR (S_A), *tp = SCR (S_TP), *y = ACT (n, A_Y);
   DdpmConvShape cs;
@@ -805,28 +925,28 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
     }
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
   norm_silu_conv (u, training, ACT (n, A_H1), ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1),
-                  x, PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), PAR (n, P_CONV1_W),
-                  PAR (n, P_CONV1_B), &cs);
-  ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), PAR (n, P_TEMB_B),
+                  x, p->norm1_w, p->norm1_b, p->conv1_w,
+                  p->conv1_b, &cs);
+  ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], p->temb_w, p->temb_b,
                        B, tdim, n->c_out);
   ddpm_add_channel_bias_forward (ACT (n, A_H1), ACT (n, A_H1), tp, B, n->c_out, HW);
   cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
   if (training && u->dropout_p > 0.0f)
     {
       norm_silu (training, a, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                 ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW);
+                 ACT (n, A_H1), p->norm2_w, p->norm2_b, B, n->c_out, HW);
       ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
                             u->dropout_seed, (guint64) i);
-      ddpm_conv2d_forward (y, a, PAR (n, P_CONV2_W), PAR (n, P_CONV2_B), &cs, SCR (S_CONV));
+      ddpm_conv2d_forward (y, a, p->conv2_w, p->conv2_b, &cs, SCR (S_CONV));
     }
   else
     norm_silu_conv (u, training, y, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                    ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), PAR (n, P_CONV2_W),
-                    PAR (n, P_CONV2_B), &cs);
+                    ACT (n, A_H1), p->norm2_w, p->norm2_b, p->conv2_w,
+                    p->conv2_b, &cs);
   if (n->c_in != n->c_out)
     {
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
-      ddpm_conv2d_forward (SCR (S_B), x, PAR (n, P_SKIP_W), PAR (n, P_SKIP_B), &cs, NULL);
+      ddpm_conv2d_forward (SCR (S_B), x, p->skip_w, p->skip_b, &cs, NULL);
       ddpm_add_forward (y, y, SCR (S_B), nout);
     }
   else
@@ -838,17 +958,18 @@ attn_forward (DdpmUNet *u, int i, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
   const int C = n->c_in, N = h * w;
+  const AttnParams *p = &n->p.attn;
   const float *x = node_input (u, i);
   DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
 
   ddpm_groupnorm_forward (ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                          PAR (n, P_GN_W), PAR (n, P_GN_B), B, C, N, GN_GROUPS, GN_EPS);
-  ddpm_conv2d_forward (ACT (n, A_Q), ACT (n, A_N), PAR (n, P_Q_W), PAR (n, P_Q_B), &cs, NULL);
-  ddpm_conv2d_forward (ACT (n, A_K), ACT (n, A_N), PAR (n, P_K_W), PAR (n, P_K_B), &cs, NULL);
-  ddpm_conv2d_forward (ACT (n, A_V), ACT (n, A_N), PAR (n, P_V_W), PAR (n, P_V_B), &cs, NULL);
+                          p->norm_w, p->norm_b, B, C, N, GN_GROUPS, GN_EPS);
+  ddpm_conv2d_forward (ACT (n, A_Q), ACT (n, A_N), p->q_w, p->q_b, &cs, NULL);
+  ddpm_conv2d_forward (ACT (n, A_K), ACT (n, A_N), p->k_w, p->k_b, &cs, NULL);
+  ddpm_conv2d_forward (ACT (n, A_V), ACT (n, A_N), p->v_w, p->v_b, &cs, NULL);
   ddpm_attention_forward (ACT (n, A_O), ACT (n, A_P), ACT (n, A_Q), ACT (n, A_K), ACT (n, A_V),
                           B, C, N);
-  ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_O), PAR (n, P_PROJ_W), PAR (n, P_PROJ_B), &cs,
+  ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_O), p->proj_w, p->proj_b, &cs,
                        NULL);
   ddpm_add_forward (ACT (n, A_Y), ACT (n, A_Y), x, (gsize) B * C * N);
 }
@@ -865,7 +986,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
     {
     case NODE_IN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
+      ddpm_conv2d_forward (ACT (n, A_Y), x, n->p.conv.w, n->p.conv.b, &cs,
                            SCR (S_CONV));
       break;
     case NODE_RES:
@@ -877,7 +998,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
     case NODE_DOWN:
       /* TF 'SAME' for stride 2: pad right and bottom only */
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
-      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
+      ddpm_conv2d_forward (ACT (n, A_Y), x, n->p.conv.w, n->p.conv.b, &cs,
                            SCR (S_CONV));
       break;
     case NODE_UP:
@@ -887,21 +1008,39 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
           /* as norm_silu_conv: up-sample straight into padded planes,
            * which the backward pass's weight gradient reads too */
           ddpm_upsample2x_forward_padded (ACT (n, A_U), x, B, n->c_in, h, w);
-          ddpm_conv3x3_forward_padded (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W),
-                                       PAR (n, P_CONV_B), &cs, SCR (S_CONV));
+          ddpm_conv3x3_forward_padded (ACT (n, A_Y), ACT (n, A_U), n->p.conv.w,
+                                       n->p.conv.b, &cs, SCR (S_CONV));
           break;
         }
       ddpm_upsample2x_forward (ACT (n, A_U), x, B, n->c_in, h, w);
-      ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W), PAR (n, P_CONV_B),
+      ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_U), n->p.conv.w, n->p.conv.b,
                            &cs, SCR (S_CONV));
       break;
     case NODE_HEAD:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
       norm_silu_conv (u, training, out, ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                      PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), PAR (n, P_OUT_W),
-                      PAR (n, P_OUT_B), &cs);
+                      n->p.head.norm_w, n->p.head.norm_b, n->p.head.conv_w,
+                      n->p.head.conv_b, &cs);
       break;
     }
+}
+
+/* The time embedding (Ho et al. 2020, appendix B):
+ * temb = linear_2(SiLU(linear_1(sinusoid(t)))), and SiLU(temb), which
+ * every residual block projects: computed once. */
+static void
+temb_forward (DdpmUNet *u, const int *t, int B)
+{
+  const TembParams *p = &u->temb_p.temb;
+  const int ch = u->config.ch, tdim = 4 * ch;
+
+  ddpm_timestep_embedding (u->acts + u->ta[TA_EMB], t, B, ch);
+  ddpm_linear_forward (u->acts + u->ta[TA_L1], u->acts + u->ta[TA_EMB],
+                       p->l1_w, p->l1_b, B, ch, tdim);
+  ddpm_silu_forward (u->acts + u->ta[TA_S1], u->acts + u->ta[TA_L1], (gsize) B * tdim);
+  ddpm_linear_forward (u->acts + u->ta[TA_TEMB], u->acts + u->ta[TA_S1],
+                       p->l2_w, p->l2_b, B, tdim, tdim);
+  ddpm_silu_forward (u->acts + u->ta[TA_ST], u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
 }
 
 gboolean
@@ -917,7 +1056,6 @@ ddpm_unet_forward (DdpmUNet    *unet,
                    GError     **error)
 {
   DdpmUNet *u = unet;
-  const int ch = u != NULL ? u->config.ch : 0, tdim = 4 * ch;
   int mult;
 
   g_return_val_if_fail (unet != NULL && out != NULL && x != NULL && t != NULL, FALSE);
@@ -942,16 +1080,7 @@ ddpm_unet_forward (DdpmUNet    *unet,
   u->dropout_p = training ? u->config.dropout : 0.0f;
   u->dropout_seed = dropout_seed;
 
-  /* time embedding (Ho et al. 2020, appendix B) */
-  ddpm_timestep_embedding (u->acts + u->ta[TA_EMB], t, B, ch);
-  ddpm_linear_forward (u->acts + u->ta[TA_L1], u->acts + u->ta[TA_EMB],
-                       u->params + u->tp[T_L1_W], u->params + u->tp[T_L1_B], B, ch, tdim);
-  ddpm_silu_forward (u->acts + u->ta[TA_S1], u->acts + u->ta[TA_L1], (gsize) B * tdim);
-  ddpm_linear_forward (u->acts + u->ta[TA_TEMB], u->acts + u->ta[TA_S1],
-                       u->params + u->tp[T_L2_W], u->params + u->tp[T_L2_B], B, tdim, tdim);
-  /* every residual block projects SiLU(temb): compute it once */
-  ddpm_silu_forward (u->acts + u->ta[TA_ST], u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
-
+  temb_forward (u, t, B);
   memcpy (ACT (&u->nodes[0], A_X), x, sizeof (float) * B * u->config.in_channels * H * W);
   for (int i = 0; i < u->n_nodes; i++)
     node_forward (u, i, out, training, B, H, W);
@@ -1007,6 +1136,7 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   Node *n = &u->nodes[i];
   const int HW = h * w, tdim = 4 * u->config.ch;
   const gsize nin = (gsize) B * n->c_in * HW, nout = (gsize) B * n->c_out * HW;
+  const ResParams *p = &n->p.res, *d = &n->d.res;   /* parameters, gradients */
   const float *x = n->skip_src >= 0 ? ACT (n, A_CAT) : node_input (u, i);
   float *dxin = n->skip_src >= 0 ? SCR (S_G3) : dx;
   float *a = SCR (S_A), *b = SCR (S_B), *g1 = SCR (S_G1), *g2 = SCR (S_G2);
@@ -1020,8 +1150,8 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   if (n->c_in != n->c_out)
     {
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
-      ddpm_conv2d_backward (dxin, GRD (n, P_SKIP_W), GRD (n, P_SKIP_B), dy, x,
-                            PAR (n, P_SKIP_W), &cs, NULL);
+      ddpm_conv2d_backward (dxin, d->skip_w, d->skip_b, dy, x,
+                            p->skip_w, &cs, NULL);
     }
   else
     ddpm_add_forward (dxin, dxin, dy, nout);
@@ -1033,8 +1163,8 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
       zero (g1, nout);
       ddpm_silu_forward (a, ACT (n, A_N2), nout);
       apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
-      ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
-                            PAR (n, P_CONV2_W), &cs, SCR (S_CONV));
+      ddpm_conv2d_backward (g1, d->conv2_w, d->conv2_b, dy, a,
+                            p->conv2_w, &cs, SCR (S_CONV));
       zero (g2, nout);
       ddpm_dropout_backward (g2, g1, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
       float *tmp = g1;  /* g1 = ∂L/∂SiLU(norm2(h1)) */
@@ -1042,31 +1172,31 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
       g2 = tmp;
     }
   else
-    silu_conv_backward (u, g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, ACT (n, A_N2),
-                        PAR (n, P_CONV2_W), &cs);
+    silu_conv_backward (u, g1, d->conv2_w, d->conv2_b, dy, ACT (n, A_N2),
+                        p->conv2_w, &cs);
   zero (g2, nout);
-  ddpm_groupnorm_silu_backward (g2, GRD (n, P_NORM2_W), GRD (n, P_NORM2_B), g1, ACT (n, A_N2),
+  ddpm_groupnorm_silu_backward (g2, d->norm2_w, d->norm2_b, g1, ACT (n, A_N2),
                                 ACT (n, A_H1), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                                PAR (n, P_NORM2_W), B, n->c_out, HW, GN_GROUPS);
+                                p->norm2_w, B, n->c_out, HW, GN_GROUPS);
 
   /* h1 = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)); g2 = ∂L/∂h1 */
   zero (dtp, (gsize) B * n->c_out);
   ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
-  ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
-                        u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
+  ddpm_linear_backward (SCR (S_DST), d->temb_w, d->temb_b, dtp,
+                        u->acts + u->ta[TA_ST], p->temb_w, B, tdim, n->c_out);
   /* conv1's bias gradient is Σ_b of the per-image sums just taken */
   for (int c = 0; c < n->c_out; c++)
     {
       double sum = 0;
       for (int bi = 0; bi < B; bi++)
         sum += dtp[(gsize) bi * n->c_out + c];
-      GRD (n, P_CONV1_B)[c] += (float) sum;
+      d->conv1_b[c] += (float) sum;
     }
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  silu_conv_backward (u, b, GRD (n, P_CONV1_W), NULL, g2, ACT (n, A_N1), PAR (n, P_CONV1_W),
+  silu_conv_backward (u, b, d->conv1_w, NULL, g2, ACT (n, A_N1), p->conv1_w,
                       &cs);
-  ddpm_groupnorm_silu_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), b, ACT (n, A_N1),
-                                x, ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
+  ddpm_groupnorm_silu_backward (dxin, d->norm1_w, d->norm1_b, b, ACT (n, A_N1),
+                                x, ACT (n, A_MEAN1), ACT (n, A_RSTD1), p->norm1_w,
                                 B, n->c_in, HW, GN_GROUPS);
 
   /* x = [h, skip] */
@@ -1081,6 +1211,7 @@ attn_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int
   Node *n = &u->nodes[i];
   const int C = n->c_in, N = h * w;
   const gsize nt = (gsize) B * C * N;
+  const AttnParams *p = &n->p.attn, *d = &n->d.attn;   /* parameters, gradients */
   const float *x = node_input (u, i);
   float *g1 = SCR (S_G1), *dq = SCR (S_G2), *dk = SCR (S_A), *dv = SCR (S_B);
   DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
@@ -1088,8 +1219,8 @@ attn_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int
   /* y = x + proj(o) */
   ddpm_add_forward (dx, dx, dy, nt);
   zero (g1, nt);
-  ddpm_conv2d_backward (g1, GRD (n, P_PROJ_W), GRD (n, P_PROJ_B), dy, ACT (n, A_O),
-                        PAR (n, P_PROJ_W), &cs, NULL);
+  ddpm_conv2d_backward (g1, d->proj_w, d->proj_b, dy, ACT (n, A_O),
+                        p->proj_w, &cs, NULL);
   zero (dq, nt);
   zero (dk, nt);
   zero (dv, nt);
@@ -1097,14 +1228,14 @@ attn_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int
                            ACT (n, A_V), B, C, N, SCR (S_PSCRATCH));
   /* q, k, v = 1×1 convs of n = GroupNorm(x) */
   zero (g1, nt);
-  ddpm_conv2d_backward (g1, GRD (n, P_Q_W), GRD (n, P_Q_B), dq, ACT (n, A_N),
-                        PAR (n, P_Q_W), &cs, NULL);
-  ddpm_conv2d_backward (g1, GRD (n, P_K_W), GRD (n, P_K_B), dk, ACT (n, A_N),
-                        PAR (n, P_K_W), &cs, NULL);
-  ddpm_conv2d_backward (g1, GRD (n, P_V_W), GRD (n, P_V_B), dv, ACT (n, A_N),
-                        PAR (n, P_V_W), &cs, NULL);
-  ddpm_groupnorm_backward (dx, GRD (n, P_GN_W), GRD (n, P_GN_B), g1, x, ACT (n, A_MEAN),
-                           ACT (n, A_RSTD), PAR (n, P_GN_W), B, C, N, GN_GROUPS);
+  ddpm_conv2d_backward (g1, d->q_w, d->q_b, dq, ACT (n, A_N),
+                        p->q_w, &cs, NULL);
+  ddpm_conv2d_backward (g1, d->k_w, d->k_b, dk, ACT (n, A_N),
+                        p->k_w, &cs, NULL);
+  ddpm_conv2d_backward (g1, d->v_w, d->v_b, dv, ACT (n, A_N),
+                        p->v_w, &cs, NULL);
+  ddpm_groupnorm_backward (dx, d->norm_w, d->norm_b, g1, x, ACT (n, A_MEAN),
+                           ACT (n, A_RSTD), p->norm_w, B, C, N, GN_GROUPS);
 }
 
 /* dx += ∂L/∂(node i's input), given dy = ∂L/∂(its output). */
@@ -1121,8 +1252,8 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
     {
     case NODE_IN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
-                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      ddpm_conv2d_backward (dx, n->d.conv.w, n->d.conv.b, dy, x,
+                            n->p.conv.w, &cs, SCR (S_CONV));
       break;
     case NODE_RES:
       res_backward (u, i, dx, dy, B, h, w);
@@ -1132,32 +1263,53 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
       break;
     case NODE_DOWN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
-      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
-                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      ddpm_conv2d_backward (dx, n->d.conv.w, n->d.conv.b, dy, x,
+                            n->p.conv.w, &cs, SCR (S_CONV));
       break;
     case NODE_UP:
       cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
       if (ddpm_conv3x3_direct_ok (&cs))
-        ddpm_conv2d_backward_padded (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                                     ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+        ddpm_conv2d_backward_padded (SCR (S_G1), n->d.conv.w, n->d.conv.b, dy,
+                                     ACT (n, A_U), n->p.conv.w, &cs, SCR (S_CONV));
       else
         {
           zero (SCR (S_G1), 4 * nin);
-          ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                                ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+          ddpm_conv2d_backward (SCR (S_G1), n->d.conv.w, n->d.conv.b, dy,
+                                ACT (n, A_U), n->p.conv.w, &cs, SCR (S_CONV));
         }
       ddpm_upsample2x_backward (dx, SCR (S_G1), B, n->c_in, h, w);
       break;
     case NODE_HEAD:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      silu_conv_backward (u, SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, ACT (n, A_N),
-                          PAR (n, P_OUT_W), &cs);
-      ddpm_groupnorm_silu_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B),
+      silu_conv_backward (u, SCR (S_G1), n->d.head.conv_w, n->d.head.conv_b, dy, ACT (n, A_N),
+                          n->p.head.conv_w, &cs);
+      ddpm_groupnorm_silu_backward (dx, n->d.head.norm_w, n->d.head.norm_b,
                                     SCR (S_G1), ACT (n, A_N), x, ACT (n, A_MEAN),
-                                    ACT (n, A_RSTD), PAR (n, P_OUTNORM_W),
+                                    ACT (n, A_RSTD), n->p.head.norm_w,
                                     B, n->c_in, h * w, GN_GROUPS);
       break;
     }
+}
+
+/* Backward of temb_forward, from S_DST = ∂L/∂SiLU(temb) (which every
+ * residual block's backward added to). */
+static void
+temb_backward (DdpmUNet *u, int B)
+{
+  const TembParams *p = &u->temb_p.temb, *d = &u->temb_d.temb;   /* parameters, gradients */
+  const int ch = u->config.ch, tdim = 4 * ch;
+
+  zero (SCR (S_DTEMB), (gsize) B * tdim);
+  ddpm_silu_backward (SCR (S_DTEMB), SCR (S_DST), u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
+  zero (SCR (S_DS1), (gsize) B * tdim);
+  ddpm_linear_backward (SCR (S_DS1), d->l2_w, d->l2_b,
+                        SCR (S_DTEMB), u->acts + u->ta[TA_S1], p->l2_w,
+                        B, tdim, tdim);
+  zero (SCR (S_DL1), (gsize) B * tdim);
+  ddpm_silu_backward (SCR (S_DL1), SCR (S_DS1), u->acts + u->ta[TA_L1], (gsize) B * tdim);
+  ddpm_linear_backward (NULL, d->l1_w, d->l1_b,
+                        SCR (S_DL1), u->acts + u->ta[TA_EMB], p->l1_w,
+                        B, ch, tdim);
 }
 
 void
@@ -1205,19 +1357,7 @@ ddpm_unet_backward (DdpmUNet    *unet,
       dnext = dcur;
       dcur = dx;
     }
-
-  /* temb = linear_2(SiLU(linear_1(sinusoid(t)))); S_DST = ∂L/∂SiLU(temb) */
-  zero (SCR (S_DTEMB), (gsize) B * tdim);
-  ddpm_silu_backward (SCR (S_DTEMB), SCR (S_DST), u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
-  zero (SCR (S_DS1), (gsize) B * tdim);
-  ddpm_linear_backward (SCR (S_DS1), u->grads + u->tp[T_L2_W], u->grads + u->tp[T_L2_B],
-                        SCR (S_DTEMB), u->acts + u->ta[TA_S1], u->params + u->tp[T_L2_W],
-                        B, tdim, tdim);
-  zero (SCR (S_DL1), (gsize) B * tdim);
-  ddpm_silu_backward (SCR (S_DL1), SCR (S_DS1), u->acts + u->ta[TA_L1], (gsize) B * tdim);
-  ddpm_linear_backward (NULL, u->grads + u->tp[T_L1_W], u->grads + u->tp[T_L1_B],
-                        SCR (S_DL1), u->acts + u->ta[TA_EMB], u->params + u->tp[T_L1_W],
-                        B, ch, tdim);
+  temb_backward (u, B);
 }
 
 const float *
