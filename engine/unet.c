@@ -431,19 +431,106 @@ add_attn (DdpmUNet *u, const char *prefix, int level, int c)
 #undef SUB
 }
 
-/* Nodes and tensor table for u->config (valid); no parameters allocated. */
+/* conv_in, or a down- or up-sampler: one 3×3 conv called `name` */
+static Node *
+add_conv (DdpmUNet *u, NodeKind kind, const char *name, int level, int c_in, int c_out)
+{
+  Node *n = add_node (u, kind, level, c_in, c_out);
+
+  add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, c_out, c_in, 3);
+  return n;
+}
+
+/* build()'s state along the network: where attention goes, the skip
+ * stack, and the channels of the output so far. */
+typedef struct
+{
+  gboolean has_attn[DDPM_MAX_LEVELS];
+  int      stack[2 + DDPM_MAX_LEVELS * 17];   /* skip sources (node index) */
+  int      sp;
+  int      cur;
+} Builder;
+
+/* The last node's output is a skip: an up-path ResBlock will pop it. */
+static void
+push_skip (DdpmUNet *u, Builder *b)
+{
+  u->nodes[u->n_nodes - 1].is_skip = TRUE;
+  b->stack[b->sp++] = u->n_nodes - 1;
+}
+
+/* Level l of the down path: num_res_blocks × [ResBlock (+ AttnBlock)],
+ * each output a skip, then a down-sampler (its output a skip too) except
+ * at the deepest level. */
+static void
+build_down_level (DdpmUNet *u, Builder *b, int l)
+{
+  const DdpmUNetConfig *c = &u->config;
+  char name[96];
+
+  for (int j = 0; j < c->num_res_blocks; j++)
+    {
+      g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
+      add_res (u, name, l, b->cur, c->ch * c->ch_mult[l], -1, 0);
+      b->cur = c->ch * c->ch_mult[l];
+      if (b->has_attn[l])
+        {
+          g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
+          add_attn (u, name, l, b->cur);
+        }
+      push_skip (u, b);
+    }
+  if (l != c->n_levels - 1)
+    {
+      g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
+      add_conv (u, NODE_DOWN, name, l, b->cur, b->cur);
+      push_skip (u, b);
+    }
+}
+
+/* Level l of the up path: (num_res_blocks + 1) × [ResBlock on [h, the
+ * skip popped] (+ AttnBlock)], then an up-sampler except at the top. */
+static void
+build_up_level (DdpmUNet *u, Builder *b, int l)
+{
+  const DdpmUNetConfig *c = &u->config;
+  const int i = c->n_levels - 1 - l;  /* diffusers' up_blocks.0 is the deepest */
+  char name[96];
+
+  for (int j = 0; j < c->num_res_blocks + 1; j++)
+    {
+      int src = b->stack[--b->sp];
+      int c_skip = u->nodes[src].c_out;
+
+      g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
+      add_res (u, name, l, b->cur + c_skip, c->ch * c->ch_mult[l], src, c_skip);
+      b->cur = c->ch * c->ch_mult[l];
+      if (b->has_attn[l])
+        {
+          g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
+          add_attn (u, name, l, b->cur);
+        }
+    }
+  if (l != 0)
+    {
+      g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
+      add_conv (u, NODE_UP, name, l, b->cur, b->cur);
+    }
+}
+
+/* Nodes and tensor table for u->config (valid), in the forward's order
+ * (unet.h: the tensor table); no parameters allocated. */
 static void
 build (DdpmUNet *u)
 {
   const DdpmUNetConfig *c = &u->config;
   const int L = c->n_levels, ch = c->ch, nrb = c->num_res_blocks;
-  gboolean has_attn[DDPM_MAX_LEVELS] = { FALSE };
-  int stack[2 + DDPM_MAX_LEVELS * 17], sp = 0;   /* skip sources (node index) */
-  int cur, n_temb = 0;
-  char name[96];
+  Builder b = { .sp = 0 };
+  int n_temb = 0;
+  Node *n;
 
   for (int i = 0; i < c->n_attn; i++)
-    has_attn[ddpm_unet_config_attn_level (c, i)] = TRUE;
+    b.has_attn[ddpm_unet_config_attn_level (c, i)] = TRUE;
 
   /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
   u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
@@ -456,71 +543,24 @@ build (DdpmUNet *u)
   add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l2_w, "time_embedding.linear_2",
              4 * ch, 4 * ch, 0);
 
-  Node *n = add_node (u, NODE_IN, 0, c->in_channels, ch);
-  add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, "conv_in", ch, c->in_channels, 3);
-  n->is_skip = TRUE;
-  stack[sp++] = 0;
-  cur = ch;
-
+  add_conv (u, NODE_IN, "conv_in", 0, c->in_channels, ch);
+  push_skip (u, &b);
+  b.cur = ch;
   for (int l = 0; l < L; l++)
-    {
-      for (int j = 0; j < nrb; j++)
-        {
-          g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
-          add_res (u, name, l, cur, ch * c->ch_mult[l], -1, 0);
-          cur = ch * c->ch_mult[l];
-          if (has_attn[l])
-            {
-              g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
-              add_attn (u, name, l, cur);
-            }
-          u->nodes[u->n_nodes - 1].is_skip = TRUE;
-          stack[sp++] = u->n_nodes - 1;
-        }
-      if (l != L - 1)
-        {
-          n = add_node (u, NODE_DOWN, l, cur, cur);
-          g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
-          add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, cur, cur, 3);
-          n->is_skip = TRUE;
-          stack[sp++] = u->n_nodes - 1;
-        }
-    }
+    build_down_level (u, &b, l);
 
-  add_res (u, "mid_block.resnets.0", L - 1, cur, cur, -1, 0);
-  add_attn (u, "mid_block.attentions.0", L - 1, cur);
-  add_res (u, "mid_block.resnets.1", L - 1, cur, cur, -1, 0);
+  add_res (u, "mid_block.resnets.0", L - 1, b.cur, b.cur, -1, 0);
+  add_attn (u, "mid_block.attentions.0", L - 1, b.cur);
+  add_res (u, "mid_block.resnets.1", L - 1, b.cur, b.cur, -1, 0);
 
   for (int l = L - 1; l >= 0; l--)
-    {
-      int i = L - 1 - l;  /* diffusers' up_blocks.0 is the deepest */
+    build_up_level (u, &b, l);
+  g_assert (b.sp == 0);
 
-      for (int j = 0; j < nrb + 1; j++)
-        {
-          int src = stack[--sp];
-          int c_skip = u->nodes[src].c_out;
-
-          g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
-          add_res (u, name, l, cur + c_skip, ch * c->ch_mult[l], src, c_skip);
-          cur = ch * c->ch_mult[l];
-          if (has_attn[l])
-            {
-              g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
-              add_attn (u, name, l, cur);
-            }
-        }
-      if (l != 0)
-        {
-          n = add_node (u, NODE_UP, l, cur, cur);
-          g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
-          add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, cur, cur, 3);
-        }
-    }
-  g_assert (sp == 0);
-
-  n = add_node (u, NODE_HEAD, 0, cur, c->out_channels);
-  add_layer (u, &n->p, &n->n_tensors, &n->p.head.norm_w, "conv_norm_out", cur, 0, -1);
-  add_layer (u, &n->p, &n->n_tensors, &n->p.head.conv_w, "conv_out", c->out_channels, cur, 3);
+  n = add_node (u, NODE_HEAD, 0, b.cur, c->out_channels);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.norm_w, "conv_norm_out", b.cur, 0, -1);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.conv_w, "conv_out", c->out_channels, b.cur,
+             3);
 }
 
 /* Sets a block's n pointers into base (u->params or u->grads) from the
