@@ -315,7 +315,9 @@ struct _DdpmUNet
 
 /* ------------------------------------------------------------ construction */
 
-static gsize
+/* The next tensor of the table, right after the previous one in the flat
+ * parameter vector. */
+static void
 add_tensor (DdpmUNet   *u,
             const char *name,
             int         ndim,
@@ -338,7 +340,6 @@ add_tensor (DdpmUNet   *u,
   info.offset = u->n_params;
   u->n_params += info.numel;
   g_array_append_val (u->tensors, info);
-  return info.offset;
 }
 
 /* prefix.weight and prefix.bias of a conv (k > 0), a linear (k = 0) or a
@@ -432,13 +433,12 @@ add_attn (DdpmUNet *u, const char *prefix, int level, int c)
 }
 
 /* conv_in, or a down- or up-sampler: one 3×3 conv called `name` */
-static Node *
+static void
 add_conv (DdpmUNet *u, NodeKind kind, const char *name, int level, int c_in, int c_out)
 {
   Node *n = add_node (u, kind, level, c_in, c_out);
 
   add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, c_out, c_in, 3);
-  return n;
 }
 
 /* build()'s state along the network: where attention goes, the skip
@@ -579,7 +579,8 @@ point_params (DdpmUNet *u, gboolean grads)
 {
   float *base = grads ? u->grads : u->params;
 
-  point_block (u, grads ? &u->temb_d : &u->temb_p, 0, 4, base);
+  point_block (u, grads ? &u->temb_d : &u->temb_p, 0, sizeof (TembParams) / sizeof (float *),
+               base);
   for (int i = 0; i < u->n_nodes; i++)
     {
       Node *n = &u->nodes[i];
@@ -597,6 +598,8 @@ unbuild (DdpmUNet *u)
     g_string_chunk_free (u->names);
 }
 
+/* A config function (ddpm.h), here rather than in unet-config.c: the
+ * count is that of the network build() makes. */
 gsize
 ddpm_unet_config_n_params (const DdpmUNetConfig *config)
 {
