@@ -28,8 +28,10 @@
  * so a larger input keeps it at the same depth.
  *
  * The network is a flat list of nodes (conv_in, the blocks above, the
- * output head), each with the offsets of its parameters and of its
- * activations.  Node i reads node i−1's output; an up-path ResBlock also
+ * output head), each with its parameters, their gradients and its
+ * activations as named pointers (ResParams, ResActs, ...) into the three
+ * allocations: parameters, gradients, activations.  Node i reads node
+ * i−1's output; an up-path ResBlock also
  * reads the output of the node whose skip it pops.  The backward pass walks
  * the list in reverse with two ping-pong gradient buffers for the main
  * chain and one gradient buffer per skip output, which collects the
@@ -47,120 +49,205 @@
 #include "unet.h"
 #include "layers/layers.h"
 
-#define GN_GROUPS 32
+#define GN_GROUPS DDPM_UNET_GROUPS
 #define GN_EPS 1e-6f
 #define ALIGN_FLOATS 16  /* 64-byte alignment of every activation tensor */
 
-/* ------------------------------------------------------------------ config */
+/* -------------------------------------------------------------- parameters */
+
+/* Each block kind's parameters by name, with their shapes: c_in and c_out
+ * are the node's channels, C an attention block's, tdim = 4·ch.  The
+ * fields point into the ONE parameter allocation u->params; the same
+ * structs pointing into u->grads name the gradients (a node's p and d).
+ *
+ * The fields are declared in the order of the tensor table (weight before
+ * bias), which is the order of the flat parameter vector that model files,
+ * checkpoints, Adam's moments and the EMA hold: build() registers each
+ * block's tensors field by field and checks that order, and
+ * point_params() sets a block's pointers from the table's offsets. */
 
 typedef struct
 {
-  const char *name;
-  int         ch;
-  int         n_levels;
-  int         ch_mult[4];
-  int         num_res_blocks;
-  int         attn;
-  float       dropout;
-} Preset;
+  float *l1_w;      /* (tdim, ch)          time_embedding.linear_1 */
+  float *l1_b;      /* (tdim) */
+  float *l2_w;      /* (tdim, tdim)        time_embedding.linear_2 */
+  float *l2_b;      /* (tdim) */
+} TembParams;
 
-static const Preset presets[] = {
-  { "tiny",  32,  3, { 1, 2, 2 },    1, 8,  0.0f },
-  { "small", 64,  4, { 1, 2, 2, 2 }, 2, 16, 0.0f },
-  { "cifar", 128, 4, { 1, 2, 2, 2 }, 2, 16, 0.1f },
-};
-
-gboolean
-ddpm_unet_config_from_preset (const char     *name,
-                              int             channels,
-                              DdpmUNetConfig *config,
-                              GError        **error)
+/* conv_in, a down-sampler's conv (3×3 stride 2) or an up-sampler's conv */
+typedef struct
 {
-  g_return_val_if_fail (name != NULL && config != NULL, FALSE);
+  float *w;         /* (c_out, c_in, 3, 3) */
+  float *b;         /* (c_out) */
+} ConvParams;
 
-  for (gsize i = 0; i < G_N_ELEMENTS (presets); i++)
-    {
-      const Preset *p = &presets[i];
-
-      if (g_ascii_strcasecmp (name, p->name) != 0)
-        continue;
-      memset (config, 0, sizeof *config);
-      config->in_channels = channels;
-      config->out_channels = channels;
-      config->ch = p->ch;
-      config->n_levels = p->n_levels;
-      for (int l = 0; l < p->n_levels; l++)
-        config->ch_mult[l] = p->ch_mult[l];
-      config->num_res_blocks = p->num_res_blocks;
-      config->n_attn = 1;
-      config->attn_resolutions[0] = p->attn;
-      config->image_size = 32;
-      config->dropout = p->dropout;
-      return ddpm_unet_config_validate (config, error);
-    }
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown model size “%s”: use tiny, small or cifar", name);
-  return FALSE;
-}
-
-/* The level of attention resolution r at training size S: round(log2(S/r)),
- * or −1 when r is not S divided by a power of two. */
-static int
-attn_level (int image_size, int r)
+typedef struct
 {
-  for (int l = 0; l < 31; l++)
-    if ((image_size >> l) == r && (r << l) == image_size)
-      return l;
-  return -1;
-}
+  float *norm1_w;   /* (c_in)              GroupNorm γ */
+  float *norm1_b;   /* (c_in)              GroupNorm β */
+  float *conv1_w;   /* (c_out, c_in, 3, 3) */
+  float *conv1_b;   /* (c_out) */
+  float *temb_w;    /* (c_out, tdim)       time_emb_proj */
+  float *temb_b;    /* (c_out) */
+  float *norm2_w;   /* (c_out) */
+  float *norm2_b;   /* (c_out) */
+  float *conv2_w;   /* (c_out, c_out, 3, 3) */
+  float *conv2_b;   /* (c_out) */
+  float *skip_w;    /* (c_out, c_in, 1, 1) conv_shortcut; NULL when c_in = c_out */
+  float *skip_b;    /* (c_out)             NULL when c_in = c_out */
+} ResParams;
 
-gboolean
-ddpm_unet_config_validate (const DdpmUNetConfig *config,
-                           GError              **error)
+/* query, key, value and proj_attn are Linear (C, C): 1×1 conv weights */
+typedef struct
 {
-  const DdpmUNetConfig *c = config;
+  float *norm_w;    /* (C)                 group_norm */
+  float *norm_b;    /* (C) */
+  float *q_w;       /* (C, C)              query */
+  float *q_b;       /* (C) */
+  float *k_w;       /* (C, C)              key */
+  float *k_b;       /* (C) */
+  float *v_w;       /* (C, C)              value */
+  float *v_b;       /* (C) */
+  float *proj_w;    /* (C, C)              proj_attn */
+  float *proj_b;    /* (C) */
+} AttnParams;
 
-  g_return_val_if_fail (config != NULL, FALSE);
+typedef struct
+{
+  float *norm_w;    /* (c_in)              conv_norm_out */
+  float *norm_b;    /* (c_in) */
+  float *conv_w;    /* (c_out, c_in, 3, 3) conv_out */
+  float *conv_b;    /* (c_out) */
+} HeadParams;
 
-#define BAD(...) \
-  G_STMT_START { \
-    g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
-    return FALSE; \
-  } G_STMT_END
+#define N_PFIELDS 12  /* the most tensors of a block (ResParams) */
 
-  if (c->in_channels < 1 || c->in_channels > 64)
-    BAD ("UNet in_channels must be between 1 and 64, not %d", c->in_channels);
-  if (c->out_channels < 1 || c->out_channels > 64)
-    BAD ("UNet out_channels must be between 1 and 64, not %d", c->out_channels);
-  if (c->ch < GN_GROUPS || c->ch % GN_GROUPS != 0 || c->ch > 4096)
-    BAD ("UNet ch must be a multiple of %d between %d and 4096, not %d",
-         GN_GROUPS, GN_GROUPS, c->ch);
-  if (c->n_levels < 1 || c->n_levels > DDPM_MAX_LEVELS)
-    BAD ("UNet n_levels must be between 1 and %d, not %d", DDPM_MAX_LEVELS, c->n_levels);
-  for (int l = 0; l < c->n_levels; l++)
-    if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64)
-      BAD ("UNet ch_mult[%d] must be between 1 and 64, not %d", l, c->ch_mult[l]);
-  if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
-    BAD ("UNet num_res_blocks must be between 1 and 16, not %d", c->num_res_blocks);
-  if (c->image_size < 1 || c->image_size > 65536
-      || c->image_size % (1 << (c->n_levels - 1)) != 0)
-    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d, not %d",
-         1 << (c->n_levels - 1), c->image_size);
-  if (c->n_attn < 0 || c->n_attn > DDPM_MAX_LEVELS)
-    BAD ("UNet n_attn must be between 0 and %d, not %d", DDPM_MAX_LEVELS, c->n_attn);
-  for (int i = 0; i < c->n_attn; i++)
-    {
-      int l = attn_level (c->image_size, c->attn_resolutions[i]);
-      if (l < 0 || l >= c->n_levels)
-        BAD ("UNet attn_resolutions[%d] = %d is not the resolution of a level "
-             "(image_size %d halved 0 to %d times)",
-             i, c->attn_resolutions[i], c->image_size, c->n_levels - 1);
-    }
-  if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-    BAD ("UNet dropout must be in [0, 1), not %g", c->dropout);
-#undef BAD
-  return TRUE;
-}
+/* A block's parameter pointers: the struct of its kind, or t, the same
+ * pointers as an array in field order (how point_params sets them). */
+typedef union
+{
+  float      *t[N_PFIELDS];
+  TembParams  temb;
+  ConvParams  conv;    /* NODE_IN, NODE_DOWN, NODE_UP */
+  ResParams   res;
+  AttnParams  attn;
+  HeadParams  head;
+} Params;
+
+G_STATIC_ASSERT (sizeof (ResParams) == N_PFIELDS * sizeof (float *));
+G_STATIC_ASSERT (sizeof (Params) == N_PFIELDS * sizeof (float *));
+
+/* ------------------------------------------------------------- activations */
+
+/* Each block kind's activations by name, with their shapes: B images, c_in
+ * and c_out the node's channels, (h, w) its input's size (H, W) >> level,
+ * N = h·w, G = 32 groups.  The fields point into the ONE activation
+ * allocation u->acts, laid out by layout() for the forward's (B, H, W):
+ *
+ *   training: every field has its own place, kept for the backward pass;
+ *   inference: the node outputs (Node.y) and SiLU(temb) have their own
+ *     places, as the up path reads the outputs as skips; every other field
+ *     of every node, and of the time embedding, points into ONE region at
+ *     the start of the allocation that each node in turn reuses (memory
+ *     shared on purpose: in inference no node needs another's internals).
+ *
+ * Fields marked (training) are written by a training forward only; an
+ * inference layout still gives them room in the reused region. */
+
+typedef struct
+{
+  float *emb;       /* (B, ch)              sinusoidal embedding of t */
+  float *l1;        /* (B, tdim)            linear_1 */
+  float *s1;        /* (B, tdim)            SiLU(l1) */
+  float *temb;      /* (B, tdim)            linear_2: temb */
+  float *st;        /* (B, tdim)            SiLU(temb), every res block's input: own place
+                                            in inference too */
+} TembActs;
+
+typedef struct
+{
+  float *x;         /* (B, c_in, H, W)      copy of the network's input */
+} InActs;
+
+typedef struct
+{
+  float  *cat;      /* (B, c_in, h, w)      [x, skip]: up-path blocks only, else NULL */
+  float  *n1;       /* (B, c_in, h, w)      norm1(x), kept for the backward (training) */
+  float  *mean1;    /* (B, G) */
+  float  *rstd1;    /* (B, G) */
+  float  *h1;       /* (B, c_out, h, w)     conv1(SiLU(n1)) + time_emb_proj(SiLU(temb)) */
+  float  *n2;       /* (B, c_out, h, w)     norm2(h1) (training) */
+  float  *mean2;    /* (B, G) */
+  float  *rstd2;    /* (B, G) */
+  guint8 *mask;     /* (B, c_out, h, w)     bytes: dropout's keep mask; a training
+                                            layout with dropout only, else NULL */
+} ResActs;
+
+typedef struct
+{
+  float *n;         /* (B, C, N)            group_norm(x) */
+  float *mean;      /* (B, G) */
+  float *rstd;      /* (B, G) */
+  float *q;         /* (B, C, N) */
+  float *k;         /* (B, C, N) */
+  float *v;         /* (B, C, N) */
+  float *p;         /* (B, N, N)            softmax_j(q_i·k_j/√C) */
+  float *o;         /* (B, C, N)            attention output, before proj_attn */
+} AttnActs;
+
+typedef struct
+{
+  float *u;         /* (B, c_in, 2h + 2, 2w + 2) up-sampled x, zero-bordered for the
+                                            direct 3×3 kernel; else (B, c_in, 2h, 2w) */
+} UpActs;
+
+typedef struct
+{
+  float *n;         /* (B, c_in, h, w)      conv_norm_out(x) (training) */
+  float *mean;      /* (B, G) */
+  float *rstd;      /* (B, G) */
+} HeadActs;
+
+/* A node's internals, by kind (a down-sampler has none: its conv reads the
+ * previous output and writes y). */
+typedef union
+{
+  InActs   in;
+  ResActs  res;
+  AttnActs attn;
+  UpActs   up;
+  HeadActs head;
+} Acts;
+
+/* The buffers every node shares, in the same allocation after the
+ * persistent tensors, each sized for its largest use (C, h, w: over all
+ * nodes).  Named for their first use; the other uses of each are listed,
+ * as the storage is reused on purpose: a block's forward or backward is
+ * done with a buffer before the next one writes it. */
+typedef struct
+{
+  float *conv;      /* (max conv scratch)   im2col columns, the direct kernels' packed
+                                            weights: ddpm_conv2d_scratch_size */
+  float *a;         /* (B, C, h + 2, w + 2) SiLU(GroupNorm) before a 3×3 conv (forward,
+                                            zero-bordered for the direct kernel; the
+                                            backward recomputes it here); attention
+                                            backward: ∂L/∂k */
+  float *b;         /* (B, C, h, w)         the shortcut conv's output (forward); res
+                                            backward: ∂L/∂SiLU(n1); attention: ∂L/∂v */
+  float *tp;        /* (B, max c_out)       time_emb_proj's output / its gradient */
+  /* training only, else NULL */
+  float *g1;        /* (B, C, h, w)         gradients inside a block */
+  float *g2;        /* (B, C, h, w)         same; attention backward: ∂L/∂q */
+  float *g3;        /* (B, C, h, w)         an up res block's ∂L/∂[x, skip] */
+  float *dcur;      /* (B, C, h, w)         ∂L/∂(node output) along the chain, ping-pong */
+  float *dnext;     /* (B, C, h, w)         with dcur */
+  float *dst;       /* (B, tdim)            ∂L/∂SiLU(temb), summed over the res blocks */
+  float *dtemb;     /* (B, tdim)            ∂L/∂temb */
+  float *ds1;       /* (B, tdim)            ∂L/∂s1 */
+  float *dl1;       /* (B, tdim)            ∂L/∂l1 */
+  float *dp;        /* (B, N, N)            attention backward's scratch (∂L/∂p, ∂L/∂(qᵀk)) */
+  float *dx;        /* (B, in_channels, H, W) ∂L/∂x: ddpm_unet_input_grad */
+} Scratch;
 
 /* ------------------------------------------------------------------- nodes */
 
@@ -174,24 +261,6 @@ typedef enum
   NODE_HEAD   /* conv_norm_out, SiLU, conv_out */
 } NodeKind;
 
-/* Parameter slots, by node kind. */
-enum { P_CONV_W, P_CONV_B };                           /* IN, DOWN, UP */
-enum { P_NORM1_W, P_NORM1_B, P_CONV1_W, P_CONV1_B, P_TEMB_W, P_TEMB_B,
-       P_NORM2_W, P_NORM2_B, P_CONV2_W, P_CONV2_B, P_SKIP_W, P_SKIP_B };   /* RES */
-enum { P_GN_W, P_GN_B, P_Q_W, P_Q_B, P_K_W, P_K_B, P_V_W, P_V_B,
-       P_PROJ_W, P_PROJ_B };                                               /* ATTN */
-enum { P_OUTNORM_W, P_OUTNORM_B, P_OUT_W, P_OUT_B };                       /* HEAD */
-#define N_PSLOTS 12
-
-/* Activation slots, by node kind (A_Y, the output, is common). */
-enum { A_Y,
-       A_X = 1,                                               /* IN: copy of x */
-       A_CAT = 1, A_N1, A_MEAN1, A_RSTD1, A_H1, A_N2, A_MEAN2, A_RSTD2, A_MASK, /* RES */
-       A_N = 1, A_MEAN, A_RSTD, A_Q, A_K, A_V, A_P, A_O,      /* ATTN, HEAD */
-       A_U = 1,                                               /* UP */
-       A_DSKIP = 10 };  /* gradient of the output, if it is a skip (training) */
-#define N_ASLOTS 11
-
 typedef struct
 {
   NodeKind kind;
@@ -201,29 +270,17 @@ typedef struct
   int      c_skip;    /* up ResBlocks: channels of the concatenated skip */
   int      skip_src;  /* up ResBlocks: node whose output is the skip; else −1 */
   gboolean is_skip;   /* its output is pushed on the skip stack */
-  gsize    p[N_PSLOTS];
-  gsize    a[N_ASLOTS];
+  int      tensor0;   /* its tensors: table entries tensor0 .. tensor0 + n_tensors − 1 */
+  int      n_tensors;
+  Params   p;         /* parameters, in u->params */
+  Params   d;         /* their gradients: the same fields, in u->grads */
+  Acts     a;         /* internals, in u->acts */
+  float   *y;         /* (B, c_out, h', w') its output: (h', w') = (h, w), halved by a
+                         down-sampler, doubled by an up-sampler; the head's is the
+                         caller's `out` (NULL here) */
+  float   *dy_skip;   /* (like y) training, skip outputs: ∂L/∂y from the up path,
+                         collected until the backward pass reaches this node; else NULL */
 } Node;
-
-/* Time-embedding parameters and activations. */
-enum { T_L1_W, T_L1_B, T_L2_W, T_L2_B };
-enum { TA_EMB, TA_L1, TA_S1, TA_TEMB, TA_ST };
-
-/* Scratch regions of the activation allocation. */
-enum
-{
-  S_CONV,    /* im2col columns */
-  S_A,       /* SiLU outputs (forward), recomputed SiLU / gradients (backward) */
-  S_B,
-  S_TP,      /* (B, max c_out) time projections / their gradients */
-  /* training only */
-  S_G1, S_G2, S_G3,
-  S_DCUR, S_DNEXT,
-  S_DST, S_DTEMB, S_DS1, S_DL1,
-  S_PSCRATCH,
-  S_DX,
-  N_SCRATCH
-};
 
 struct _DdpmUNet
 {
@@ -237,14 +294,16 @@ struct _DdpmUNet
 
   Node    *nodes;
   int      n_nodes;
-  gsize    tp[4];       /* time embedding parameter offsets */
+  Params   temb_p;      /* .temb: the time embedding's parameters (tensors 0 to 3) */
+  Params   temb_d;      /* and their gradients */
 
-  /* activations: offsets (in floats) into `acts`, for the layout below */
+  /* activations: the nodes' Acts, y and dy_skip, temb_a and scratch point
+   * into `acts`, laid out for (lay_B, lay_H, lay_W, lay_training) */
   float   *acts;
   gsize    acts_capacity;
-  gsize    ta[5];
-  gsize    scratch[N_SCRATCH];
-  int      lay_B, lay_H, lay_W;   /* the shape the offsets are laid out for */
+  TembActs temb_a;
+  Scratch  scratch;
+  int      lay_B, lay_H, lay_W;
   gboolean lay_training;
 
   /* the last forward */
@@ -256,7 +315,9 @@ struct _DdpmUNet
 
 /* ------------------------------------------------------------ construction */
 
-static gsize
+/* The next tensor of the table, right after the previous one in the flat
+ * parameter vector. */
+static void
 add_tensor (DdpmUNet   *u,
             const char *name,
             int         ndim,
@@ -279,15 +340,19 @@ add_tensor (DdpmUNet   *u,
   info.offset = u->n_params;
   u->n_params += info.numel;
   g_array_append_val (u->tensors, info);
-  return info.offset;
 }
 
 /* prefix.weight and prefix.bias of a conv (k > 0), a linear (k = 0) or a
- * GroupNorm / attention Linear (k = −1: weight (co) when ci = 0). */
+ * GroupNorm / attention Linear (k = −1: weight (co) when ci = 0), the next
+ * two tensors of a block whose parameters are p and which has *count
+ * tensors so far.  w is the field of p that will point to the weight, the
+ * bias's being the next one: checked to be field *count, so that every
+ * Params struct lists its fields in table order. */
 static void
 add_layer (DdpmUNet   *u,
-           gsize      *w,
-           gsize      *b,
+           Params     *p,
+           int        *count,
+           float     **w,
            const char *prefix,
            int         co,
            int         ci,
@@ -295,16 +360,18 @@ add_layer (DdpmUNet   *u,
 {
   char *name = g_strconcat (prefix, ".weight", NULL);
 
+  g_assert (*count + 2 <= N_PFIELDS && w == &p->t[*count]);
   if (k > 0)
-    *w = add_tensor (u, name, 4, co, ci, k, k);
+    add_tensor (u, name, 4, co, ci, k, k);
   else if (ci > 0)
-    *w = add_tensor (u, name, 2, co, ci, 0, 0);
+    add_tensor (u, name, 2, co, ci, 0, 0);
   else
-    *w = add_tensor (u, name, 1, co, 0, 0, 0);
+    add_tensor (u, name, 1, co, 0, 0, 0);
   g_free (name);
   name = g_strconcat (prefix, ".bias", NULL);
-  *b = add_tensor (u, name, 1, co, 0, 0, 0);
+  add_tensor (u, name, 1, co, 0, 0, 0);
   g_free (name);
+  *count += 2;
 }
 
 static Node *
@@ -318,6 +385,7 @@ add_node (DdpmUNet *u, NodeKind kind, int level, int c_in, int c_out)
   n->c_in = c_in;
   n->c_out = c_out;
   n->skip_src = -1;
+  n->tensor0 = (int) u->tensors->len;
   return n;
 }
 
@@ -326,19 +394,21 @@ add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int sk
 {
   const int tdim = 4 * u->config.ch;
   Node *n = add_node (u, NODE_RES, level, c_in, c_out);
+  ResParams *r = &n->p.res;
+  int *k = &n->n_tensors;
   char *s;
 
   n->skip_src = skip_src;
   n->c_skip = c_skip;
 #define SUB(name) (g_free (s), s = g_strconcat (prefix, name, NULL))
   s = NULL;
-  add_layer (u, &n->p[P_NORM1_W], &n->p[P_NORM1_B], SUB (".norm1"), c_in, 0, -1);
-  add_layer (u, &n->p[P_CONV1_W], &n->p[P_CONV1_B], SUB (".conv1"), c_out, c_in, 3);
-  add_layer (u, &n->p[P_TEMB_W], &n->p[P_TEMB_B], SUB (".time_emb_proj"), c_out, tdim, 0);
-  add_layer (u, &n->p[P_NORM2_W], &n->p[P_NORM2_B], SUB (".norm2"), c_out, 0, -1);
-  add_layer (u, &n->p[P_CONV2_W], &n->p[P_CONV2_B], SUB (".conv2"), c_out, c_out, 3);
+  add_layer (u, &n->p, k, &r->norm1_w, SUB (".norm1"), c_in, 0, -1);
+  add_layer (u, &n->p, k, &r->conv1_w, SUB (".conv1"), c_out, c_in, 3);
+  add_layer (u, &n->p, k, &r->temb_w, SUB (".time_emb_proj"), c_out, tdim, 0);
+  add_layer (u, &n->p, k, &r->norm2_w, SUB (".norm2"), c_out, 0, -1);
+  add_layer (u, &n->p, k, &r->conv2_w, SUB (".conv2"), c_out, c_out, 3);
   if (c_in != c_out)
-    add_layer (u, &n->p[P_SKIP_W], &n->p[P_SKIP_B], SUB (".conv_shortcut"), c_out, c_in, 1);
+    add_layer (u, &n->p, k, &r->skip_w, SUB (".conv_shortcut"), c_out, c_in, 1);
   g_free (s);
 }
 
@@ -349,30 +419,118 @@ static void
 add_attn (DdpmUNet *u, const char *prefix, int level, int c)
 {
   Node *n = add_node (u, NODE_ATTN, level, c, c);
+  AttnParams *a = &n->p.attn;
+  int *k = &n->n_tensors;
   char *s = NULL;
 
-  add_layer (u, &n->p[P_GN_W], &n->p[P_GN_B], SUB (".group_norm"), c, 0, -1);
-  add_layer (u, &n->p[P_Q_W], &n->p[P_Q_B], SUB (".query"), c, c, 0);
-  add_layer (u, &n->p[P_K_W], &n->p[P_K_B], SUB (".key"), c, c, 0);
-  add_layer (u, &n->p[P_V_W], &n->p[P_V_B], SUB (".value"), c, c, 0);
-  add_layer (u, &n->p[P_PROJ_W], &n->p[P_PROJ_B], SUB (".proj_attn"), c, c, 0);
+  add_layer (u, &n->p, k, &a->norm_w, SUB (".group_norm"), c, 0, -1);
+  add_layer (u, &n->p, k, &a->q_w, SUB (".query"), c, c, 0);
+  add_layer (u, &n->p, k, &a->k_w, SUB (".key"), c, c, 0);
+  add_layer (u, &n->p, k, &a->v_w, SUB (".value"), c, c, 0);
+  add_layer (u, &n->p, k, &a->proj_w, SUB (".proj_attn"), c, c, 0);
   g_free (s);
 #undef SUB
 }
 
-/* Nodes and tensor table for u->config (valid); no parameters allocated. */
+/* conv_in, or a down- or up-sampler: one 3×3 conv called `name` */
+static void
+add_conv (DdpmUNet *u, NodeKind kind, const char *name, int level, int c_in, int c_out)
+{
+  Node *n = add_node (u, kind, level, c_in, c_out);
+
+  add_layer (u, &n->p, &n->n_tensors, &n->p.conv.w, name, c_out, c_in, 3);
+}
+
+/* build()'s state along the network: where attention goes, the skip
+ * stack, and the channels of the output so far. */
+typedef struct
+{
+  gboolean has_attn[DDPM_MAX_LEVELS];
+  int      stack[2 + DDPM_MAX_LEVELS * 17];   /* skip sources (node index) */
+  int      sp;
+  int      cur;
+} Builder;
+
+/* The last node's output is a skip: an up-path ResBlock will pop it. */
+static void
+push_skip (DdpmUNet *u, Builder *b)
+{
+  u->nodes[u->n_nodes - 1].is_skip = TRUE;
+  b->stack[b->sp++] = u->n_nodes - 1;
+}
+
+/* Level l of the down path: num_res_blocks × [ResBlock (+ AttnBlock)],
+ * each output a skip, then a down-sampler (its output a skip too) except
+ * at the deepest level. */
+static void
+build_down_level (DdpmUNet *u, Builder *b, int l)
+{
+  const DdpmUNetConfig *c = &u->config;
+  char name[96];
+
+  for (int j = 0; j < c->num_res_blocks; j++)
+    {
+      g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
+      add_res (u, name, l, b->cur, c->ch * c->ch_mult[l], -1, 0);
+      b->cur = c->ch * c->ch_mult[l];
+      if (b->has_attn[l])
+        {
+          g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
+          add_attn (u, name, l, b->cur);
+        }
+      push_skip (u, b);
+    }
+  if (l != c->n_levels - 1)
+    {
+      g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
+      add_conv (u, NODE_DOWN, name, l, b->cur, b->cur);
+      push_skip (u, b);
+    }
+}
+
+/* Level l of the up path: (num_res_blocks + 1) × [ResBlock on [h, the
+ * skip popped] (+ AttnBlock)], then an up-sampler except at the top. */
+static void
+build_up_level (DdpmUNet *u, Builder *b, int l)
+{
+  const DdpmUNetConfig *c = &u->config;
+  const int i = c->n_levels - 1 - l;  /* diffusers' up_blocks.0 is the deepest */
+  char name[96];
+
+  for (int j = 0; j < c->num_res_blocks + 1; j++)
+    {
+      int src = b->stack[--b->sp];
+      int c_skip = u->nodes[src].c_out;
+
+      g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
+      add_res (u, name, l, b->cur + c_skip, c->ch * c->ch_mult[l], src, c_skip);
+      b->cur = c->ch * c->ch_mult[l];
+      if (b->has_attn[l])
+        {
+          g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
+          add_attn (u, name, l, b->cur);
+        }
+    }
+  if (l != 0)
+    {
+      g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
+      add_conv (u, NODE_UP, name, l, b->cur, b->cur);
+    }
+}
+
+/* Nodes and tensor table for u->config (valid), in the forward's order
+ * (unet.h: the tensor table); no parameters allocated. */
 static void
 build (DdpmUNet *u)
 {
   const DdpmUNetConfig *c = &u->config;
   const int L = c->n_levels, ch = c->ch, nrb = c->num_res_blocks;
-  gboolean has_attn[DDPM_MAX_LEVELS] = { FALSE };
-  int stack[2 + DDPM_MAX_LEVELS * 17], sp = 0;   /* skip sources (node index) */
-  int cur;
-  char name[96];
+  Builder b = { .sp = 0 };
+  int n_temb = 0;
+  Node *n;
 
   for (int i = 0; i < c->n_attn; i++)
-    has_attn[attn_level (c->image_size, c->attn_resolutions[i])] = TRUE;
+    b.has_attn[ddpm_unet_config_attn_level (c, i)] = TRUE;
 
   /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
   u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
@@ -380,74 +538,54 @@ build (DdpmUNet *u)
   u->names = g_string_chunk_new (4096);
   u->n_params = 0;
 
-  add_layer (u, &u->tp[T_L1_W], &u->tp[T_L1_B], "time_embedding.linear_1", 4 * ch, ch, 0);
-  add_layer (u, &u->tp[T_L2_W], &u->tp[T_L2_B], "time_embedding.linear_2", 4 * ch, 4 * ch, 0);
+  add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l1_w, "time_embedding.linear_1",
+             4 * ch, ch, 0);
+  add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l2_w, "time_embedding.linear_2",
+             4 * ch, 4 * ch, 0);
 
-  Node *n = add_node (u, NODE_IN, 0, c->in_channels, ch);
-  add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], "conv_in", ch, c->in_channels, 3);
-  n->is_skip = TRUE;
-  stack[sp++] = 0;
-  cur = ch;
-
+  add_conv (u, NODE_IN, "conv_in", 0, c->in_channels, ch);
+  push_skip (u, &b);
+  b.cur = ch;
   for (int l = 0; l < L; l++)
-    {
-      for (int j = 0; j < nrb; j++)
-        {
-          g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
-          add_res (u, name, l, cur, ch * c->ch_mult[l], -1, 0);
-          cur = ch * c->ch_mult[l];
-          if (has_attn[l])
-            {
-              g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
-              add_attn (u, name, l, cur);
-            }
-          u->nodes[u->n_nodes - 1].is_skip = TRUE;
-          stack[sp++] = u->n_nodes - 1;
-        }
-      if (l != L - 1)
-        {
-          n = add_node (u, NODE_DOWN, l, cur, cur);
-          g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
-          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
-          n->is_skip = TRUE;
-          stack[sp++] = u->n_nodes - 1;
-        }
-    }
+    build_down_level (u, &b, l);
 
-  add_res (u, "mid_block.resnets.0", L - 1, cur, cur, -1, 0);
-  add_attn (u, "mid_block.attentions.0", L - 1, cur);
-  add_res (u, "mid_block.resnets.1", L - 1, cur, cur, -1, 0);
+  add_res (u, "mid_block.resnets.0", L - 1, b.cur, b.cur, -1, 0);
+  add_attn (u, "mid_block.attentions.0", L - 1, b.cur);
+  add_res (u, "mid_block.resnets.1", L - 1, b.cur, b.cur, -1, 0);
 
   for (int l = L - 1; l >= 0; l--)
+    build_up_level (u, &b, l);
+  g_assert (b.sp == 0);
+
+  n = add_node (u, NODE_HEAD, 0, b.cur, c->out_channels);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.norm_w, "conv_norm_out", b.cur, 0, -1);
+  add_layer (u, &n->p, &n->n_tensors, &n->p.head.conv_w, "conv_out", c->out_channels, b.cur,
+             3);
+}
+
+/* Sets a block's n pointers into base (u->params or u->grads) from the
+ * table's offsets of its tensors, first to first + n − 1. */
+static void
+point_block (const DdpmUNet *u, Params *p, int first, int n, float *base)
+{
+  for (int k = 0; k < n; k++)
+    p->t[k] = base + g_array_index (u->tensors, DdpmParamInfo, first + k).offset;
+}
+
+/* Every block's parameter pointers (p) or, once u->grads is allocated,
+ * gradient pointers (d). */
+static void
+point_params (DdpmUNet *u, gboolean grads)
+{
+  float *base = grads ? u->grads : u->params;
+
+  point_block (u, grads ? &u->temb_d : &u->temb_p, 0, sizeof (TembParams) / sizeof (float *),
+               base);
+  for (int i = 0; i < u->n_nodes; i++)
     {
-      int i = L - 1 - l;  /* diffusers' up_blocks.0 is the deepest */
-
-      for (int j = 0; j < nrb + 1; j++)
-        {
-          int src = stack[--sp];
-          int c_skip = u->nodes[src].c_out;
-
-          g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
-          add_res (u, name, l, cur + c_skip, ch * c->ch_mult[l], src, c_skip);
-          cur = ch * c->ch_mult[l];
-          if (has_attn[l])
-            {
-              g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
-              add_attn (u, name, l, cur);
-            }
-        }
-      if (l != 0)
-        {
-          n = add_node (u, NODE_UP, l, cur, cur);
-          g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
-          add_layer (u, &n->p[P_CONV_W], &n->p[P_CONV_B], name, cur, cur, 3);
-        }
+      Node *n = &u->nodes[i];
+      point_block (u, grads ? &n->d : &n->p, n->tensor0, n->n_tensors, base);
     }
-  g_assert (sp == 0);
-
-  n = add_node (u, NODE_HEAD, 0, cur, c->out_channels);
-  add_layer (u, &n->p[P_OUTNORM_W], &n->p[P_OUTNORM_B], "conv_norm_out", cur, 0, -1);
-  add_layer (u, &n->p[P_OUT_W], &n->p[P_OUT_B], "conv_out", c->out_channels, cur, 3);
 }
 
 static void
@@ -460,16 +598,8 @@ unbuild (DdpmUNet *u)
     g_string_chunk_free (u->names);
 }
 
-void
-ddpm_unet_config_set_image_size (DdpmUNetConfig *config, int size)
-{
-  g_return_if_fail (config != NULL && size > 0 && config->image_size > 0);
-  for (int i = 0; i < config->n_attn; i++)
-    config->attn_resolutions[i] = (int) ((gint64) config->attn_resolutions[i] * size
-                                         / config->image_size);
-  config->image_size = size;
-}
-
+/* A config function (ddpm.h), here rather than in unet-config.c: the
+ * count is that of the network build() makes. */
 gsize
 ddpm_unet_config_n_params (const DdpmUNetConfig *config)
 {
@@ -507,6 +637,7 @@ ddpm_unet_new (const DdpmUNetConfig *config,
       ddpm_unet_free (u);
       return NULL;
     }
+  point_params (u, FALSE);
   return u;
 }
 
@@ -548,7 +679,11 @@ ddpm_unet_grads (DdpmUNet *unet)
 {
   g_return_val_if_fail (unet != NULL, NULL);
   if (unet->grads == NULL)
-    unet->grads = g_try_malloc0_n (unet->n_params, sizeof (float));
+    {
+      unet->grads = g_try_malloc0_n (unet->n_params, sizeof (float));
+      if (unet->grads != NULL)
+        point_params (unet, TRUE);
+    }
   return unet->grads;
 }
 
@@ -642,16 +777,27 @@ ddpm_unet_init (DdpmUNet *unet,
 
 /* ------------------------------------------------------------------ layout */
 
-/* Offsets of every activation for (B, H, W).  Training: every saved tensor
- * has its own place, plus the backward buffers.  Inference: node outputs
- * have their own place (the up path reads them as skips); a node's
- * internals go to a region at the start that every node reuses. */
+/* Where every activation goes for (B, H, W), in two passes of the same
+ * walk: the first measures (base NULL: no pointers yet), the second, once
+ * the allocation holds the total, points every field into it.
+ * Training: every saved tensor has its own place, then the backward
+ * buffers.  Inference: node outputs have their own place (the up path
+ * reads them as skips); a node's internals go to a region at the start
+ * that every node reuses.  Along the walk it notes the largest needs of
+ * the nodes, for the shared buffers (Scratch) placed after them. */
 typedef struct
 {
+  float   *base;       /* u->acts when pointing; NULL when measuring */
   gboolean training;
-  gsize    off;    /* next persistent offset */
-  gsize    toff;   /* next offset in the reused region */
-  gsize    tmax;   /* size of the reused region */
+  gsize    off;        /* next persistent offset */
+  gsize    toff;       /* next offset in the reused region */
+  gsize    tmax;       /* size of the reused region */
+  /* the largest need of any node, in floats, for the Scratch buffers */
+  gsize    max_t;      /* a node's input or output */
+  gsize    max_conv;   /* a conv's scratch */
+  gsize    max_nn;     /* attention probabilities (B, N, N) */
+  gsize    max_padded; /* zero-bordered planes before a res block's or the head's conv */
+  int      max_c;      /* output channels */
 } Layout;
 
 static gsize
@@ -660,7 +806,9 @@ round_up (gsize n)
   return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-static gsize
+/* n floats: their own place (saved, or a training layout), or in the
+ * region the current node reuses.  NULL when measuring. */
+static float *
 place (Layout *l, gsize n, gboolean saved)
 {
   gsize at;
@@ -676,7 +824,7 @@ place (Layout *l, gsize n, gboolean saved)
       l->toff += round_up (n);
       l->tmax = MAX (l->tmax, l->toff);
     }
-  return at;
+  return l->base != NULL ? l->base + at : NULL;
 }
 
 static DdpmConvShape
@@ -686,130 +834,191 @@ conv_shape (int B, int C_in, int H, int W, int C_out, int k, int stride, int pb,
   return s;
 }
 
-static gsize
-layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
+static void
+need_conv (Layout *l, DdpmConvShape cs)
 {
-  const int ch = u->config.ch, tdim = 4 * ch;
-  gsize max_t = 0, max_conv = 0, max_nn = 0, max_padded = 0;
-  int max_c = 0;
+  l->max_conv = MAX (l->max_conv, ddpm_conv2d_scratch_size (&cs));
+}
+
+static void
+layout_temb (DdpmUNet *u, Layout *l, int B)
+{
+  TembActs *a = &u->temb_a;
+  const gsize tdim = 4 * u->config.ch;
+
+  a->emb = place (l, (gsize) B * u->config.ch, FALSE);
+  a->l1 = place (l, B * tdim, FALSE);
+  a->s1 = place (l, B * tdim, FALSE);
+  a->temb = place (l, B * tdim, FALSE);
+  a->st = place (l, B * tdim, TRUE);
+}
+
+static void
+layout_res (Node *n, Layout *l, gboolean dropout, int B, int h, int w)
+{
+  ResActs *a = &n->a.res;
+  const gsize hw = (gsize) h * w, stats = (gsize) B * GN_GROUPS;
+  const gsize nin = B * n->c_in * hw, nout = B * n->c_out * hw;
+
+  a->cat = n->skip_src >= 0 ? place (l, nin, FALSE) : NULL;
+  a->n1 = place (l, nin, FALSE);
+  a->mean1 = place (l, stats, FALSE);
+  a->rstd1 = place (l, stats, FALSE);
+  a->h1 = place (l, nout, FALSE);
+  a->n2 = place (l, nout, FALSE);
+  a->mean2 = place (l, stats, FALSE);
+  a->rstd2 = place (l, stats, FALSE);
+  a->mask = l->training && dropout
+            ? (guint8 *) place (l, (nout + sizeof (float) - 1) / sizeof (float), FALSE)
+            : NULL;
+  n->y = place (l, nout, TRUE);
+  need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1));
+  need_conv (l, conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1));
+  l->max_t = MAX (l->max_t, MAX (nin, nout));
+  l->max_padded = MAX (l->max_padded, (gsize) B * MAX (n->c_in, n->c_out) * (h + 2) * (w + 2));
+}
+
+static void
+layout_attn (Node *n, Layout *l, int B, int h, int w)
+{
+  AttnActs *a = &n->a.attn;
+  const gsize N = (gsize) h * w, nout = B * n->c_out * N;
+
+  a->n = place (l, nout, FALSE);
+  a->mean = place (l, (gsize) B * GN_GROUPS, FALSE);
+  a->rstd = place (l, (gsize) B * GN_GROUPS, FALSE);
+  a->q = place (l, nout, FALSE);
+  a->k = place (l, nout, FALSE);
+  a->v = place (l, nout, FALSE);
+  a->p = place (l, B * N * N, FALSE);
+  a->o = place (l, nout, FALSE);
+  n->y = place (l, nout, TRUE);
+  l->max_nn = MAX (l->max_nn, B * N * N);
+  l->max_t = MAX (l->max_t, nout);
+}
+
+/* conv_in, a down-sampler and an up-sampler: one conv each */
+static void
+layout_conv (Node *n, Layout *l, int B, int h, int w)
+{
+  const gsize nin = (gsize) B * n->c_in * h * w, nout = (gsize) B * n->c_out * h * w;
+  DdpmConvShape cs;
+
+  switch (n->kind)
+    {
+    case NODE_IN:
+      n->a.in.x = place (l, nin, FALSE);
+      n->y = place (l, nout, TRUE);
+      need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1));
+      l->max_t = MAX (l->max_t, MAX (nin, nout));
+      break;
+    case NODE_DOWN:
+      n->y = place (l, nout / 4, TRUE);
+      need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1));
+      l->max_t = MAX (l->max_t, nin);
+      break;
+    case NODE_UP:
+      cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+      /* zero-bordered for the direct kernel (node_forward) */
+      n->a.up.u = place (l, ddpm_conv3x3_direct_ok (&cs)
+                              ? (gsize) B * n->c_in * (2 * h + 2) * (2 * w + 2)
+                              : 4 * nin,
+                         FALSE);
+      n->y = place (l, 4 * nout, TRUE);
+      need_conv (l, cs);
+      l->max_t = MAX (l->max_t, 4 * nin);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+layout_head (Node *n, Layout *l, int B, int h, int w)
+{
+  HeadActs *a = &n->a.head;
+  const gsize nin = (gsize) B * n->c_in * h * w, nout = (gsize) B * n->c_out * h * w;
+
+  a->n = place (l, nin, FALSE);
+  a->mean = place (l, (gsize) B * GN_GROUPS, FALSE);
+  a->rstd = place (l, (gsize) B * GN_GROUPS, FALSE);
+  n->y = NULL;   /* the caller's out */
+  need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1));
+  l->max_t = MAX (l->max_t, MAX (nin, nout));
+  l->max_padded = MAX (l->max_padded, (gsize) B * n->c_in * (h + 2) * (w + 2));
+}
+
+/* Node n's internals and output, and in training the gradient of a skip
+ * output; its internals reuse the region from its start (inference). */
+static void
+layout_node (DdpmUNet *u, Node *n, Layout *l, int B, int H, int W)
+{
+  const int h = H >> n->level, w = W >> n->level;
 
   l->toff = 0;
-  u->ta[TA_EMB] = place (l, (gsize) B * ch, FALSE);
-  u->ta[TA_L1] = place (l, (gsize) B * tdim, FALSE);
-  u->ta[TA_S1] = place (l, (gsize) B * tdim, FALSE);
-  u->ta[TA_TEMB] = place (l, (gsize) B * tdim, FALSE);
-  u->ta[TA_ST] = place (l, (gsize) B * tdim, TRUE);
-
-  for (int i = 0; i < u->n_nodes; i++)
+  memset (&n->a, 0, sizeof n->a);
+  l->max_c = MAX (l->max_c, n->c_out);
+  switch (n->kind)
     {
-      Node *n = &u->nodes[i];
-      const int h = H >> n->level, w = W >> n->level;
-      const gsize hw = (gsize) h * w;
-      const gsize nin = (gsize) B * n->c_in * hw, nout = (gsize) B * n->c_out * hw;
-      const gsize stats = (gsize) B * GN_GROUPS;
-      DdpmConvShape cs;
-
-      l->toff = 0;
-      memset (n->a, 0, sizeof n->a);
-      max_c = MAX (max_c, n->c_out);
-      switch (n->kind)
-        {
-        case NODE_IN:
-          n->a[A_X] = place (l, nin, FALSE);
-          n->a[A_Y] = place (l, nout, TRUE);
-          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          max_t = MAX (max_t, MAX (nin, nout));
-          break;
-        case NODE_RES:
-          if (n->skip_src >= 0)
-            n->a[A_CAT] = place (l, nin, FALSE);
-          n->a[A_N1] = place (l, nin, FALSE);
-          n->a[A_MEAN1] = place (l, stats, FALSE);
-          n->a[A_RSTD1] = place (l, stats, FALSE);
-          n->a[A_H1] = place (l, nout, FALSE);
-          n->a[A_N2] = place (l, nout, FALSE);
-          n->a[A_MEAN2] = place (l, stats, FALSE);
-          n->a[A_RSTD2] = place (l, stats, FALSE);
-          if (l->training && u->config.dropout > 0.0f)
-            n->a[A_MASK] = place (l, (nout + sizeof (float) - 1) / sizeof (float), FALSE);
-          n->a[A_Y] = place (l, nout, TRUE);
-          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          max_t = MAX (max_t, MAX (nin, nout));
-          max_padded = MAX (max_padded, (gsize) B * MAX (n->c_in, n->c_out) * (h + 2) * (w + 2));
-          break;
-        case NODE_ATTN:
-          n->a[A_N] = place (l, nout, FALSE);
-          n->a[A_MEAN] = place (l, stats, FALSE);
-          n->a[A_RSTD] = place (l, stats, FALSE);
-          n->a[A_Q] = place (l, nout, FALSE);
-          n->a[A_K] = place (l, nout, FALSE);
-          n->a[A_V] = place (l, nout, FALSE);
-          n->a[A_P] = place (l, (gsize) B * hw * hw, FALSE);
-          n->a[A_O] = place (l, nout, FALSE);
-          n->a[A_Y] = place (l, nout, TRUE);
-          max_nn = MAX (max_nn, (gsize) B * hw * hw);
-          max_t = MAX (max_t, nout);
-          break;
-        case NODE_DOWN:
-          n->a[A_Y] = place (l, nout / 4, TRUE);
-          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          max_t = MAX (max_t, nin);
-          break;
-        case NODE_UP:
-          cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-          /* zero-bordered for the direct kernel (node_forward) */
-          n->a[A_U] = place (l, ddpm_conv3x3_direct_ok (&cs)
-                                  ? (gsize) B * n->c_in * (2 * h + 2) * (2 * w + 2)
-                                  : 4 * nin,
-                             FALSE);
-          n->a[A_Y] = place (l, 4 * nout, TRUE);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          max_t = MAX (max_t, 4 * nin);
-          break;
-        case NODE_HEAD:
-          n->a[A_N] = place (l, nin, FALSE);
-          n->a[A_MEAN] = place (l, stats, FALSE);
-          n->a[A_RSTD] = place (l, stats, FALSE);
-          cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-          max_conv = MAX (max_conv, ddpm_conv2d_scratch_size (&cs));
-          max_t = MAX (max_t, MAX (nin, nout));
-          max_padded = MAX (max_padded, (gsize) B * n->c_in * (h + 2) * (w + 2));
-          break;
-        }
-      if (l->training && n->is_skip)
-        {
-          /* the skip's gradient: the output's size */
-          gsize ny = n->kind == NODE_DOWN ? nout / 4 : nout;
-          n->a[A_DSKIP] = place (l, ny, TRUE);
-        }
+    case NODE_RES:
+      layout_res (n, l, u->config.dropout > 0.0f, B, h, w);
+      break;
+    case NODE_ATTN:
+      layout_attn (n, l, B, h, w);
+      break;
+    case NODE_HEAD:
+      layout_head (n, l, B, h, w);
+      break;
+    default:
+      layout_conv (n, l, B, h, w);
+      break;
     }
+  n->dy_skip = NULL;
+  if (l->training && n->is_skip)
+    {
+      /* the skip's gradient: the output's size */
+      gsize ny = (gsize) B * n->c_out * h * w;
+      n->dy_skip = place (l, n->kind == NODE_DOWN ? ny / 4 : ny, TRUE);
+    }
+}
 
-  memset (u->scratch, 0, sizeof u->scratch);
-  u->scratch[S_CONV] = place (l, MAX (max_conv, 1), TRUE);
+/* The shared buffers, after the nodes' tensors. */
+static void
+layout_scratch (DdpmUNet *u, Layout *l, int B, int H, int W)
+{
+  Scratch *s = &u->scratch;
+  const gsize tdim = 4 * u->config.ch;
+
+  memset (s, 0, sizeof *s);
+  s->conv = place (l, MAX (l->max_conv, 1), TRUE);
   /* and the zero-bordered planes of norm_silu_conv and silu_conv_backward */
-  u->scratch[S_A] = place (l, MAX (max_t, max_padded), TRUE);
-  u->scratch[S_B] = place (l, max_t, TRUE);
-  u->scratch[S_TP] = place (l, (gsize) B * max_c, TRUE);
-  if (l->training)
-    {
-      u->scratch[S_G1] = place (l, max_t, TRUE);
-      u->scratch[S_G2] = place (l, max_t, TRUE);
-      u->scratch[S_G3] = place (l, max_t, TRUE);
-      u->scratch[S_DCUR] = place (l, max_t, TRUE);
-      u->scratch[S_DNEXT] = place (l, max_t, TRUE);
-      u->scratch[S_DST] = place (l, (gsize) B * tdim, TRUE);
-      u->scratch[S_DTEMB] = place (l, (gsize) B * tdim, TRUE);
-      u->scratch[S_DS1] = place (l, (gsize) B * tdim, TRUE);
-      u->scratch[S_DL1] = place (l, (gsize) B * tdim, TRUE);
-      u->scratch[S_PSCRATCH] = place (l, MAX (max_nn, 1), TRUE);
-      u->scratch[S_DX] = place (l, (gsize) B * u->config.in_channels * H * W, TRUE);
-    }
-  return l->off;
+  s->a = place (l, MAX (l->max_t, l->max_padded), TRUE);
+  s->b = place (l, l->max_t, TRUE);
+  s->tp = place (l, (gsize) B * l->max_c, TRUE);
+  if (!l->training)
+    return;
+  s->g1 = place (l, l->max_t, TRUE);
+  s->g2 = place (l, l->max_t, TRUE);
+  s->g3 = place (l, l->max_t, TRUE);
+  s->dcur = place (l, l->max_t, TRUE);
+  s->dnext = place (l, l->max_t, TRUE);
+  s->dst = place (l, B * tdim, TRUE);
+  s->dtemb = place (l, B * tdim, TRUE);
+  s->ds1 = place (l, B * tdim, TRUE);
+  s->dl1 = place (l, B * tdim, TRUE);
+  s->dp = place (l, MAX (l->max_nn, 1), TRUE);
+  s->dx = place (l, (gsize) B * u->config.in_channels * H * W, TRUE);
+}
+
+/* One walk over the network: every field's place (Layout's comment). */
+static void
+layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
+{
+  l->toff = 0;
+  layout_temb (u, l, B);
+  for (int i = 0; i < u->n_nodes; i++)
+    layout_node (u, &u->nodes[i], l, B, H, W);
+  layout_scratch (u, l, B, H, W);
 }
 
 /* Lays the activations out for (B, H, W, training) and makes sure the
@@ -817,19 +1026,17 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
 static gboolean
 layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
 {
-  Layout l = { training, 0, 0, 0 };
-  gsize need;
+  Layout l = { .base = NULL, .training = training };
+  gsize start, need;
 
   if (u->acts != NULL && u->lay_B == B && u->lay_H == H && u->lay_W == W
       && u->lay_training == training)
     return TRUE;
 
-  /* first pass: the size of the reused region; second: persistent
-   * tensors after it */
+  /* measure: the reused region first, the persistent tensors after it */
   layout_pass (u, &l, B, H, W);
-  l.off = round_up (l.tmax);
-  l.tmax = 0;
-  need = layout_pass (u, &l, B, H, W);
+  start = round_up (l.tmax);
+  need = start + l.off;
 
   if (need > u->acts_capacity)
     {
@@ -847,6 +1054,11 @@ layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
         }
       u->acts_capacity = need;
     }
+
+  /* point: the same walk, persistent tensors from `start` on */
+  l = (Layout) { .base = u->acts, .training = training, .off = start };
+  layout_pass (u, &l, B, H, W);
+  g_assert (l.off == need);
   u->lay_B = B;
   u->lay_H = H;
   u->lay_W = W;
@@ -856,16 +1068,11 @@ layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
 
 /* ----------------------------------------------------------------- forward */
 
-#define ACT(n, slot) (u->acts + (n)->a[slot])
-#define PAR(n, slot) (u->params + (n)->p[slot])
-#define GRD(n, slot) (u->grads + (n)->p[slot])
-#define SCR(slot) (u->acts + u->scratch[slot])
-
 static const float *
 node_input (const DdpmUNet *u, int i)
 {
   const Node *n = &u->nodes[i];
-  return n->kind == NODE_IN ? ACT (n, A_X) : ACT (&u->nodes[i - 1], A_Y);
+  return n->kind == NODE_IN ? n->a.in.x : u->nodes[i - 1].y;
 }
 
 /* a = SiLU (GroupNorm (x)).  Training keeps the normalised values (in
@@ -889,66 +1096,69 @@ norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
  * are written zero-bordered and the convolution reads them as they are
  * (no padded copy: 6 % of a forward pass), GroupNorm and SiLU in one
  * pass, which in training also keeps the normalised values (norm) for the
- * backward pass.  The scratch a is S_A, sized for the padded planes. */
+ * backward pass.  The SiLU goes to scratch.a, sized for the padded
+ * planes. */
 static void
 norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *mean,
                 float *rstd, const float *x, const float *gamma, const float *beta,
                 const float *weight, const float *bias, const DdpmConvShape *cs)
 {
-  float *a = SCR (S_A);
+  const Scratch *s = &u->scratch;
 
   if (ddpm_conv3x3_direct_ok (cs))
     {
-      ddpm_groupnorm_silu_forward_padded (a, training ? norm : NULL, mean, rstd, x, gamma, beta,
-                                          cs->B, cs->C_in, cs->H, cs->W, GN_GROUPS, GN_EPS);
-      ddpm_conv3x3_forward_padded (out, a, weight, bias, cs, SCR (S_CONV));
+      ddpm_groupnorm_silu_forward_padded (s->a, training ? norm : NULL, mean, rstd, x, gamma,
+                                          beta, cs->B, cs->C_in, cs->H, cs->W, GN_GROUPS,
+                                          GN_EPS);
+      ddpm_conv3x3_forward_padded (out, s->a, weight, bias, cs, s->conv);
       return;
     }
-  norm_silu (training, a, norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in, cs->H * cs->W);
-  ddpm_conv2d_forward (out, a, weight, bias, cs, SCR (S_CONV));
+  norm_silu (training, s->a, norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
+             cs->H * cs->W);
+  ddpm_conv2d_forward (out, s->a, weight, bias, cs, s->conv);
 }
 
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
+  const ResParams *p = &n->p.res;
+  const ResActs *act = &n->a.res;
+  const Scratch *s = &u->scratch;
   const int HW = h * w, tdim = 4 * u->config.ch;
   const gsize nout = (gsize) B * n->c_out * HW;
   const float *x = node_input (u, i);
-  float *a = SCR (S_A), *tp = SCR (S_TP), *y = ACT (n, A_Y);
+  float *y = n->y;
   DdpmConvShape cs;
 
   if (n->skip_src >= 0)
     {
-      ddpm_concat_forward (ACT (n, A_CAT), x, ACT (&u->nodes[n->skip_src], A_Y),
+      ddpm_concat_forward (act->cat, x, u->nodes[n->skip_src].y,
                            B, n->c_in - n->c_skip, n->c_skip, HW);
-      x = ACT (n, A_CAT);
+      x = act->cat;
     }
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  norm_silu_conv (u, training, ACT (n, A_H1), ACT (n, A_N1), ACT (n, A_MEAN1), ACT (n, A_RSTD1),
-                  x, PAR (n, P_NORM1_W), PAR (n, P_NORM1_B), PAR (n, P_CONV1_W),
-                  PAR (n, P_CONV1_B), &cs);
-  ddpm_linear_forward (tp, u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), PAR (n, P_TEMB_B),
-                       B, tdim, n->c_out);
-  ddpm_add_channel_bias_forward (ACT (n, A_H1), ACT (n, A_H1), tp, B, n->c_out, HW);
+  norm_silu_conv (u, training, act->h1, act->n1, act->mean1, act->rstd1, x,
+                  p->norm1_w, p->norm1_b, p->conv1_w, p->conv1_b, &cs);
+  ddpm_linear_forward (s->tp, u->temb_a.st, p->temb_w, p->temb_b, B, tdim, n->c_out);
+  ddpm_add_channel_bias_forward (act->h1, act->h1, s->tp, B, n->c_out, HW);
   cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
   if (training && u->dropout_p > 0.0f)
     {
-      norm_silu (training, a, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                 ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), B, n->c_out, HW);
-      ddpm_dropout_forward (a, (guint8 *) ACT (n, A_MASK), a, nout, u->dropout_p,
+      norm_silu (training, s->a, act->n2, act->mean2, act->rstd2, act->h1,
+                 p->norm2_w, p->norm2_b, B, n->c_out, HW);
+      ddpm_dropout_forward (s->a, act->mask, s->a, nout, u->dropout_p,
                             u->dropout_seed, (guint64) i);
-      ddpm_conv2d_forward (y, a, PAR (n, P_CONV2_W), PAR (n, P_CONV2_B), &cs, SCR (S_CONV));
+      ddpm_conv2d_forward (y, s->a, p->conv2_w, p->conv2_b, &cs, s->conv);
     }
   else
-    norm_silu_conv (u, training, y, ACT (n, A_N2), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                    ACT (n, A_H1), PAR (n, P_NORM2_W), PAR (n, P_NORM2_B), PAR (n, P_CONV2_W),
-                    PAR (n, P_CONV2_B), &cs);
+    norm_silu_conv (u, training, y, act->n2, act->mean2, act->rstd2, act->h1,
+                    p->norm2_w, p->norm2_b, p->conv2_w, p->conv2_b, &cs);
   if (n->c_in != n->c_out)
     {
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
-      ddpm_conv2d_forward (SCR (S_B), x, PAR (n, P_SKIP_W), PAR (n, P_SKIP_B), &cs, NULL);
-      ddpm_add_forward (y, y, SCR (S_B), nout);
+      ddpm_conv2d_forward (s->b, x, p->skip_w, p->skip_b, &cs, NULL);
+      ddpm_add_forward (y, y, s->b, nout);
     }
   else
     ddpm_add_forward (y, y, x, nout);
@@ -958,20 +1168,42 @@ static void
 attn_forward (DdpmUNet *u, int i, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
+  const AttnParams *p = &n->p.attn;
+  const AttnActs *act = &n->a.attn;
   const int C = n->c_in, N = h * w;
   const float *x = node_input (u, i);
   DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
 
-  ddpm_groupnorm_forward (ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                          PAR (n, P_GN_W), PAR (n, P_GN_B), B, C, N, GN_GROUPS, GN_EPS);
-  ddpm_conv2d_forward (ACT (n, A_Q), ACT (n, A_N), PAR (n, P_Q_W), PAR (n, P_Q_B), &cs, NULL);
-  ddpm_conv2d_forward (ACT (n, A_K), ACT (n, A_N), PAR (n, P_K_W), PAR (n, P_K_B), &cs, NULL);
-  ddpm_conv2d_forward (ACT (n, A_V), ACT (n, A_N), PAR (n, P_V_W), PAR (n, P_V_B), &cs, NULL);
-  ddpm_attention_forward (ACT (n, A_O), ACT (n, A_P), ACT (n, A_Q), ACT (n, A_K), ACT (n, A_V),
-                          B, C, N);
-  ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_O), PAR (n, P_PROJ_W), PAR (n, P_PROJ_B), &cs,
-                       NULL);
-  ddpm_add_forward (ACT (n, A_Y), ACT (n, A_Y), x, (gsize) B * C * N);
+  ddpm_groupnorm_forward (act->n, act->mean, act->rstd, x, p->norm_w, p->norm_b,
+                          B, C, N, GN_GROUPS, GN_EPS);
+  ddpm_conv2d_forward (act->q, act->n, p->q_w, p->q_b, &cs, NULL);
+  ddpm_conv2d_forward (act->k, act->n, p->k_w, p->k_b, &cs, NULL);
+  ddpm_conv2d_forward (act->v, act->n, p->v_w, p->v_b, &cs, NULL);
+  ddpm_attention_forward (act->o, act->p, act->q, act->k, act->v, B, C, N);
+  ddpm_conv2d_forward (n->y, act->o, p->proj_w, p->proj_b, &cs, NULL);
+  ddpm_add_forward (n->y, n->y, x, (gsize) B * C * N);
+}
+
+/* Nearest ×2, then the 3×3 conv. */
+static void
+up_forward (DdpmUNet *u, int i, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const ConvParams *p = &n->p.conv;
+  const float *x = node_input (u, i);
+  float *up = n->a.up.u, *conv = u->scratch.conv;
+  DdpmConvShape cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+
+  if (ddpm_conv3x3_direct_ok (&cs))
+    {
+      /* as norm_silu_conv: up-sample straight into padded planes,
+       * which the backward pass's weight gradient reads too */
+      ddpm_upsample2x_forward_padded (up, x, B, n->c_in, h, w);
+      ddpm_conv3x3_forward_padded (n->y, up, p->w, p->b, &cs, conv);
+      return;
+    }
+  ddpm_upsample2x_forward (up, x, B, n->c_in, h, w);
+  ddpm_conv2d_forward (n->y, up, p->w, p->b, &cs, conv);
 }
 
 static void
@@ -986,8 +1218,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
     {
     case NODE_IN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
-                           SCR (S_CONV));
+      ddpm_conv2d_forward (n->y, x, n->p.conv.w, n->p.conv.b, &cs, u->scratch.conv);
       break;
     case NODE_RES:
       res_forward (u, i, training, B, h, w);
@@ -998,31 +1229,35 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
     case NODE_DOWN:
       /* TF 'SAME' for stride 2: pad right and bottom only */
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
-      ddpm_conv2d_forward (ACT (n, A_Y), x, PAR (n, P_CONV_W), PAR (n, P_CONV_B), &cs,
-                           SCR (S_CONV));
+      ddpm_conv2d_forward (n->y, x, n->p.conv.w, n->p.conv.b, &cs, u->scratch.conv);
       break;
     case NODE_UP:
-      cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-      if (ddpm_conv3x3_direct_ok (&cs))
-        {
-          /* as norm_silu_conv: up-sample straight into padded planes,
-           * which the backward pass's weight gradient reads too */
-          ddpm_upsample2x_forward_padded (ACT (n, A_U), x, B, n->c_in, h, w);
-          ddpm_conv3x3_forward_padded (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W),
-                                       PAR (n, P_CONV_B), &cs, SCR (S_CONV));
-          break;
-        }
-      ddpm_upsample2x_forward (ACT (n, A_U), x, B, n->c_in, h, w);
-      ddpm_conv2d_forward (ACT (n, A_Y), ACT (n, A_U), PAR (n, P_CONV_W), PAR (n, P_CONV_B),
-                           &cs, SCR (S_CONV));
+      up_forward (u, i, B, h, w);
       break;
     case NODE_HEAD:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      norm_silu_conv (u, training, out, ACT (n, A_N), ACT (n, A_MEAN), ACT (n, A_RSTD), x,
-                      PAR (n, P_OUTNORM_W), PAR (n, P_OUTNORM_B), PAR (n, P_OUT_W),
-                      PAR (n, P_OUT_B), &cs);
+      norm_silu_conv (u, training, out, n->a.head.n, n->a.head.mean, n->a.head.rstd, x,
+                      n->p.head.norm_w, n->p.head.norm_b, n->p.head.conv_w,
+                      n->p.head.conv_b, &cs);
       break;
     }
+}
+
+/* The time embedding (Ho et al. 2020, appendix B):
+ * temb = linear_2(SiLU(linear_1(sinusoid(t)))), and SiLU(temb), which
+ * every residual block projects: computed once. */
+static void
+temb_forward (DdpmUNet *u, const int *t, int B)
+{
+  const TembParams *p = &u->temb_p.temb;
+  const TembActs *act = &u->temb_a;
+  const int ch = u->config.ch, tdim = 4 * ch;
+
+  ddpm_timestep_embedding (act->emb, t, B, ch);
+  ddpm_linear_forward (act->l1, act->emb, p->l1_w, p->l1_b, B, ch, tdim);
+  ddpm_silu_forward (act->s1, act->l1, (gsize) B * tdim);
+  ddpm_linear_forward (act->temb, act->s1, p->l2_w, p->l2_b, B, tdim, tdim);
+  ddpm_silu_forward (act->st, act->temb, (gsize) B * tdim);
 }
 
 gboolean
@@ -1038,7 +1273,6 @@ ddpm_unet_forward (DdpmUNet    *unet,
                    GError     **error)
 {
   DdpmUNet *u = unet;
-  const int ch = u != NULL ? u->config.ch : 0, tdim = 4 * ch;
   int mult;
 
   g_return_val_if_fail (unet != NULL && out != NULL && x != NULL && t != NULL, FALSE);
@@ -1063,17 +1297,8 @@ ddpm_unet_forward (DdpmUNet    *unet,
   u->dropout_p = training ? u->config.dropout : 0.0f;
   u->dropout_seed = dropout_seed;
 
-  /* time embedding (Ho et al. 2020, appendix B) */
-  ddpm_timestep_embedding (u->acts + u->ta[TA_EMB], t, B, ch);
-  ddpm_linear_forward (u->acts + u->ta[TA_L1], u->acts + u->ta[TA_EMB],
-                       u->params + u->tp[T_L1_W], u->params + u->tp[T_L1_B], B, ch, tdim);
-  ddpm_silu_forward (u->acts + u->ta[TA_S1], u->acts + u->ta[TA_L1], (gsize) B * tdim);
-  ddpm_linear_forward (u->acts + u->ta[TA_TEMB], u->acts + u->ta[TA_S1],
-                       u->params + u->tp[T_L2_W], u->params + u->tp[T_L2_B], B, tdim, tdim);
-  /* every residual block projects SiLU(temb): compute it once */
-  ddpm_silu_forward (u->acts + u->ta[TA_ST], u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
-
-  memcpy (ACT (&u->nodes[0], A_X), x, sizeof (float) * B * u->config.in_channels * H * W);
+  temb_forward (u, t, B);
+  memcpy (u->nodes[0].a.in.x, x, sizeof (float) * B * u->config.in_channels * H * W);
   for (int i = 0; i < u->n_nodes; i++)
     node_forward (u, i, out, training, B, H, W);
   u->saved = training;
@@ -1101,24 +1326,60 @@ apply_mask (float *a, const guint8 *mask, gsize n, float p)
 
 /* The backward pass of conv3×3 (SiLU (norm)) down to the SiLU's output:
  * the forward did not keep a = SiLU (norm), so it is recomputed (into
- * S_A, zero-bordered when the direct kernel takes the shape, which then
- * reads it in place), and da = ∂L/∂a (written, not added to). */
+ * scratch.a, zero-bordered when the direct kernel takes the shape, which
+ * then reads it in place), and da = ∂L/∂a (written, not added to). */
 static void
 silu_conv_backward (DdpmUNet *u, float *da, float *dweight, float *dbias, const float *dy,
                     const float *norm, const float *weight, const DdpmConvShape *cs)
 {
   const gsize n = (gsize) cs->B * cs->C_in * cs->H * cs->W;
-  float *a = SCR (S_A);
+  const Scratch *s = &u->scratch;
 
   if (ddpm_conv3x3_direct_ok (cs))
     {
-      ddpm_silu_forward_padded (a, norm, (gsize) cs->B * cs->C_in, cs->H, cs->W);
-      ddpm_conv2d_backward_padded (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
+      ddpm_silu_forward_padded (s->a, norm, (gsize) cs->B * cs->C_in, cs->H, cs->W);
+      ddpm_conv2d_backward_padded (da, dweight, dbias, dy, s->a, weight, cs, s->conv);
       return;
     }
-  ddpm_silu_forward (a, norm, n);
+  ddpm_silu_forward (s->a, norm, n);
   zero (da, n);
-  ddpm_conv2d_backward (da, dweight, dbias, dy, a, weight, cs, SCR (S_CONV));
+  ddpm_conv2d_backward (da, dweight, dbias, dy, s->a, weight, cs, s->conv);
+}
+
+/* The second half of a res block backward: from dy = ∂L/∂h (the conv2
+ * branch's output) to g = ∂L/∂h1, through conv2, dropout (its mask
+ * applied again), SiLU and norm2.  Uses scratch.a, g1 and g2; returns the
+ * one of g1, g2 that holds ∂L/∂h1. */
+static float *
+res_conv2_backward (DdpmUNet *u, const Node *n, const float *dy, int B, int h, int w)
+{
+  const ResParams *p = &n->p.res, *d = &n->d.res;   /* parameters, gradients */
+  const ResActs *act = &n->a.res;
+  const Scratch *s = &u->scratch;
+  const int HW = h * w;
+  const gsize nout = (gsize) B * n->c_out * HW;
+  float *g1 = s->g1, *g2 = s->g2;
+  DdpmConvShape cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
+
+  if (u->dropout_p > 0.0f)
+    {
+      zero (g1, nout);
+      ddpm_silu_forward (s->a, act->n2, nout);
+      apply_mask (s->a, act->mask, nout, u->dropout_p);
+      ddpm_conv2d_backward (g1, d->conv2_w, d->conv2_b, dy, s->a, p->conv2_w, &cs, s->conv);
+      zero (g2, nout);
+      ddpm_dropout_backward (g2, g1, act->mask, nout, u->dropout_p);
+      float *tmp = g1;  /* g1 = ∂L/∂SiLU(norm2(h1)) */
+      g1 = g2;
+      g2 = tmp;
+    }
+  else
+    silu_conv_backward (u, g1, d->conv2_w, d->conv2_b, dy, act->n2, p->conv2_w, &cs);
+  zero (g2, nout);
+  ddpm_groupnorm_silu_backward (g2, d->norm2_w, d->norm2_b, g1, act->n2, act->h1,
+                                act->mean2, act->rstd2, p->norm2_w, B, n->c_out, HW,
+                                GN_GROUPS);
+  return g2;
 }
 
 /* dx += ∂L/∂x of the main input (and of the skip, for up blocks). */
@@ -1126,12 +1387,14 @@ static void
 res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
+  const ResParams *p = &n->p.res, *d = &n->d.res;   /* parameters, gradients */
+  const ResActs *act = &n->a.res;
+  const Scratch *s = &u->scratch;
   const int HW = h * w, tdim = 4 * u->config.ch;
   const gsize nin = (gsize) B * n->c_in * HW, nout = (gsize) B * n->c_out * HW;
-  const float *x = n->skip_src >= 0 ? ACT (n, A_CAT) : node_input (u, i);
-  float *dxin = n->skip_src >= 0 ? SCR (S_G3) : dx;
-  float *a = SCR (S_A), *b = SCR (S_B), *g1 = SCR (S_G1), *g2 = SCR (S_G2);
-  float *dtp = SCR (S_TP);
+  const float *x = n->skip_src >= 0 ? act->cat : node_input (u, i);
+  float *dxin = n->skip_src >= 0 ? s->g3 : dx;
+  float *dh1, *dtp = s->tp;
   DdpmConvShape cs;
 
   if (n->skip_src >= 0)
@@ -1141,58 +1404,36 @@ res_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int 
   if (n->c_in != n->c_out)
     {
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
-      ddpm_conv2d_backward (dxin, GRD (n, P_SKIP_W), GRD (n, P_SKIP_B), dy, x,
-                            PAR (n, P_SKIP_W), &cs, NULL);
+      ddpm_conv2d_backward (dxin, d->skip_w, d->skip_b, dy, x, p->skip_w, &cs, NULL);
     }
   else
     ddpm_add_forward (dxin, dxin, dy, nout);
 
   /* h = conv2(dropout(SiLU(norm2(h1)))) */
-  cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
-  if (u->dropout_p > 0.0f)
-    {
-      zero (g1, nout);
-      ddpm_silu_forward (a, ACT (n, A_N2), nout);
-      apply_mask (a, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
-      ddpm_conv2d_backward (g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, a,
-                            PAR (n, P_CONV2_W), &cs, SCR (S_CONV));
-      zero (g2, nout);
-      ddpm_dropout_backward (g2, g1, (const guint8 *) ACT (n, A_MASK), nout, u->dropout_p);
-      float *tmp = g1;  /* g1 = ∂L/∂SiLU(norm2(h1)) */
-      g1 = g2;
-      g2 = tmp;
-    }
-  else
-    silu_conv_backward (u, g1, GRD (n, P_CONV2_W), GRD (n, P_CONV2_B), dy, ACT (n, A_N2),
-                        PAR (n, P_CONV2_W), &cs);
-  zero (g2, nout);
-  ddpm_groupnorm_silu_backward (g2, GRD (n, P_NORM2_W), GRD (n, P_NORM2_B), g1, ACT (n, A_N2),
-                                ACT (n, A_H1), ACT (n, A_MEAN2), ACT (n, A_RSTD2),
-                                PAR (n, P_NORM2_W), B, n->c_out, HW, GN_GROUPS);
+  dh1 = res_conv2_backward (u, n, dy, B, h, w);
 
-  /* h1 = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)); g2 = ∂L/∂h1 */
+  /* h1 = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)) */
   zero (dtp, (gsize) B * n->c_out);
-  ddpm_add_channel_bias_backward (dtp, g2, B, n->c_out, HW);
-  ddpm_linear_backward (SCR (S_DST), GRD (n, P_TEMB_W), GRD (n, P_TEMB_B), dtp,
-                        u->acts + u->ta[TA_ST], PAR (n, P_TEMB_W), B, tdim, n->c_out);
+  ddpm_add_channel_bias_backward (dtp, dh1, B, n->c_out, HW);
+  ddpm_linear_backward (s->dst, d->temb_w, d->temb_b, dtp, u->temb_a.st, p->temb_w,
+                        B, tdim, n->c_out);
   /* conv1's bias gradient is Σ_b of the per-image sums just taken */
   for (int c = 0; c < n->c_out; c++)
     {
       double sum = 0;
       for (int bi = 0; bi < B; bi++)
         sum += dtp[(gsize) bi * n->c_out + c];
-      GRD (n, P_CONV1_B)[c] += (float) sum;
+      d->conv1_b[c] += (float) sum;
     }
   cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  silu_conv_backward (u, b, GRD (n, P_CONV1_W), NULL, g2, ACT (n, A_N1), PAR (n, P_CONV1_W),
-                      &cs);
-  ddpm_groupnorm_silu_backward (dxin, GRD (n, P_NORM1_W), GRD (n, P_NORM1_B), b, ACT (n, A_N1),
-                                x, ACT (n, A_MEAN1), ACT (n, A_RSTD1), PAR (n, P_NORM1_W),
+  silu_conv_backward (u, s->b, d->conv1_w, NULL, dh1, act->n1, p->conv1_w, &cs);
+  ddpm_groupnorm_silu_backward (dxin, d->norm1_w, d->norm1_b, s->b, act->n1, x,
+                                act->mean1, act->rstd1, p->norm1_w,
                                 B, n->c_in, HW, GN_GROUPS);
 
   /* x = [h, skip] */
   if (n->skip_src >= 0)
-    ddpm_concat_backward (dx, ACT (&u->nodes[n->skip_src], A_DSKIP), dxin,
+    ddpm_concat_backward (dx, u->nodes[n->skip_src].dy_skip, dxin,
                           B, n->c_in - n->c_skip, n->c_skip, HW);
 }
 
@@ -1200,32 +1441,66 @@ static void
 attn_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
 {
   Node *n = &u->nodes[i];
+  const AttnParams *p = &n->p.attn, *d = &n->d.attn;   /* parameters, gradients */
+  const AttnActs *act = &n->a.attn;
+  const Scratch *s = &u->scratch;
   const int C = n->c_in, N = h * w;
   const gsize nt = (gsize) B * C * N;
   const float *x = node_input (u, i);
-  float *g1 = SCR (S_G1), *dq = SCR (S_G2), *dk = SCR (S_A), *dv = SCR (S_B);
+  /* the scratch buffers the res blocks use, free here */
+  float *g1 = s->g1, *dq = s->g2, *dk = s->a, *dv = s->b;
   DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
 
   /* y = x + proj(o) */
   ddpm_add_forward (dx, dx, dy, nt);
   zero (g1, nt);
-  ddpm_conv2d_backward (g1, GRD (n, P_PROJ_W), GRD (n, P_PROJ_B), dy, ACT (n, A_O),
-                        PAR (n, P_PROJ_W), &cs, NULL);
+  ddpm_conv2d_backward (g1, d->proj_w, d->proj_b, dy, act->o, p->proj_w, &cs, NULL);
   zero (dq, nt);
   zero (dk, nt);
   zero (dv, nt);
-  ddpm_attention_backward (dq, dk, dv, g1, ACT (n, A_P), ACT (n, A_Q), ACT (n, A_K),
-                           ACT (n, A_V), B, C, N, SCR (S_PSCRATCH));
+  ddpm_attention_backward (dq, dk, dv, g1, act->p, act->q, act->k, act->v, B, C, N, s->dp);
   /* q, k, v = 1×1 convs of n = GroupNorm(x) */
   zero (g1, nt);
-  ddpm_conv2d_backward (g1, GRD (n, P_Q_W), GRD (n, P_Q_B), dq, ACT (n, A_N),
-                        PAR (n, P_Q_W), &cs, NULL);
-  ddpm_conv2d_backward (g1, GRD (n, P_K_W), GRD (n, P_K_B), dk, ACT (n, A_N),
-                        PAR (n, P_K_W), &cs, NULL);
-  ddpm_conv2d_backward (g1, GRD (n, P_V_W), GRD (n, P_V_B), dv, ACT (n, A_N),
-                        PAR (n, P_V_W), &cs, NULL);
-  ddpm_groupnorm_backward (dx, GRD (n, P_GN_W), GRD (n, P_GN_B), g1, x, ACT (n, A_MEAN),
-                           ACT (n, A_RSTD), PAR (n, P_GN_W), B, C, N, GN_GROUPS);
+  ddpm_conv2d_backward (g1, d->q_w, d->q_b, dq, act->n, p->q_w, &cs, NULL);
+  ddpm_conv2d_backward (g1, d->k_w, d->k_b, dk, act->n, p->k_w, &cs, NULL);
+  ddpm_conv2d_backward (g1, d->v_w, d->v_b, dv, act->n, p->v_w, &cs, NULL);
+  ddpm_groupnorm_backward (dx, d->norm_w, d->norm_b, g1, x, act->mean, act->rstd, p->norm_w,
+                           B, C, N, GN_GROUPS);
+}
+
+static void
+up_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const ConvParams *p = &n->p.conv, *d = &n->d.conv;   /* parameters, gradients */
+  const Scratch *s = &u->scratch;
+  const gsize nin = (gsize) B * n->c_in * h * w;
+  DdpmConvShape cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
+
+  /* s->g1 = ∂L/∂(the up-sampled input) */
+  if (ddpm_conv3x3_direct_ok (&cs))
+    ddpm_conv2d_backward_padded (s->g1, d->w, d->b, dy, n->a.up.u, p->w, &cs, s->conv);
+  else
+    {
+      zero (s->g1, 4 * nin);
+      ddpm_conv2d_backward (s->g1, d->w, d->b, dy, n->a.up.u, p->w, &cs, s->conv);
+    }
+  ddpm_upsample2x_backward (dx, s->g1, B, n->c_in, h, w);
+}
+
+static void
+head_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int h, int w)
+{
+  Node *n = &u->nodes[i];
+  const HeadParams *p = &n->p.head, *d = &n->d.head;   /* parameters, gradients */
+  const HeadActs *act = &n->a.head;
+  const Scratch *s = &u->scratch;
+  DdpmConvShape cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+
+  silu_conv_backward (u, s->g1, d->conv_w, d->conv_b, dy, act->n, p->conv_w, &cs);
+  ddpm_groupnorm_silu_backward (dx, d->norm_w, d->norm_b, s->g1, act->n, node_input (u, i),
+                                act->mean, act->rstd, p->norm_w, B, n->c_in, h * w,
+                                GN_GROUPS);
 }
 
 /* dx += ∂L/∂(node i's input), given dy = ∂L/∂(its output). */
@@ -1234,7 +1509,6 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
 {
   Node *n = &u->nodes[i];
   const int h = H >> n->level, w = W >> n->level;
-  const gsize nin = (gsize) B * n->c_in * h * w;
   const float *x = node_input (u, i);
   DdpmConvShape cs;
 
@@ -1242,8 +1516,8 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
     {
     case NODE_IN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
-                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      ddpm_conv2d_backward (dx, n->d.conv.w, n->d.conv.b, dy, x, n->p.conv.w, &cs,
+                            u->scratch.conv);
       break;
     case NODE_RES:
       res_backward (u, i, dx, dy, B, h, w);
@@ -1253,32 +1527,35 @@ node_backward (DdpmUNet *u, int i, float *dx, const float *dy, int B, int H, int
       break;
     case NODE_DOWN:
       cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
-      ddpm_conv2d_backward (dx, GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy, x,
-                            PAR (n, P_CONV_W), &cs, SCR (S_CONV));
+      ddpm_conv2d_backward (dx, n->d.conv.w, n->d.conv.b, dy, x, n->p.conv.w, &cs,
+                            u->scratch.conv);
       break;
     case NODE_UP:
-      cs = conv_shape (B, n->c_in, 2 * h, 2 * w, n->c_out, 3, 1, 1, 1);
-      if (ddpm_conv3x3_direct_ok (&cs))
-        ddpm_conv2d_backward_padded (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                                     ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
-      else
-        {
-          zero (SCR (S_G1), 4 * nin);
-          ddpm_conv2d_backward (SCR (S_G1), GRD (n, P_CONV_W), GRD (n, P_CONV_B), dy,
-                                ACT (n, A_U), PAR (n, P_CONV_W), &cs, SCR (S_CONV));
-        }
-      ddpm_upsample2x_backward (dx, SCR (S_G1), B, n->c_in, h, w);
+      up_backward (u, i, dx, dy, B, h, w);
       break;
     case NODE_HEAD:
-      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      silu_conv_backward (u, SCR (S_G1), GRD (n, P_OUT_W), GRD (n, P_OUT_B), dy, ACT (n, A_N),
-                          PAR (n, P_OUT_W), &cs);
-      ddpm_groupnorm_silu_backward (dx, GRD (n, P_OUTNORM_W), GRD (n, P_OUTNORM_B),
-                                    SCR (S_G1), ACT (n, A_N), x, ACT (n, A_MEAN),
-                                    ACT (n, A_RSTD), PAR (n, P_OUTNORM_W),
-                                    B, n->c_in, h * w, GN_GROUPS);
+      head_backward (u, i, dx, dy, B, h, w);
       break;
     }
+}
+
+/* Backward of temb_forward, from scratch.dst = ∂L/∂SiLU(temb) (which
+ * every residual block's backward added to). */
+static void
+temb_backward (DdpmUNet *u, int B)
+{
+  const TembParams *p = &u->temb_p.temb, *d = &u->temb_d.temb;   /* parameters, gradients */
+  const TembActs *act = &u->temb_a;
+  const Scratch *s = &u->scratch;
+  const int ch = u->config.ch, tdim = 4 * ch;
+
+  zero (s->dtemb, (gsize) B * tdim);
+  ddpm_silu_backward (s->dtemb, s->dst, act->temb, (gsize) B * tdim);
+  zero (s->ds1, (gsize) B * tdim);
+  ddpm_linear_backward (s->ds1, d->l2_w, d->l2_b, s->dtemb, act->s1, p->l2_w, B, tdim, tdim);
+  zero (s->dl1, (gsize) B * tdim);
+  ddpm_silu_backward (s->dl1, s->ds1, act->l1, (gsize) B * tdim);
+  ddpm_linear_backward (NULL, d->l1_w, d->l1_b, s->dl1, act->emb, p->l1_w, B, ch, tdim);
 }
 
 void
@@ -1298,17 +1575,17 @@ ddpm_unet_backward (DdpmUNet    *unet,
       return;
     }
 
-  const int B = u->B, H = u->H, W = u->W, ch = u->config.ch, tdim = 4 * ch;
-  float *dcur = SCR (S_DCUR), *dnext = SCR (S_DNEXT);
+  const int B = u->B, H = u->H, W = u->W, tdim = 4 * u->config.ch;
+  float *dcur = u->scratch.dcur, *dnext = u->scratch.dnext;
 
   for (int i = 0; i < u->n_nodes; i++)
     if (u->nodes[i].is_skip)
       {
         const Node *n = &u->nodes[i];
         const int l = n->kind == NODE_DOWN ? n->level + 1 : n->level;
-        zero (ACT (n, A_DSKIP), (gsize) B * n->c_out * (H >> l) * (W >> l));
+        zero (n->dy_skip, (gsize) B * n->c_out * (H >> l) * (W >> l));
       }
-  zero (SCR (S_DST), (gsize) B * tdim);
+  zero (u->scratch.dst, (gsize) B * tdim);
 
   for (int i = u->n_nodes - 1; i >= 0; i--)
     {
@@ -1316,38 +1593,24 @@ ddpm_unet_backward (DdpmUNet    *unet,
       const float *dy = n->kind == NODE_HEAD ? dout : dcur;
       const gsize nin = (gsize) B * n->c_in * (H >> n->level) * (W >> n->level);
       const gsize nprev = n->skip_src >= 0 ? nin / n->c_in * (n->c_in - n->c_skip) : nin;
-      float *dx = i == 0 ? SCR (S_DX) : dnext;
+      float *dx = i == 0 ? u->scratch.dx : dnext;
 
       zero (dx, nprev);
       node_backward (u, i, dx, dy, B, H, W);
       /* the previous node's output also fed an up block as a skip */
       if (i > 0 && u->nodes[i - 1].is_skip)
-        ddpm_add_forward (dx, dx, ACT (&u->nodes[i - 1], A_DSKIP), nprev);
+        ddpm_add_forward (dx, dx, u->nodes[i - 1].dy_skip, nprev);
       dnext = dcur;
       dcur = dx;
     }
-
-  /* temb = linear_2(SiLU(linear_1(sinusoid(t)))); S_DST = ∂L/∂SiLU(temb) */
-  zero (SCR (S_DTEMB), (gsize) B * tdim);
-  ddpm_silu_backward (SCR (S_DTEMB), SCR (S_DST), u->acts + u->ta[TA_TEMB], (gsize) B * tdim);
-  zero (SCR (S_DS1), (gsize) B * tdim);
-  ddpm_linear_backward (SCR (S_DS1), u->grads + u->tp[T_L2_W], u->grads + u->tp[T_L2_B],
-                        SCR (S_DTEMB), u->acts + u->ta[TA_S1], u->params + u->tp[T_L2_W],
-                        B, tdim, tdim);
-  zero (SCR (S_DL1), (gsize) B * tdim);
-  ddpm_silu_backward (SCR (S_DL1), SCR (S_DS1), u->acts + u->ta[TA_L1], (gsize) B * tdim);
-  ddpm_linear_backward (NULL, u->grads + u->tp[T_L1_W], u->grads + u->tp[T_L1_B],
-                        SCR (S_DL1), u->acts + u->ta[TA_EMB], u->params + u->tp[T_L1_W],
-                        B, ch, tdim);
+  temb_backward (u, B);
 }
 
 const float *
 ddpm_unet_input_grad (const DdpmUNet *unet)
 {
-  const DdpmUNet *u = unet;
-
   g_return_val_if_fail (unet != NULL && unet->saved, NULL);
-  return SCR (S_DX);
+  return unet->scratch.dx;
 }
 
 gsize

@@ -48,6 +48,23 @@ typedef struct
 
 typedef struct _DdpmUNet DdpmUNet;
 
+/* ------------------------------------------------------------------ config */
+
+/* The configuration's presets, checks and resizing are in unet-config.c,
+ * declared in ddpm.h; these two are shared with the network. */
+
+/* GroupNorm's group count, everywhere in the network: ch must be a
+ * multiple of it. */
+#define DDPM_UNET_GROUPS 32
+
+/* The depth level of config->attn_resolutions[i]: round(log2(S/r)) for
+ * resolution r at training size S, or −1 when r is not S halved a whole
+ * number of times. */
+int                   ddpm_unet_config_attn_level (const DdpmUNetConfig *config,
+                                                   int                   i);
+
+/* ----------------------------------------------------------------- network */
+
 /* A UNet for a valid config (checked: the error names the bad field), its
  * parameters allocated and zero.  Free with ddpm_unet_free. */
 DdpmUNet             *ddpm_unet_new        (const DdpmUNetConfig *config,

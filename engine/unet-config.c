@@ -1,0 +1,138 @@
+/* unet-config.c: the UNet's configuration: the presets, the checks of
+ * every field, and training at another resolution (the network itself is
+ * in unet.c).
+ *
+ * The checks run once, here: ddpm_unet_new, the trainer and the model
+ * reader all call ddpm_unet_config_validate, and the network code trusts a
+ * config it was given.  Each error names the bad field and its range, so a
+ * model file or a command line with a bad value says what to change.
+ */
+#include <string.h>
+
+#include "unet.h"
+
+/* ----------------------------------------------------------------- presets */
+
+typedef struct
+{
+  const char *name;
+  int         ch;
+  int         n_levels;
+  int         ch_mult[4];
+  int         num_res_blocks;
+  int         attn;
+  float       dropout;
+} Preset;
+
+static const Preset presets[] = {
+  { "tiny",  32,  3, { 1, 2, 2 },    1, 8,  0.0f },
+  { "small", 64,  4, { 1, 2, 2, 2 }, 2, 16, 0.0f },
+  { "cifar", 128, 4, { 1, 2, 2, 2 }, 2, 16, 0.1f },
+};
+
+gboolean
+ddpm_unet_config_from_preset (const char     *name,
+                              int             channels,
+                              DdpmUNetConfig *config,
+                              GError        **error)
+{
+  g_return_val_if_fail (name != NULL && config != NULL, FALSE);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (presets); i++)
+    {
+      const Preset *p = &presets[i];
+
+      if (g_ascii_strcasecmp (name, p->name) != 0)
+        continue;
+      memset (config, 0, sizeof *config);
+      config->in_channels = channels;
+      config->out_channels = channels;
+      config->ch = p->ch;
+      config->n_levels = p->n_levels;
+      for (int l = 0; l < p->n_levels; l++)
+        config->ch_mult[l] = p->ch_mult[l];
+      config->num_res_blocks = p->num_res_blocks;
+      config->n_attn = 1;
+      config->attn_resolutions[0] = p->attn;
+      config->image_size = 32;
+      config->dropout = p->dropout;
+      return ddpm_unet_config_validate (config, error);
+    }
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+               "Unknown model size “%s”: use tiny, small or cifar", name);
+  return FALSE;
+}
+
+/* -------------------------------------------------------------- validation */
+
+int
+ddpm_unet_config_attn_level (const DdpmUNetConfig *config,
+                             int                   i)
+{
+  const int S = config->image_size, r = config->attn_resolutions[i];
+
+  for (int l = 0; l < 31; l++)
+    if ((S >> l) == r && (r << l) == S)
+      return l;
+  return -1;
+}
+
+gboolean
+ddpm_unet_config_validate (const DdpmUNetConfig *config,
+                           GError              **error)
+{
+  const DdpmUNetConfig *c = config;
+
+  g_return_val_if_fail (config != NULL, FALSE);
+
+#define BAD(...) \
+  G_STMT_START { \
+    g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+    return FALSE; \
+  } G_STMT_END
+
+  if (c->in_channels < 1 || c->in_channels > 64)
+    BAD ("UNet in_channels must be between 1 and 64, not %d", c->in_channels);
+  if (c->out_channels < 1 || c->out_channels > 64)
+    BAD ("UNet out_channels must be between 1 and 64, not %d", c->out_channels);
+  if (c->ch < DDPM_UNET_GROUPS || c->ch % DDPM_UNET_GROUPS != 0 || c->ch > 4096)
+    BAD ("UNet ch must be a multiple of %d between %d and 4096, not %d",
+         DDPM_UNET_GROUPS, DDPM_UNET_GROUPS, c->ch);
+  if (c->n_levels < 1 || c->n_levels > DDPM_MAX_LEVELS)
+    BAD ("UNet n_levels must be between 1 and %d, not %d", DDPM_MAX_LEVELS, c->n_levels);
+  for (int l = 0; l < c->n_levels; l++)
+    if (c->ch_mult[l] < 1 || c->ch_mult[l] > 64)
+      BAD ("UNet ch_mult[%d] must be between 1 and 64, not %d", l, c->ch_mult[l]);
+  if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
+    BAD ("UNet num_res_blocks must be between 1 and 16, not %d", c->num_res_blocks);
+  if (c->image_size < 1 || c->image_size > 65536
+      || c->image_size % (1 << (c->n_levels - 1)) != 0)
+    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d, not %d",
+         1 << (c->n_levels - 1), c->image_size);
+  if (c->n_attn < 0 || c->n_attn > DDPM_MAX_LEVELS)
+    BAD ("UNet n_attn must be between 0 and %d, not %d", DDPM_MAX_LEVELS, c->n_attn);
+  for (int i = 0; i < c->n_attn; i++)
+    {
+      int l = ddpm_unet_config_attn_level (c, i);
+      if (l < 0 || l >= c->n_levels)
+        BAD ("UNet attn_resolutions[%d] = %d is not the resolution of a level "
+             "(image_size %d halved 0 to %d times)",
+             i, c->attn_resolutions[i], c->image_size, c->n_levels - 1);
+    }
+  if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+    BAD ("UNet dropout must be in [0, 1), not %g", c->dropout);
+#undef BAD
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------- resizing */
+
+void
+ddpm_unet_config_set_image_size (DdpmUNetConfig *config, int size)
+{
+  g_return_if_fail (config != NULL && size > 0 && config->image_size > 0);
+  for (int i = 0; i < config->n_attn; i++)
+    config->attn_resolutions[i] = (int) ((gint64) config->attn_resolutions[i] * size
+                                         / config->image_size);
+  config->image_size = size;
+}
