@@ -5,7 +5,6 @@
 #include <glib.h>
 
 #include "ddpm.h"
-#include "image.h"
 
 /* Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 /* Noise added by denoise-eval: stream "EVAL" in the high word, image index

@@ -8,8 +8,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
-#include "train.h"
 #include "cli.h"
 
 /* Image files named on the command line, folders expanded (sorted, so that

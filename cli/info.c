@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "ddpm.h"
-#include "train.h"
 #include "cli.h"
 
 static void

@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 /* The mask as one (H, W) plane in [0, 1]: a gray image's values, an RGB

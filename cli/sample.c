@@ -6,7 +6,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 static gboolean

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 void

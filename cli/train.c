@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 /* Exit status after Ctrl-C (128 + SIGINT, as shells report it). */
