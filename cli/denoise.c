@@ -120,7 +120,7 @@ cli_denoise (int argc, char **argv)
            "in %d step%s (%s, seed %" G_GINT64_FORMAT ")\n", argv[1], image->width,
            image->height, sigma, sigma * 255, estimated ? "estimated" : "given", t0,
            ddpm_model_get_schedule (model)->T, n_steps, n_steps == 1 ? "" : "s",
-           ddpm_sampler_kind_name (params.sampler), options.seed);
+           ddpm_sampler_kind_name (params.sampler), (gint64) params.seed);
   cli_progress_init (&progress, "step");
   cli_catch_interrupt ();
   params.progress = cli_progress_report;
@@ -308,7 +308,7 @@ cli_denoise_eval (int argc, char **argv)
   char c[G_ASCII_DTOSTR_BUF_SIZE], d[G_ASCII_DTOSTR_BUF_SIZE];
   printf ("# ddpm denoise-eval: %d image%s, %d step%s at most, seed %" G_GINT64_FORMAT
           "; mean PSNR in dB\n", argc - 1, argc == 2 ? "" : "s", params.steps,
-          params.steps == 1 ? "" : "s", options.seed);
+          params.steps == 1 ? "" : "s", (gint64) params.seed);
   printf ("%-9s %-7s %5s %5s %10s %10s %7s\n", "sigma/255", "sampler", "t", "steps",
           "noisy", "denoised", "gain");
   for (int l = 0; l < n_levels; l++)
