@@ -50,21 +50,51 @@ parse_sigma (const char *text, double *sigma, GError **error)
   return TRUE;
 }
 
-int
-cli_denoise (int argc, char **argv)
+/* The command line of `ddpm denoise`: the sampler's options and its own. */
+typedef struct
 {
-  CliSampleOptions options = { 0 };
-  char *sigma_text = NULL;
-  int bit_depth = 8;
+  CliSampleOptions sample;
+  char            *sigma_text;  /* --sigma: "auto" or a level */
+  int              bit_depth;
+} DenoiseOptions;
+
+static GOptionContext *
+denoise_context (DenoiseOptions *o)
+{
   const GOptionEntry entries[] = {
-    { "sigma", 0, 0, G_OPTION_ARG_STRING, &sigma_text,
+    { "sigma", 0, 0, G_OPTION_ARG_STRING, &o->sigma_text,
       "noise standard deviation on the [0, 1] pixel scale (25/255 ≈ 0.098), "
       "or auto to estimate it from the image", "S|auto" },
-    { "bit-depth", 0, 0, G_OPTION_ARG_INT, &bit_depth, "8 (default) or 16", "B" },
+    { "bit-depth", 0, 0, G_OPTION_ARG_INT, &o->bit_depth, "8 (default) or 16", "B" },
     { NULL }
   };
   GOptionContext *context = g_option_context_new ("IN.png OUT.png - remove Gaussian "
                                                   "noise with the model");
+
+  cli_sample_options_add (context, &o->sample);
+  g_option_context_add_main_entries (context, entries, NULL);
+  return context;
+}
+
+/* --sigma auto found no noise at all: not one 2×2 block in two has any
+ * diagonal detail (a synthetic or posterised image), so there is nothing
+ * to remove and OUT is IN. */
+static gboolean
+write_unchanged (const DdpmImage *image, const char *in, const char *out, int bit_depth,
+                 GError **error)
+{
+  fprintf (stderr, "denoise %s: no noise found, the image is written unchanged\n", in);
+  if (!ddpm_image_save_png (image, out, bit_depth, error))
+    return FALSE;
+  printf ("%s\n", out);
+  return TRUE;
+}
+
+int
+cli_denoise (int argc, char **argv)
+{
+  DenoiseOptions options = { .bit_depth = 8 };
+  GOptionContext *context = denoise_context (&options);
   DdpmSampleParams params;
   DdpmModel *model = NULL;
   DdpmImage *image = NULL;
@@ -74,38 +104,27 @@ cli_denoise (int argc, char **argv)
   gboolean estimated;
   int status = CLI_EXIT_USAGE, t0;
 
-  cli_sample_options_add (context, &options);
-  g_option_context_add_main_entries (context, entries, NULL);
   if (!cli_parse (context, "denoise", &argc, &argv))
     goto out;
-  if (!cli_check_in_out ("denoise", argc, bit_depth))
+  if (!cli_check_in_out ("denoise", argc, options.bit_depth))
     goto out;
-  if (!parse_sigma (sigma_text, &sigma, &error)
-      || !cli_sample_options_resolve (&options, &params, &error))
+  if (!parse_sigma (options.sigma_text, &sigma, &error)
+      || !cli_sample_options_resolve (&options.sample, &params, &error))
     goto out;
   estimated = sigma == 0.0;
 
   status = CLI_EXIT_FAILURE;
-  if (!(model = cli_load_model (options.model, &error))
+  if (!(model = cli_load_model (options.sample.model, &error))
       || !(image = ddpm_image_load (argv[1], &error)))
     goto out;
-  if (estimated)
+  if (estimated && !ddpm_estimate_noise_sigma (image->pixels, image->channels, image->height,
+                                               image->width, &sigma, &error))
+    goto out;
+  if (estimated && sigma == 0.0)
     {
-      if (!ddpm_estimate_noise_sigma (image->pixels, image->channels, image->height,
-                                      image->width, &sigma, &error))
-        goto out;
-      if (sigma == 0.0)
-        {
-          /* Not one 2×2 block in two has any diagonal detail: a synthetic
-           * or posterised image; there is no noise to remove. */
-          fprintf (stderr, "denoise %s: no noise found, the image is written "
-                   "unchanged\n", argv[1]);
-          if (!ddpm_image_save_png (image, argv[2], bit_depth, &error))
-            goto out;
-          printf ("%s\n", argv[2]);
-          status = CLI_EXIT_OK;
-          goto out;
-        }
+      if (write_unchanged (image, argv[1], argv[2], options.bit_depth, &error))
+        status = CLI_EXIT_OK;
+      goto out;
     }
   if (!(t0 = ddpm_denoise_sigma_to_t (ddpm_model_get_schedule (model), sigma, &error)))
     {
@@ -126,7 +145,7 @@ cli_denoise (int argc, char **argv)
   params.progress = cli_progress_report;
   params.progress_data = &progress;
   if (!cli_run_denoise (model, image, NULL, sigma, &params, &error)
-      || !ddpm_image_save_png (image, argv[2], bit_depth, &error))
+      || !ddpm_image_save_png (image, argv[2], options.bit_depth, &error))
     goto out;
   printf ("%s\n", argv[2]);
   status = CLI_EXIT_OK;
@@ -141,8 +160,8 @@ out:
     ddpm_image_free (image);
   if (model)
     ddpm_model_free (model);
-  cli_sample_options_clear (&options);
-  g_free (sigma_text);
+  cli_sample_options_clear (&options.sample);
+  g_free (options.sigma_text);
   g_option_context_free (context);
   return status;
 }
@@ -197,11 +216,138 @@ parse_sigma_list (const char *text, int *count, GError **error)
   return levels;
 }
 
+/* The two samplers denoise-eval compares, in the table's order. */
+static const DdpmSamplerKind eval_samplers[] = { DDPM_SAMPLER_DDIM, DDPM_SAMPLER_DDPM };
+#define N_EVAL_SAMPLERS ((int) G_N_ELEMENTS (eval_samplers))
+
+/* What denoise-eval adds up over the images, per noise level. */
+typedef struct
+{
+  double *levels;      /* (n_levels) σ in 1/255 units */
+  int     n_levels;
+  int    *t_of;        /* (n_levels) the timestep each level starts from */
+  double *noisy_sum;   /* (n_levels) Σ PSNR of the noisy inputs */
+  double *result_sum;  /* (n_levels, N_EVAL_SAMPLERS) Σ PSNR of the results */
+} DenoiseEval;
+
+static void
+denoise_eval_clear (DenoiseEval *e)
+{
+  g_free (e->levels);
+  g_free (e->t_of);
+  g_free (e->noisy_sum);
+  g_free (e->result_sum);
+}
+
+/* The timestep of each level (all must be in the schedule's reach), and
+ * the sums zeroed. */
+static gboolean
+denoise_eval_start (DenoiseEval *e, const DdpmSchedule *schedule, GError **error)
+{
+  e->t_of = g_new (int, e->n_levels);
+  for (int l = 0; l < e->n_levels; l++)
+    if (!(e->t_of[l] = ddpm_denoise_sigma_to_t (schedule, e->levels[l] / 255, error)))
+      return FALSE;
+  e->noisy_sum = g_new0 (double, e->n_levels);
+  e->result_sum = g_new0 (double, (gsize) e->n_levels * N_EVAL_SAMPLERS);
+  return TRUE;
+}
+
+/* Image number `index` of the command line at `path`: add noise at each
+ * level (the same n ~ N(0, 1) scaled), denoise it with each sampler, print
+ * and add up the PSNRs.  Errors of the denoising name the file. */
+static gboolean
+denoise_eval_image (DenoiseEval            *e,
+                    DdpmModel              *model,
+                    const char             *path,
+                    int                     index,
+                    const DdpmSampleParams *params,
+                    GError                **error)
+{
+  DdpmImage *clean = ddpm_image_load (path, error);
+  GError *local = NULL;
+
+  if (clean == NULL)
+    return FALSE;
+
+  gsize n = (gsize) clean->channels * clean->width * clean->height;
+  float *noise = g_new (float, n);
+  DdpmImage *work = ddpm_image_copy (clean);
+
+  ddpm_rng_normal_fill (noise, n, params->seed, EVAL_STREAM_TAG | (guint64) index, 0);
+  for (int l = 0; l < e->n_levels && local == NULL; l++)
+    {
+      const double sigma = e->levels[l] / 255;
+      float *noisy = g_new (float, n);
+
+      for (gsize i = 0; i < n; i++)
+        noisy[i] = (float) (clean->pixels[i] + sigma * noise[i]);
+      double p_noisy = psnr (noisy, clean->pixels, n);
+      e->noisy_sum[l] += p_noisy;
+
+      for (int k = 0; k < N_EVAL_SAMPLERS && local == NULL; k++)
+        {
+          DdpmSampleParams p = *params;
+
+          p.sampler = eval_samplers[k];
+          memcpy (work->pixels, noisy, n * sizeof (float));
+          if (cli_run_denoise (model, work, NULL, sigma, &p, &local))
+            {
+              double p_result = psnr (work->pixels, clean->pixels, n);
+
+              e->result_sum[l * N_EVAL_SAMPLERS + k] += p_result;
+              fprintf (stderr, "%s: σ = %g/255, %s: PSNR %.2f → %.2f dB\n",
+                       path, e->levels[l], ddpm_sampler_kind_name (eval_samplers[k]),
+                       p_noisy, p_result);
+            }
+          else
+            g_prefix_error (&local, "%s: ", path);
+        }
+      g_free (noisy);
+    }
+  g_free (noise);
+  ddpm_image_free (work);
+  ddpm_image_free (clean);
+  if (local != NULL)
+    {
+      g_propagate_error (error, local);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The table of mean PSNRs over n_images, in the C locale so that scripts
+ * can read it. */
+static void
+denoise_eval_print (const DenoiseEval *e, int n_images, const DdpmSampleParams *params)
+{
+  char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE];
+  char c[G_ASCII_DTOSTR_BUF_SIZE], d[G_ASCII_DTOSTR_BUF_SIZE];
+
+  printf ("# ddpm denoise-eval: %d image%s, %d step%s at most, seed %" G_GINT64_FORMAT
+          "; mean PSNR in dB\n", n_images, n_images == 1 ? "" : "s", params->steps,
+          params->steps == 1 ? "" : "s", (gint64) params->seed);
+  printf ("%-9s %-7s %5s %5s %10s %10s %7s\n", "sigma/255", "sampler", "t", "steps",
+          "noisy", "denoised", "gain");
+  for (int l = 0; l < e->n_levels; l++)
+    for (int k = 0; k < N_EVAL_SAMPLERS; k++)
+      {
+        double pn = e->noisy_sum[l] / n_images;
+        double pr = e->result_sum[l * N_EVAL_SAMPLERS + k] / n_images;
+
+        printf ("%-9s %-7s %5d %5d %10s %10s %7s\n",
+                g_ascii_formatd (a, sizeof a, "%g", e->levels[l]),
+                ddpm_sampler_kind_name (eval_samplers[k]), e->t_of[l],
+                MIN (params->steps, e->t_of[l]),
+                g_ascii_formatd (b, sizeof b, "%.2f", pn),
+                g_ascii_formatd (c, sizeof c, "%.2f", pr),
+                g_ascii_formatd (d, sizeof d, "%+.2f", pr - pn));
+      }
+}
+
 int
 cli_denoise_eval (int argc, char **argv)
 {
-  static const DdpmSamplerKind samplers[] = { DDPM_SAMPLER_DDIM, DDPM_SAMPLER_DDPM };
-  const int n_samplers = G_N_ELEMENTS (samplers);
   CliSampleOptions options = { 0 };
   char *sigma_text = NULL;
   const GOptionEntry entries[] = {
@@ -215,10 +361,9 @@ cli_denoise_eval (int argc, char **argv)
                                                   "the mean PSNR");
   DdpmSampleParams params;
   DdpmModel *model = NULL;
+  DenoiseEval eval = { 0 };
   GError *error = NULL;
-  double *levels = NULL, *noisy_sum = NULL, *result_sum = NULL;
-  int *t_of = NULL;
-  int status = CLI_EXIT_USAGE, n_levels = 0;
+  int status = CLI_EXIT_USAGE;
 
   cli_sample_options_add (context, &options);
   g_option_context_add_main_entries (context, entries, NULL);
@@ -235,96 +380,23 @@ cli_denoise_eval (int argc, char **argv)
       cli_fail ("denoise-eval", CLI_EXIT_USAGE, "expected one or more clean images");
       goto out;
     }
-  if (!(levels = parse_sigma_list (sigma_text ? sigma_text : "10,25,50",
-                                   &n_levels, &error))
+  if (!(eval.levels = parse_sigma_list (sigma_text ? sigma_text : "10,25,50",
+                                        &eval.n_levels, &error))
       || !cli_sample_options_resolve (&options, &params, &error))
     goto out;
 
   status = CLI_EXIT_FAILURE;
   if (!(model = cli_load_model (options.model, &error)))
     goto out;
-  const DdpmSchedule *schedule = ddpm_model_get_schedule (model);
-  t_of = g_new (int, n_levels);
-  for (int l = 0; l < n_levels; l++)
-    if (!(t_of[l] = ddpm_denoise_sigma_to_t (schedule, levels[l] / 255, &error)))
-      {
-        status = CLI_EXIT_USAGE;
-        goto out;
-      }
-
-  noisy_sum = g_new0 (double, n_levels);
-  result_sum = g_new0 (double, (gsize) n_levels * n_samplers);
-  for (int f = 1; f < argc; f++)
+  if (!denoise_eval_start (&eval, ddpm_model_get_schedule (model), &error))
     {
-      DdpmImage *clean = ddpm_image_load (argv[f], &error);
-
-      if (clean == NULL)
-        goto out;
-
-      gsize n = (gsize) clean->channels * clean->width * clean->height;
-      float *noise = g_new (float, n);
-      DdpmImage *work = ddpm_image_copy (clean);
-
-      ddpm_rng_normal_fill (noise, n, params.seed, EVAL_STREAM_TAG | (guint64) (f - 1), 0);
-      for (int l = 0; l < n_levels && error == NULL; l++)
-        {
-          const double sigma = levels[l] / 255;
-          float *noisy = g_new (float, n);
-
-          for (gsize i = 0; i < n; i++)
-            noisy[i] = (float) (clean->pixels[i] + sigma * noise[i]);
-          double p_noisy = psnr (noisy, clean->pixels, n);
-          noisy_sum[l] += p_noisy;
-
-          for (int k = 0; k < n_samplers && error == NULL; k++)
-            {
-              DdpmSampleParams p = params;
-
-              p.sampler = samplers[k];
-              memcpy (work->pixels, noisy, n * sizeof (float));
-              if (cli_run_denoise (model, work, NULL, sigma, &p, &error))
-                {
-                  double p_result = psnr (work->pixels, clean->pixels, n);
-
-                  result_sum[l * n_samplers + k] += p_result;
-                  fprintf (stderr, "%s: σ = %g/255, %s: PSNR %.2f → %.2f dB\n",
-                           argv[f], levels[l], ddpm_sampler_kind_name (samplers[k]),
-                           p_noisy, p_result);
-                }
-              else
-                g_prefix_error (&error, "%s: ", argv[f]);
-            }
-          g_free (noisy);
-        }
-      g_free (noise);
-      ddpm_image_free (work);
-      ddpm_image_free (clean);
-      if (error != NULL)
-        goto out;
+      status = CLI_EXIT_USAGE;
+      goto out;
     }
-
-  /* The table, in the C locale so that scripts can read it. */
-  char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE];
-  char c[G_ASCII_DTOSTR_BUF_SIZE], d[G_ASCII_DTOSTR_BUF_SIZE];
-  printf ("# ddpm denoise-eval: %d image%s, %d step%s at most, seed %" G_GINT64_FORMAT
-          "; mean PSNR in dB\n", argc - 1, argc == 2 ? "" : "s", params.steps,
-          params.steps == 1 ? "" : "s", (gint64) params.seed);
-  printf ("%-9s %-7s %5s %5s %10s %10s %7s\n", "sigma/255", "sampler", "t", "steps",
-          "noisy", "denoised", "gain");
-  for (int l = 0; l < n_levels; l++)
-    for (int k = 0; k < n_samplers; k++)
-      {
-        double pn = noisy_sum[l] / (argc - 1);
-        double pr = result_sum[l * n_samplers + k] / (argc - 1);
-
-        printf ("%-9s %-7s %5d %5d %10s %10s %7s\n",
-                g_ascii_formatd (a, sizeof a, "%g", levels[l]),
-                ddpm_sampler_kind_name (samplers[k]), t_of[l],
-                MIN (params.steps, t_of[l]),
-                g_ascii_formatd (b, sizeof b, "%.2f", pn),
-                g_ascii_formatd (c, sizeof c, "%.2f", pr),
-                g_ascii_formatd (d, sizeof d, "%+.2f", pr - pn));
-      }
+  for (int f = 1; f < argc; f++)
+    if (!denoise_eval_image (&eval, model, argv[f], f - 1, &params, &error))
+      goto out;
+  denoise_eval_print (&eval, argc - 1, &params);
   status = CLI_EXIT_OK;
 
 out:
@@ -335,10 +407,7 @@ out:
     }
   if (model)
     ddpm_model_free (model);
-  g_free (levels);
-  g_free (t_of);
-  g_free (noisy_sum);
-  g_free (result_sum);
+  denoise_eval_clear (&eval);
   cli_sample_options_clear (&options);
   g_free (sigma_text);
   g_option_context_free (context);
