@@ -1,4 +1,5 @@
-/* cli.h: the subcommands of the `ddpm` command and what they share. */
+/* cli.h: the subcommands of the `ddpm` command and what they share.  The
+ * command uses libddpm through its public header ddpm.h only. */
 #ifndef DDPM_CLI_H
 #define DDPM_CLI_H
 
