@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "image.h"
+#include "ddpm.h"
 #include "train.h"
 
 static gboolean

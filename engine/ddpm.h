@@ -486,9 +486,90 @@ const DdpmSchedule   *ddpm_model_get_schedule (const DdpmModel *model);
 void                  ddpm_model_get_denoiser (DdpmModel    *model,
                                                int           threads,
                                                DdpmDenoiser *denoiser);
+/* A "__metadata__" value of the model's file, or NULL if the file has no
+ * such key.  Keys: "format_version", the configuration and schedule
+ * ("ch", "schedule", "T", …), and what ddpm_train wrote: "train_steps",
+ * "train_loss" (the smoothed loss), "checkpoint" ("true" in a checkpoint).
+ * Owned by the model. */
+const char           *ddpm_model_get_metadata (const DdpmModel *model,
+                                               const char      *key);
 /* The installed default model: $DDPM_MODEL_DIR/default.safetensors if that
  * variable is set, else the data directory's.  Newly allocated. */
 char                 *ddpm_model_default_path (void);
+
+/* ------------------------------------------------------------------- image */
+
+/* Image files, for front ends (the command line) and the folder dataset;
+ * the GIMP plug-in gets its pixels from GIMP.  PNG (libpng: 1–16 bit gray,
+ * gray+alpha, RGB, RGBA, palette) and JPEG (libjpeg: gray, YCbCr, CMYK)
+ * load into planar float images in [0, 1], colour and alpha kept apart,
+ * the way the engine's tensors are laid out (the engine itself works on
+ * [−1, 1]: x = 2·p − 1).  Pixel values are taken as stored: no gamma or
+ * colour-profile conversion, as GIMP does for 8-bit sRGB images. */
+
+/* Images larger than this are refused (DDPM_ERROR_UNSUPPORTED) before any
+ * allocation: 2^28 pixels is 16384 × 16384, 4 GiB as float RGB + alpha.
+ * Either side may be at most 65535 (JPEG's own limit is 65500). */
+#define DDPM_IMAGE_MAX_PIXELS ((gsize) 1 << 28)
+#define DDPM_IMAGE_MAX_SIDE   65535
+
+/* An image owns its planes: ddpm_image_free frees them with it. */
+typedef struct
+{
+  int    width, height;
+  int    channels;  /* 1 (gray) or 3 (RGB) */
+  float *pixels;    /* (channels, height, width) in [0, 1] */
+  float *alpha;     /* (height, width) in [0, 1], or NULL if opaque */
+} DdpmImage;
+
+/* A zeroed image; aborts if memory runs out, like g_new (use
+ * ddpm_image_try_new for sizes that come from a file). */
+DdpmImage *ddpm_image_new      (int width, int height, int channels, gboolean with_alpha);
+/* The same, but NULL and DDPM_ERROR_NO_MEMORY (or UNSUPPORTED beyond the
+ * limits above) instead of aborting. */
+DdpmImage *ddpm_image_try_new  (int width, int height, int channels, gboolean with_alpha,
+                                GError **error);
+/* Frees the image and its planes; NULL is ignored. */
+void       ddpm_image_free     (DdpmImage *image);
+/* A new image with the same size, channels, pixels and alpha. */
+DdpmImage *ddpm_image_copy     (const DdpmImage *image);
+
+/* Load a PNG or JPEG file (the format is sniffed from the content, not
+ * the name).  Errors: DDPM_ERROR_IO (cannot open or read),
+ * DDPM_ERROR_CORRUPT_FILE (truncated, damaged, or not an image),
+ * DDPM_ERROR_UNSUPPORTED (another image format, or too large),
+ * DDPM_ERROR_NO_MEMORY.  Newly allocated. */
+DdpmImage *ddpm_image_load     (const char *path, GError **error);
+
+/* Write a PNG with 8 or 16 bits per sample; gray or RGB by channels, with
+ * alpha if the image has it.  Values are clamped to [0, 1] and rounded
+ * (v·(2^bits − 1) + ½), so that an 8-bit file loaded and saved again is
+ * bit-identical.  Atomic, like the model writer: on failure the old file
+ * at `path`, if any, is untouched. */
+gboolean   ddpm_image_save_png (const DdpmImage *image,
+                                const char      *path,
+                                int              bit_depth,
+                                GError         **error);
+
+/* A new image with `channels` (1 or 3) colour channels: gray → RGB
+ * replicates, RGB → gray is Rec. 601 luma Y = 0.299 R + 0.587 G + 0.114 B
+ * (ITU-R BT.601, as libjpeg and GIMP's "luma" desaturate).  Alpha is
+ * copied.  The same channel count gives a copy. */
+DdpmImage *ddpm_image_convert_channels (const DdpmImage *image, int channels);
+
+/* A new image of width × height (≥ 1).  Each axis separately: the area
+ * average (box filter with fractional coverage) when it shrinks, bilinear
+ * interpolation between pixel centres (edge pixels clamped) when it grows,
+ * a copy when it keeps its size.  With alpha, colour is resampled
+ * premultiplied, so fully transparent pixels do not bleed their colour. */
+DdpmImage *ddpm_image_resize   (const DdpmImage *image, int width, int height);
+
+/* The PNG/JPEG file names in folder `path` (by extension, case ignored;
+ * not hidden ones), sorted by strcmp, so that what is built from them
+ * does not depend on the order the file system lists them in.  Names, not
+ * paths: join them to `path`.  NULL and error if the folder cannot be
+ * read.  Newly allocated (g_ptr_array_unref frees the names too). */
+GPtrArray *ddpm_folder_image_names (const char *path, GError **error);
 
 /* ------------------------------------------------------------------- train */
 

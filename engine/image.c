@@ -29,7 +29,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
-#include "image.h"
+#include "ddpm.h"
 #include "safetensors.h"   /* DdpmAtomicFile */
 
 /* ------------------------------------------------------------ the object */

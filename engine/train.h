@@ -76,12 +76,6 @@ typedef struct
   guint64 cursor;   /* samples drawn so far: epoch = cursor / n_images */
 } DdpmDataCursor;
 
-/* The PNG/JPEG file names in folder `path` (not hidden ones), sorted, so
- * that what is built from them does not depend on the order the file
- * system lists them in (dataset-folder.c).  NULL and error if the folder
- * cannot be read. */
-GPtrArray   *ddpm_folder_image_names (const char *path, GError **error);
-
 /* An empty dataset, and adding an image to it (dataset-folder.c); the
  * dataset takes `name` and `pixels` (C, H, W in [−1, 1]), both g_malloc'ed. */
 DdpmDataset *ddpm_dataset_new_empty (void);
@@ -157,10 +151,8 @@ gboolean ddpm_checkpoint_read  (const char        *path,
                                 DdpmTrainState    *state,
                                 GError           **error);
 
-/* The UNet inside a model (for the trainer's tests and ddpm info). */
+/* The UNet inside a model (for the trainer's tests). */
 DdpmUNet   *ddpm_model_get_unet     (DdpmModel *model);
-/* A "__metadata__" value of the model's file ("train_steps", …) or NULL. */
-const char *ddpm_model_get_metadata (const DdpmModel *model, const char *key);
 
 G_END_DECLS
 

@@ -6,7 +6,7 @@
 
 #include <glib.h>
 
-#include "image.h"
+#include "ddpm.h"
 
 /* The model cli_test_setup trained (tiny preset, 2 steps: its outputs are
  * noise, so tests check what the commands promise, not image quality). */

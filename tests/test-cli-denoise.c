@@ -11,7 +11,6 @@
 #include <glib/gstdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli-helpers.h"
 
 /* σ given and estimated, RGB with alpha and gray: the output has the

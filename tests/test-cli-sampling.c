@@ -10,7 +10,6 @@
 #include <glib/gstdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli-helpers.h"
 
 /* Strength 0 gives the input back, pixel for pixel; strength 0.5 changes

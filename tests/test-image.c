@@ -14,7 +14,7 @@
 #include <png.h>
 #include <jpeglib.h>
 
-#include "image.h"
+#include "ddpm.h"
 
 static char *tmpdir;
 

@@ -10,7 +10,7 @@
 
 #include <glib/gstdio.h>
 
-#include "image.h"
+#include "ddpm.h"
 #include "train.h"
 
 #define N_IMAGES 256

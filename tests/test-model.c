@@ -8,7 +8,7 @@
 
 #include <glib/gstdio.h>
 
-#include "image.h"
+#include "ddpm.h"
 #include "safetensors.h"
 #include "train.h"
 #include "cli-helpers.h"

@@ -11,7 +11,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
-#include "image.h"
+#include "ddpm.h"
 #include "safetensors.h"
 #include "train.h"
 #include "cli-helpers.h"

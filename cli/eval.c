@@ -8,8 +8,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
-#include "train.h"
 #include "cli.h"
 
 /* Image files named on the command line, folders expanded (sorted, so that
@@ -95,37 +93,85 @@ image_crops (const char *path, int channels, int resize, int S, int crops,
   return x0;
 }
 
+/* The command line of `ddpm eval`. */
+typedef struct
+{
+  char  *model;
+  int    resize;     /* > 0: each image's short side first */
+  int    crops;      /* crops of the model's size per image */
+  int    t_samples;  /* > 0: estimate the diffusion terms from K timesteps */
+  int    threads;
+  gint64 seed;
+} EvalOptions;
+
+/* The ELBO of each image in paths (image i from seed + i), one line each,
+ * then their mean. */
+static gboolean
+eval_images (DdpmModel *model, GPtrArray *paths, const EvalOptions *o, GError **error)
+{
+  const DdpmUNetConfig *config = ddpm_model_get_config (model);
+  const DdpmSchedule *schedule = ddpm_model_get_schedule (model);
+  const int S = config->image_size, C = config->in_channels;
+  DdpmDenoiser denoiser;
+  CliProgress progress;
+  double sum = 0;
+
+  ddpm_model_get_denoiser (model, o->threads, &denoiser);
+  cli_progress_init (&progress, "t");
+  cli_catch_interrupt ();
+  for (guint i = 0; i < paths->len; i++)
+    {
+      const char *path = paths->pdata[i];
+      float *x0 = image_crops (path, C, o->resize, S, o->crops, (guint64) o->seed + i, error);
+      DdpmElbo elbo;
+
+      if (x0 == NULL)
+        return FALSE;
+      gboolean ok = ddpm_elbo_bpd (&elbo, x0, o->crops, C, S, S, schedule, &denoiser,
+                                   o->t_samples, (guint64) o->seed + i, cli_progress_report,
+                                   &progress, error);
+      g_free (x0);
+      if (!ok)
+        return FALSE;
+      printf ("%s: %.4f bits/dim (prior %.5f, diffusion %.4f, decoder %.4f)\n", path,
+              elbo.total_bpd, elbo.prior_bpd, elbo.vb_bpd, elbo.decoder_bpd);
+      fflush (stdout);
+      sum += elbo.total_bpd;
+    }
+  printf ("mean: %.4f bits/dim over %u image%s, %d crops of %d×%d each, %s\n",
+          sum / paths->len, paths->len, paths->len == 1 ? "" : "s", o->crops, S, S,
+          o->t_samples > 0 ? "diffusion terms estimated from stratified timesteps"
+                           : "all timesteps");
+  return TRUE;
+}
+
 int
 cli_eval (int argc, char **argv)
 {
-  char *model_path = NULL;
-  int resize = 0, crops = 8, t_samples = 0, threads = 0;
-  gint64 seed = 0;
+  EvalOptions o = { .crops = 8 };
   const GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model,
       "model file (default: the installed default model)", "FILE" },
-    { "resize", 0, 0, G_OPTION_ARG_INT, &resize,
+    { "resize", 0, 0, G_OPTION_ARG_INT, &o.resize,
       "resize each image's short side to this first (as in training)", "PIXELS" },
-    { "crops", 0, 0, G_OPTION_ARG_INT, &crops,
+    { "crops", 0, 0, G_OPTION_ARG_INT, &o.crops,
       "random crops of the model's size per image (default 8)", "N" },
-    { "t-samples", 0, 0, G_OPTION_ARG_INT, &t_samples,
+    { "t-samples", 0, 0, G_OPTION_ARG_INT, &o.t_samples,
       "estimate the diffusion terms from K stratified timesteps (default: all T)", "K" },
-    { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "random seed (default 0)", "S" },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default: all cores)", "N" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &o.seed, "random seed (default 0)", "S" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &o.threads, "threads (default: all cores)", "N" },
     { NULL }
   };
   GOptionContext *context = g_option_context_new ("IMAGE|FOLDER… - negative ELBO in bits/dim");
   GPtrArray *paths = NULL;
   DdpmModel *model = NULL;
   GError *error = NULL;
-  CliProgress progress;
   int status = CLI_EXIT_USAGE;
-  double sum = 0;
 
   g_option_context_add_main_entries (context, entries, NULL);
   if (!cli_parse (context, "eval", &argc, &argv))
     goto out;
-  if (argc < 2 || crops < 1 || t_samples < 0 || resize < 0 || threads < 0)
+  if (argc < 2 || o.crops < 1 || o.t_samples < 0 || o.resize < 0 || o.threads < 0)
     {
       cli_fail ("eval", CLI_EXIT_USAGE, argc < 2 ? "no images given"
                 : "--crops must be ≥ 1; --t-samples, --resize and --threads ≥ 0");
@@ -134,45 +180,15 @@ cli_eval (int argc, char **argv)
 
   status = CLI_EXIT_FAILURE;
   if (!(paths = collect_images (argv + 1, argc - 1, &error))
-      || !(model = cli_load_model (model_path, &error)))
+      || !(model = cli_load_model (o.model, &error)))
     goto out;
   if (paths->len == 0)
     {
       g_set_error (&error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, "no PNG or JPEG images found");
       goto out;
     }
-
-  const DdpmUNetConfig *config = ddpm_model_get_config (model);
-  const DdpmSchedule *schedule = ddpm_model_get_schedule (model);
-  const int S = config->image_size, C = config->in_channels;
-  DdpmDenoiser denoiser;
-
-  ddpm_model_get_denoiser (model, threads, &denoiser);
-  cli_progress_init (&progress, "t");
-  cli_catch_interrupt ();
-  for (guint i = 0; i < paths->len; i++)
-    {
-      const char *path = paths->pdata[i];
-      float *x0 = image_crops (path, C, resize, S, crops, (guint64) seed + i, &error);
-      DdpmElbo elbo;
-
-      if (x0 == NULL)
-        goto out;
-      gboolean ok = ddpm_elbo_bpd (&elbo, x0, crops, C, S, S, schedule, &denoiser, t_samples,
-                                   (guint64) seed + i, cli_progress_report, &progress, &error);
-      g_free (x0);
-      if (!ok)
-        goto out;
-      printf ("%s: %.4f bits/dim (prior %.5f, diffusion %.4f, decoder %.4f)\n", path,
-              elbo.total_bpd, elbo.prior_bpd, elbo.vb_bpd, elbo.decoder_bpd);
-      fflush (stdout);
-      sum += elbo.total_bpd;
-    }
-  printf ("mean: %.4f bits/dim over %u image%s, %d crops of %d×%d each, %s\n",
-          sum / paths->len, paths->len, paths->len == 1 ? "" : "s", crops, S, S,
-          t_samples > 0 ? "diffusion terms estimated from stratified timesteps"
-                        : "all timesteps");
-  status = CLI_EXIT_OK;
+  if (eval_images (model, paths, &o, &error))
+    status = CLI_EXIT_OK;
 
 out:
   if (error)
@@ -184,7 +200,7 @@ out:
     g_ptr_array_unref (paths);
   if (model)
     ddpm_model_free (model);
-  g_free (model_path);
+  g_free (o.model);
   g_option_context_free (context);
   return status;
 }

@@ -6,39 +6,40 @@
 #include <string.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 void
 cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
 {
+  DdpmSampleParams *p = &o->params;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o->model,
       "model file (default: the installed default model)", "FILE" },
-    { "steps", 'n', 0, G_OPTION_ARG_INT, &o->steps,
+    { "steps", 'n', 0, G_OPTION_ARG_INT, &p->steps,
       "denoising steps actually run (default 20)", "N" },
-    { "seed", 's', 0, G_OPTION_ARG_INT64, &o->seed, "random seed (default 0)", "S" },
+    /* GOption writes a gint64 into the guint64: a negative seed wraps, as
+     * it always did. */
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &p->seed, "random seed (default 0)", "S" },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &o->sampler,
       "ddim (default) or ddpm", "NAME" },
-    { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &o->eta,
+    { "eta", 0, 0, G_OPTION_ARG_DOUBLE, &p->eta,
       "DDIM noise η in [0, 1] (default 0: deterministic)", "E" },
     { "variance", 0, 0, G_OPTION_ARG_STRING, &o->variance,
       "DDPM sampler variance: posterior (β̃, default) or beta", "NAME" },
     { "spacing", 0, 0, G_OPTION_ARG_STRING, &o->spacing,
       "timestep spacing: trailing (default), leading or linspace", "NAME" },
-    { "no-clip", 0, 0, G_OPTION_ARG_NONE, &o->no_clip,
+    { "no-clip", 0, G_OPTION_FLAG_REVERSE, G_OPTION_ARG_NONE, &p->clip_x0,
       "do not clip the predicted x0 to [-1, 1]", NULL },
-    { "threads", 't', 0, G_OPTION_ARG_INT, &o->threads,
+    { "threads", 't', 0, G_OPTION_ARG_INT, &p->threads,
       "threads (default: all cores)", "N" },
-    { "tile-overlap", 0, 0, G_OPTION_ARG_INT, &o->tile_overlap,
+    { "tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->tile_overlap,
       "pixels shared by neighbouring tiles of a large image (default: an eighth "
       "of the model's tile, at least 8); smaller is faster, larger hides seams "
       "better", "PX" },
     { NULL }
   };
 
-  o->steps = 20;
-  o->tile_overlap = -1;
+  ddpm_sample_params_init (p);
   /* GOption copies the entries; their arg_data point into `o`. */
   g_option_context_add_main_entries (context, entries, NULL);
 }
@@ -57,41 +58,40 @@ cli_sample_options_resolve (const CliSampleOptions *o,
                             DdpmSampleParams       *params,
                             GError                **error)
 {
-  ddpm_sample_params_init (params);
-  if (o->steps < 1)
+  DdpmSampleParams defaults;
+
+  ddpm_sample_params_init (&defaults);
+  *params = o->params;
+  if (params->steps < 1)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--steps must be at least 1, not %d", o->steps);
+                   "--steps must be at least 1, not %d", params->steps);
       return FALSE;
     }
-  if (o->eta < 0 || o->eta > 1 || isnan (o->eta))
+  if (params->eta < 0 || params->eta > 1 || isnan (params->eta))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--eta must be between 0 and 1, not %g", o->eta);
+                   "--eta must be between 0 and 1, not %g", params->eta);
       return FALSE;
     }
-  if (o->threads < 0)
+  if (params->threads < 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--threads must be 0 (all cores) or more, not %d", o->threads);
+                   "--threads must be 0 (all cores) or more, not %d", params->threads);
       return FALSE;
     }
-  if (o->tile_overlap < -1)
+  /* The engine's default overlap is itself negative, and typing it in
+   * means the default. */
+  if (params->tile_overlap < 0 && params->tile_overlap != defaults.tile_overlap)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--tile-overlap must be 0 or more pixels, not %d", o->tile_overlap);
+                   "--tile-overlap must be 0 or more pixels, not %d", params->tile_overlap);
       return FALSE;
     }
   if ((o->sampler && !ddpm_sampler_kind_from_string (o->sampler, &params->sampler, error))
       || (o->variance && !ddpm_variance_from_string (o->variance, &params->variance, error))
       || (o->spacing && !ddpm_spacing_from_string (o->spacing, &params->spacing, error)))
     return FALSE;
-  params->steps = o->steps;
-  params->seed = (guint64) o->seed;
-  params->eta = o->eta;
-  params->clip_x0 = !o->no_clip;
-  params->threads = o->threads;
-  params->tile_overlap = o->tile_overlap;
   return TRUE;
 }
 

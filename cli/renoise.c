@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 /* The mask as one (H, W) plane in [0, 1]: a gray image's values, an RGB
@@ -90,7 +89,7 @@ cli_renoise (int argc, char **argv)
   fprintf (stderr, "renoise %s: %d×%d, noise to t = %d of %d, then %d step%s (%s, seed %"
            G_GINT64_FORMAT ")\n", argv[1], image->width, image->height, t0,
            ddpm_model_get_schedule (model)->T, n_steps, n_steps == 1 ? "" : "s",
-           ddpm_sampler_kind_name (params.sampler), options.seed);
+           ddpm_sampler_kind_name (params.sampler), (gint64) params.seed);
   cli_progress_init (&progress, "step");
   cli_catch_interrupt ();
   params.progress = cli_progress_report;

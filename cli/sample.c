@@ -6,7 +6,6 @@
 #include <stdio.h>
 
 #include "ddpm.h"
-#include "image.h"
 #include "cli.h"
 
 static gboolean
@@ -77,7 +76,7 @@ cli_sample (int argc, char **argv)
 
   fprintf (stderr, "sample: %d×%d, %d step%s (%s, seed %" G_GINT64_FORMAT ")\n",
            width, height, params.steps, params.steps == 1 ? "" : "s",
-           ddpm_sampler_kind_name (params.sampler), options.seed);
+           ddpm_sampler_kind_name (params.sampler), (gint64) params.seed);
   cli_progress_init (&progress, "step");
   cli_catch_interrupt ();
   params.progress = cli_progress_report;

@@ -1,11 +1,11 @@
-/* cli.h: the subcommands of the `ddpm` command and what they share. */
+/* cli.h: the subcommands of the `ddpm` command and what they share.  The
+ * command uses libddpm through its public header ddpm.h only. */
 #ifndef DDPM_CLI_H
 #define DDPM_CLI_H
 
 #include <glib.h>
 
 #include "ddpm.h"
-#include "image.h"
 
 /* Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
@@ -53,23 +53,24 @@ void     cli_catch_interrupt (void);
 gboolean cli_was_interrupted (void);
 void     cli_format_duration (char *buf, gsize size, double seconds);
 
-/* Sampler options shared by `renoise` and `sample` (sampling.c). */
+/* Sampler options shared by `renoise`, `sample`, `denoise` and
+ * `denoise-eval` (sampling.c).  cli_sample_options_add starts `params`
+ * from ddpm_sample_params_init and parses the numbers and switches
+ * straight into it, so an option not given keeps the engine's default;
+ * the names are read into it by cli_sample_options_resolve. */
 typedef struct
 {
-  char   *model;
-  int     steps;
-  gint64  seed;
-  char   *sampler;
-  double  eta;
-  char   *variance;
-  char   *spacing;
-  gboolean no_clip;
-  int     threads;
-  int     tile_overlap;   /* −1: the engine's default */
+  DdpmSampleParams params;
+  char            *model;
+  char            *sampler;
+  char            *variance;
+  char            *spacing;
 } CliSampleOptions;
 
 void       cli_sample_options_add     (GOptionContext *context, CliSampleOptions *options);
 void       cli_sample_options_clear   (CliSampleOptions *options);
+/* Check the options and fill params: options->params with the sampler,
+ * variance and spacing names read. */
 gboolean   cli_sample_options_resolve (const CliSampleOptions *options,
                                        DdpmSampleParams       *params,
                                        GError                **error);
