@@ -37,17 +37,21 @@
  * draws share a key and the result depends neither on tiles nor threads.
  *
  * Threads.  The elementwise work (noise, the step, masks, tile copies) is
- * split over a small pool; the denoiser always runs on the caller's thread,
- * one call at a time (the UNet threads inside through OpenBLAS).  Chunks
- * cover disjoint pixels and tiles are added in a fixed order, so the
- * output is bit-identical for any thread count.
+ * split over the engine's one thread team (layers/parallel.c), sized to
+ * params->threads for the run and given back at its size afterwards.  The
+ * denoiser is called from the caller's thread, one call at a time, and
+ * uses the same team inside (the model's adapter sizes it to its own
+ * thread count, so img2img sizes it again after each call).  Chunks cover
+ * disjoint pixels, every normal is keyed by its pixel, and tiles are added
+ * in a fixed order, so the output is bit-identical for any thread count
+ * and any split.
  */
 #include <math.h>
 #include <string.h>
 
+#include "layers/layers.h"
 #include "sampler-private.h"
 
-#define MAX_THREADS 64
 #define DEFAULT_MAX_BATCH 16 /* tiles per denoiser call when it sets no limit */
 #define CHUNK 4096           /* elements per noise buffer */
 #define GRAIN 32768          /* elements below which a thread isn't worth it */
@@ -112,97 +116,6 @@ ddpm_img2img_plan (const DdpmSchedule *schedule,
   if (n_steps != NULL)
     *n_steps = MIN (steps, start);
   return TRUE;
-}
-
-/* ------------------------------------------------------------ thread team */
-
-/* A fixed pool that runs one function over a split range and waits. */
-typedef void (*RangeFunc) (gsize begin, gsize end, gpointer data);
-
-typedef struct
-{
-  GThreadPool *pool;
-  int          threads;
-  GMutex       lock;
-  GCond        cond;
-  int          pending;
-} Team;
-
-typedef struct
-{
-  Team      *team;
-  RangeFunc  func;
-  gpointer   data;
-  gsize      begin, end;
-} TeamTask;
-
-static void
-team_worker (gpointer task_data, gpointer pool_data)
-{
-  TeamTask *task = task_data;
-  Team *team = task->team;
-
-  task->func (task->begin, task->end, task->data);
-  g_mutex_lock (&team->lock);
-  team->pending--;
-  g_cond_signal (&team->cond);
-  g_mutex_unlock (&team->lock);
-}
-
-static void
-team_init (Team *team, int threads)
-{
-  memset (team, 0, sizeof *team);
-  team->threads = CLAMP (threads, 1, MAX_THREADS);
-  g_mutex_init (&team->lock);
-  g_cond_init (&team->cond);
-  if (team->threads > 1)
-    {
-      team->pool = g_thread_pool_new (team_worker, team, team->threads - 1,
-                                      TRUE, NULL);
-      if (team->pool == NULL) /* no threads to be had: run alone */
-        team->threads = 1;
-    }
-}
-
-static void
-team_clear (Team *team)
-{
-  if (team->pool != NULL)
-    g_thread_pool_free (team->pool, FALSE, TRUE);
-  g_mutex_clear (&team->lock);
-  g_cond_clear (&team->cond);
-}
-
-/* func over [0, n) in up to team->threads contiguous parts of at least
- * `grain` items; the caller's thread takes the first part. */
-static void
-team_run (Team *team, gsize n, gsize grain, RangeFunc func, gpointer data)
-{
-  gsize parts = MIN ((gsize) team->threads, MAX ((gsize) 1, n / MAX (grain, 1)));
-  TeamTask tasks[MAX_THREADS];
-
-  if (parts <= 1 || team->pool == NULL)
-    {
-      func (0, n, data);
-      return;
-    }
-  team->pending = (int) parts - 1;
-  for (gsize p = 0; p < parts; p++)
-    {
-      tasks[p].team = team;
-      tasks[p].func = func;
-      tasks[p].data = data;
-      tasks[p].begin = n * p / parts;
-      tasks[p].end = n * (p + 1) / parts;
-    }
-  for (gsize p = 1; p < parts; p++)
-    g_thread_pool_push (team->pool, &tasks[p], NULL);
-  func (tasks[0].begin, tasks[0].end, data);
-  g_mutex_lock (&team->lock);
-  while (team->pending > 0)
-    g_cond_wait (&team->cond, &team->lock);
-  g_mutex_unlock (&team->lock);
 }
 
 /* ------------------------------------------------------------ tile layout */
@@ -284,7 +197,6 @@ typedef struct
   DdpmSchedule           *chain;   /* the respaced chain, steps 1..n_steps (owned) */
   const DdpmSampleParams *params;
   const DdpmDenoiser     *denoiser;
-  Team                    team;
 
   /* the state */
   float *x;                        /* (C, H, W) x_t */
@@ -472,29 +384,39 @@ accumulate_range (gsize begin, gsize end, gpointer data)
     }
 }
 
+/* The denoiser on n images of h×w; the team back at img2img's size after
+ * it (a model's adapter sizes the team to its own thread count). */
+static gboolean
+run_denoiser (Run *run, float *eps, const float *x, int n, int h, int w, int t,
+              GError **error)
+{
+  const DdpmDenoiser *d = run->denoiser;
+  gboolean ok = d->denoise (eps, x, n, run->C, h, w, t, d->user_data, error);
+
+  ddpm_parallel_set_threads (run->params->threads);
+  return ok;
+}
+
 /* ε_θ(x_t, t) for the whole image, whole or in tiles. */
 static gboolean
 predict_eps (Run *run, int t, GError **error)
 {
-  const DdpmDenoiser *d = run->denoiser;
-
   if (run->S == 0)
-    return d->denoise (run->eps, run->x, 1, run->C, run->H, run->W, t,
-                       d->user_data, error);
+    return run_denoiser (run, run->eps, run->x, 1, run->H, run->W, t, error);
 
   const int n_tiles = run->ty.n * run->tx.n;
 
-  team_run (&run->team, run->n, GRAIN, zero_range, run);
+  ddpm_parallel_for (run->n, GRAIN, zero_range, run);
   for (int first = 0; first < n_tiles; first += run->batch_max)
     {
       run->batch_first = first;
       run->batch_count = MIN (run->batch_max, n_tiles - first);
-      team_run (&run->team, run->batch_count, 1, extract_range, run);
-      if (!d->denoise (run->tiles_out, run->tiles_in, run->batch_count,
-                       run->C, run->S, run->S, t, d->user_data, error))
+      ddpm_parallel_for (run->batch_count, 1, extract_range, run);
+      if (!run_denoiser (run, run->tiles_out, run->tiles_in, run->batch_count,
+                         run->S, run->S, t, error))
         return FALSE;
-      team_run (&run->team, run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
-                accumulate_range, run);
+      ddpm_parallel_for (run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
+                         accumulate_range, run);
     }
   return TRUE;
 }
@@ -604,7 +526,6 @@ run_clear (Run *run)
       tile_axis_clear (&run->ty);
       tile_axis_clear (&run->tx);
     }
-  team_clear (&run->team);
   ddpm_schedule_free (run->chain);
 }
 
@@ -659,8 +580,8 @@ ddpm_img2img (float                  *image,
   run.denoiser = denoiser;
   run.pure_noise = params->t_start <= 0 && params->strength >= 1.0
                    && params->add_noise;
-  team_init (&run.team, params->threads > 0 ? params->threads
-                                            : (int) g_get_num_processors ());
+  const int saved_threads = ddpm_parallel_threads ();
+  ddpm_parallel_set_threads (params->threads);
 
   gboolean ok = FALSE;
   gint64 start = g_get_monotonic_time ();
@@ -677,7 +598,7 @@ ddpm_img2img (float                  *image,
   if (!run_setup_tiles (&run, error))
     goto out;
 
-  team_run (&run.team, run.n, GRAIN, init_range, &run);
+  ddpm_parallel_for (run.n, GRAIN, init_range, &run);
   for (int i = n_steps; i >= 1; i--)
     {
       const int done = n_steps - i + 1;
@@ -694,7 +615,7 @@ ddpm_img2img (float                  *image,
                                       done, n_steps);
           goto out;
         }
-      team_run (&run.team, run.n, GRAIN, step_range, &run);
+      ddpm_parallel_for (run.n, GRAIN, step_range, &run);
 
       if (params->progress != NULL)
         {
@@ -722,5 +643,6 @@ ddpm_img2img (float                  *image,
 
 out:
   run_clear (&run);
+  ddpm_parallel_set_threads (saved_threads);
   return ok;
 }

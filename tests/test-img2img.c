@@ -11,6 +11,7 @@
 
 #include "ddpm.h"
 #include "analytic-denoisers.h"
+#include "layers/layers.h"   /* the thread team's size */
 
 static DdpmSchedule *
 linear_1000 (void)
@@ -381,8 +382,20 @@ run_copy (const float *orig, const float *mask, int C, int H, int W,
   return img;
 }
 
-/* Same seed → the same bits with 1 and 2 threads, big enough that the work
- * is really split (and tiled, so tile copies are split too). */
+/* A denoiser that resizes the engine's thread team, as the model's adapter
+ * does (to the count given to ddpm_model_get_denoiser). */
+static gboolean
+resizing_denoise (float *eps, const float *x, int B, int C, int H, int W,
+                  int t, gpointer user_data, GError **error)
+{
+  ddpm_parallel_set_threads (1);
+  return analytic_denoise (eps, x, B, C, H, W, t, user_data, error);
+}
+
+/* Same seed → the same bits with 1, 2 and 3 threads, big enough that the
+ * work is really split (and tiled, so tile copies are split too), also
+ * when the denoiser resizes the thread team; img2img gives the team back
+ * at the size it found. */
 static void
 test_threads (void)
 {
@@ -400,18 +413,29 @@ test_threads (void)
   p.steps = 4;
   p.strength = 0.7;
   p.seed = 31;
+  ddpm_parallel_set_threads (5);
   for (int tile = 0; tile <= 48; tile += 48)
     {
       DdpmDenoiser d = { analytic_denoise, &a, C, tile, 0 };
+      DdpmDenoiser resizing = { resizing_denoise, &a, C, tile, 0 };
 
       p.threads = 1;
       float *one = run_copy (orig, mask, C, H, W, s, &d, &p);
-      p.threads = 2;
-      float *two = run_copy (orig, mask, C, H, W, s, &d, &p);
-      g_assert_cmpmem (one, n * sizeof (float), two, n * sizeof (float));
+      g_assert_cmpint (ddpm_parallel_threads (), ==, 5);
+      for (int threads = 2; threads <= 3; threads++)
+        {
+          p.threads = threads;
+          float *more = run_copy (orig, mask, C, H, W, s, &d, &p);
+          g_assert_cmpmem (one, n * sizeof (float), more, n * sizeof (float));
+          g_free (more);
+          more = run_copy (orig, mask, C, H, W, s, &resizing, &p);
+          g_assert_cmpmem (one, n * sizeof (float), more, n * sizeof (float));
+          g_free (more);
+          g_assert_cmpint (ddpm_parallel_threads (), ==, 5);
+        }
       g_free (one);
-      g_free (two);
     }
+  ddpm_parallel_set_threads (0);
   g_free (orig);
   g_free (mask);
   ddpm_schedule_free (s);
