@@ -30,7 +30,7 @@
 #include <jerror.h>
 
 #include "image.h"
-#include "safetensors.h"   /* DdpmAtomicFile */
+#include "atomic-file.h"
 
 /* ------------------------------------------------------------ the object */
 
