@@ -194,6 +194,12 @@ gboolean ddpm_spacing_timesteps (int           *out,
                                  DdpmSpacing    spacing,
                                  GError       **error);
 
+/* A deep copy: every table bit for bit, kind, T, T_base and timesteps
+ * included (rebuilding from ᾱ with ddpm_schedule_new_from_alpha_bar would
+ * recompute β and the derived tables, to rounding).  Free it with
+ * ddpm_schedule_free. */
+DdpmSchedule *ddpm_schedule_copy (const DdpmSchedule *schedule);
+
 void          ddpm_schedule_free (DdpmSchedule *schedule);
 
 /* --------------------------------------------------------------- diffusion */
