@@ -15,6 +15,7 @@
  *   ddpm_q_*        the forward process q(x_t|x_0) and posterior
  *                   q(x_{t-1}|x_t,x_0) on float tensors.
  *   ddpm_*_kl, ...  likelihood terms of the ELBO (DDPM §3.3).
+ *   ddpm_rgb_to_gray  GIMP's own RGB → gray, for every front end.
  *
  * WORKED EXAMPLE: noise an image to t = 400 and recover x_0 from the noise.
  *
@@ -257,6 +258,25 @@ double ddpm_normal_kl (double mean1, double logvar1,
 double ddpm_discretized_gaussian_log_likelihood (double x,
                                                  double mean,
                                                  double log_scale);
+
+/* -------------------------------------------------------------------- gray */
+
+/* RGB → gray, the engine's one formula (gray.c), for every front end: the
+ * gray GIMP 2.10 itself makes (Image ▸ Mode ▸ Grayscale, and Colors ▸
+ * Desaturate's default "Luminance" mode), i.e. the CIE luminance on linear
+ * light with GIMP's sRGB weights (GIMP_RGB_LUMINANCE_*: Rec. 709 primaries
+ * adapted to D50), encoded again with the sRGB curve f:
+ *   Y' = f(0.22248840·f⁻¹(R') + 0.71690369·f⁻¹(G') + 0.06060791·f⁻¹(B')).
+ * Values are sRGB-encoded, 0 = black, 1 = white (the model's [−1, 1]
+ * pixels map to it by (v + 1)/2); gray stays gray. */
+float ddpm_rgb_to_gray        (float        r,
+                               float        g,
+                               float        b);
+/* The same for planes: gray[i] from rgb (3, n) = R plane, G plane, B
+ * plane.  gray may be rgb's first plane. */
+void  ddpm_rgb_to_gray_planes (float       *gray,
+                               const float *rgb,
+                               gsize        n);
 
 /* ---------------------------------------------------------------- progress */
 

@@ -717,9 +717,8 @@ ddpm_image_convert_channels (const DdpmImage *image, int channels)
   if (channels == 3)   /* gray → RGB */
     for (int k = 0; k < 3; k++)
       memcpy (out->pixels + (gsize) k * plane, in, plane * sizeof (float));
-  else                 /* RGB → gray: ITU-R BT.601 luma */
-    for (gsize i = 0; i < plane; i++)
-      out->pixels[i] = 0.299f * in[i] + 0.587f * in[plane + i] + 0.114f * in[2 * plane + i];
+  else                 /* RGB → gray: GIMP's own, see gray.c */
+    ddpm_rgb_to_gray_planes (out->pixels, in, plane);
   if (image->alpha)
     memcpy (out->alpha, image->alpha, plane * sizeof (float));
   return out;

@@ -57,9 +57,9 @@ gboolean   ddpm_image_save_png (const DdpmImage *image,
                                 GError         **error);
 
 /* A new image with `channels` (1 or 3) colour channels: gray → RGB
- * replicates, RGB → gray is Rec. 601 luma Y = 0.299 R + 0.587 G + 0.114 B
- * (ITU-R BT.601, as libjpeg and GIMP's "luma" desaturate).  Alpha is
- * copied.  The same channel count gives a copy. */
+ * replicates, RGB → gray is ddpm_rgb_to_gray (the gray GIMP itself makes,
+ * so a file converted here and a layer converted by the plug-in or by
+ * GIMP agree).  Alpha is copied.  The same channel count gives a copy. */
 DdpmImage *ddpm_image_convert_channels (const DdpmImage *image, int channels);
 
 /* A new image of width × height (≥ 1).  Each axis separately: the area
