@@ -59,6 +59,15 @@ typedef enum
   DDPM_ERROR_CANCELLED         /* the progress callback asked to stop */
 } DdpmError;
 
+/* The engine's one out-of-memory error (DDPM_ERROR_NO_MEMORY), translated:
+ * "Not enough memory for <what> (<bytes, e.g. 2.4 MB>)." — the size left
+ * out when `bytes` is 0 (unknown).  `what_format` is a printf format for a
+ * translated noun phrase, e.g. _("a %d × %d image"). */
+void ddpm_set_error_no_memory (GError     **error,
+                               gsize        bytes,
+                               const char  *what_format,
+                               ...) G_GNUC_PRINTF (3, 4);
+
 /* ------------------------------------------------------------------ random */
 
 /* Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as

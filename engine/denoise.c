@@ -33,6 +33,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "ddpm.h"
 
 int
@@ -145,8 +147,10 @@ ddpm_estimate_noise_sigma (const float *image,
   float *hh = g_try_new (float, n);
   if (hh == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory to estimate the noise of a %d×%d image", W, H);
+      ddpm_set_error_no_memory (error, n * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": width × height in pixels. */
+                                _("estimating the noise of a %d × %d image"), W, H);
       return FALSE;
     }
 

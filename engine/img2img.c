@@ -49,6 +49,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "layers/layers.h"
 #include "sampler-private.h"
 
@@ -506,9 +508,11 @@ run_setup_tiles (Run *run, GError **error)
   run->tiles_out = g_try_new (float, len);
   if (run->tiles_in == NULL || run->tiles_out == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for a batch of %d tiles of %d×%d",
-                   run->batch_max, S, S);
+      ddpm_set_error_no_memory (error, 2 * len * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": tiles, and their size in pixels. */
+                                _("a batch of %d tiles of %d × %d"),
+                                run->batch_max, S, S);
       return FALSE;
     }
   return TRUE;
@@ -590,9 +594,8 @@ ddpm_img2img (float                  *image,
   run.eps = g_try_new (float, run.n);
   if (run.x == NULL || run.eps == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for a %d×%d image with %d channels",
-                   W, H, C);
+      ddpm_set_error_no_memory (error, 2 * run.n * sizeof (float),
+                                _("a %d × %d image"), W, H);
       goto out;
     }
   if (!run_setup_tiles (&run, error))

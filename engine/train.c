@@ -23,6 +23,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "layers/layers.h"
 
 #include "train.h"
@@ -243,15 +245,15 @@ trainer_clear (Trainer *tr)
   g_free (tr->ckpt_path);
 }
 
+/* n zeroed floats, or NULL and the out-of-memory error naming `what`
+ * (translated). */
 static float *
 try_alloc (gsize n, const char *what, GError **error)
 {
   float *p = g_try_new0 (float, MAX (n, 1));
 
   if (!p)
-    g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                 "Training: not enough memory for the %s (%" G_GSIZE_FORMAT " MB)",
-                 what, (n * sizeof (float)) >> 20);
+    ddpm_set_error_no_memory (error, n * sizeof (float), "%s", what);
   return p;
 }
 
@@ -281,21 +283,25 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
   tr->n_params = ddpm_unet_n_params (tr->unet);
   if (!ddpm_unet_grads (tr->unet))
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Training: not enough memory for the gradients");
+      ddpm_set_error_no_memory (error, tr->n_params * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s". */
+                                "%s", _("the gradients"));
       return FALSE;
     }
-  if (!(tr->m = try_alloc (tr->n_params, "Adam moments", error))
-      || !(tr->v = try_alloc (tr->n_params, "Adam moments", error))
-      || !(tr->ema = try_alloc (tr->n_params, "EMA weights", error)))
+  /* TRANSLATORS: these complete "Not enough memory for %s". */
+  if (!(tr->m = try_alloc (tr->n_params, _("the Adam optimizer's moments"), error))
+      || !(tr->v = try_alloc (tr->n_params, _("the Adam optimizer's moments"), error))
+      || !(tr->ema = try_alloc (tr->n_params, _("the averaged (EMA) weights"), error)))
     return FALSE;
 
   gsize n = (gsize) params->batch * config.in_channels * config.image_size * config.image_size;
-  if (!(tr->x0 = try_alloc (n, "batch", error))
-      || !(tr->eps = try_alloc (n, "batch", error))
-      || !(tr->xt = try_alloc (n, "batch", error))
-      || !(tr->pred = try_alloc (n, "batch", error))
-      || !(tr->dpred = try_alloc (n, "batch", error)))
+  /* TRANSLATORS: completes "Not enough memory for %s". */
+  if (!(tr->x0 = try_alloc (n, _("a training batch"), error))
+      || !(tr->eps = try_alloc (n, _("a training batch"), error))
+      || !(tr->xt = try_alloc (n, _("a training batch"), error))
+      || !(tr->pred = try_alloc (n, _("a training batch"), error))
+      || !(tr->dpred = try_alloc (n, _("a training batch"), error)))
     return FALSE;
   tr->tb = g_new (int, params->batch);
 
