@@ -388,6 +388,17 @@ typedef struct
 /* Fill `params` with the defaults above (seed 0). */
 void     ddpm_sample_params_init (DdpmSampleParams *params);
 
+/* The one check of a user's sampling settings, for every front end
+ * (ddpm_img2img and ddpm_denoise run it too): steps ≥ 1, strength in
+ * [0, 1], a known sampler, variance and spacing, η in [0, 1], threads ≥ 0.
+ * A negative tile_overlap is the default, so any is accepted.  The
+ * error (DDPM_ERROR_INVALID_ARGUMENT, translated) names the first bad
+ * setting and its value.  What depends on the model (t_start against T,
+ * the tile overlap against the tile) is checked by ddpm_img2img; the noise
+ * level σ of ddpm_denoise by ddpm_denoise_sigma_to_t. */
+gboolean ddpm_sample_params_validate (const DdpmSampleParams *params,
+                                      GError                **error);
+
 /* What img2img will run, for display before running it: t0 =
  * round(strength·T) and the number of denoising steps (steps, capped at
  * t0 since there are only t0 distinct timesteps below it; 0 when strength
@@ -434,8 +445,9 @@ gboolean ddpm_img2img (float                  *image,
 
 /* That t, 1..T: the timestep whose level schedule->sqrt_recipm1_alpha_bar[t]
  * is nearest to 2σ in ratio (levels below t = 1's map to 1).  Returns 0
- * and sets DDPM_ERROR_INVALID_ARGUMENT for σ ≤ 0, not finite, or beyond
- * the schedule's last level. */
+ * and sets DDPM_ERROR_INVALID_ARGUMENT (translated) for σ ≤ 0, not
+ * finite, or beyond the schedule's last level: the one check of a user's
+ * σ against a model, for every front end. */
 int      ddpm_denoise_sigma_to_t   (const DdpmSchedule *schedule,
                                     double              sigma,
                                     GError            **error);
@@ -566,6 +578,14 @@ typedef struct
 } DdpmTrainParams;
 
 void     ddpm_train_params_init (DdpmTrainParams *params);
+/* The one check of a user's training settings (ddpm_train runs it first;
+ * front ends may call it before loading any data): steps, batch ≥ 1;
+ * lr > 0; β₁, β₂ in [0, 1); weight decay, warm-up, clipping norm,
+ * checkpoint interval, threads ≥ 0; EMA decay in [0, 1]; T ≥ 1; an
+ * output path.  The error (DDPM_ERROR_INVALID_ARGUMENT, translated) names
+ * the first bad setting and its value. */
+gboolean ddpm_train_params_validate (const DdpmTrainParams *params,
+                                     GError               **error);
 /* Train (or resume) and write params->out_path atomically; on cancel the
  * last checkpoint is written and DDPM_ERROR_CANCELLED returned. */
 gboolean ddpm_train             (const DdpmTrainParams *params,

@@ -89,6 +89,55 @@ ddpm_sample_params_init (DdpmSampleParams *params)
   params->add_noise = TRUE;
 }
 
+/* The checks ddpm_img2img_plan and ddpm_sample_params_validate share. */
+static gboolean
+check_strength_and_steps (double strength, int steps, GError **error)
+{
+  if (!(strength >= 0.0 && strength <= 1.0))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The strength must be between 0 and 1, not %g."), strength);
+      return FALSE;
+    }
+  if (steps < 1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The number of steps must be at least 1, not %d."), steps);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ddpm_sample_params_validate (const DdpmSampleParams *p,
+                             GError                **error)
+{
+#define FAIL(...) \
+  do { g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+       return FALSE; } while (0)
+
+  g_return_val_if_fail (p != NULL, FALSE);
+
+  if (!check_strength_and_steps (p->strength, p->steps, error))
+    return FALSE;
+  /* the message names the values */
+  G_STATIC_ASSERT (DDPM_SAMPLER_DDPM == 0 && DDPM_SAMPLER_DDIM == 1
+                   && DDPM_SAMPLER_COUNT == 2);
+  if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
+    FAIL (_("Unknown sampler %d: use 0 (DDPM) or 1 (DDIM)."), (int) p->sampler);
+  if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
+    FAIL (_("Unknown sampler variance %d."), (int) p->variance);
+  if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
+    FAIL (_("Unknown timestep spacing %d."), (int) p->spacing);
+  if (!(p->eta >= 0.0 && p->eta <= 1.0))
+    FAIL (_("The DDIM η must be between 0 and 1, not %g."), p->eta);
+  if (p->threads < 0)
+    FAIL (_("The number of threads must be 0 (all cores) or more, not %d."),
+          p->threads);
+  return TRUE;
+#undef FAIL
+}
+
 gboolean
 ddpm_img2img_plan (const DdpmSchedule *schedule,
                    double              strength,
@@ -99,18 +148,8 @@ ddpm_img2img_plan (const DdpmSchedule *schedule,
 {
   g_return_val_if_fail (schedule != NULL, FALSE);
 
-  if (!(strength >= 0.0 && strength <= 1.0))
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The strength must be between 0 and 1, not %g", strength);
-      return FALSE;
-    }
-  if (steps < 1)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The number of steps must be at least 1, not %d", steps);
-      return FALSE;
-    }
+  if (!check_strength_and_steps (strength, steps, error))
+    return FALSE;
 
   int start = (int) llround (strength * schedule->T);
   if (t0 != NULL)
@@ -448,22 +487,11 @@ check_arguments (const float            *mask,
   if (denoiser->tile_size < 0 || denoiser->max_batch < 0)
     FAIL ("The model reports a negative tile size (%d) or batch (%d)",
           denoiser->tile_size, denoiser->max_batch);
-  if (!ddpm_img2img_plan (schedule, p->strength, p->steps, NULL, NULL, error))
+  if (!ddpm_sample_params_validate (p, error))
     return FALSE;
   if (p->t_start < 0 || p->t_start > schedule->T)
     FAIL ("The starting timestep must be between 1 and %d, not %d",
           schedule->T, p->t_start);
-  if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
-    FAIL ("Unknown sampler %d", (int) p->sampler);
-  if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
-    FAIL ("Unknown sampler variance %d", (int) p->variance);
-  if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
-    FAIL ("Unknown timestep spacing %d", (int) p->spacing);
-  if (!(p->eta >= 0.0 && p->eta <= 1.0))
-    FAIL ("The DDIM η must be between 0 and 1, not %g", p->eta);
-  if (p->threads < 0)
-    FAIL ("The number of threads must be 0 (all cores) or more, not %d",
-          p->threads);
   if (denoiser->tile_size > 0 && p->tile_overlap >= denoiser->tile_size)
     FAIL ("The tile overlap (%d pixels) must be smaller than the tile (%d)",
           p->tile_overlap, denoiser->tile_size);
