@@ -15,7 +15,7 @@
  *   ddpm_q_*        the forward process q(x_t|x_0) and posterior
  *                   q(x_{t-1}|x_t,x_0) on float tensors.
  *   ddpm_*_kl, ...  likelihood terms of the ELBO (DDPM §3.3).
- *   ddpm_rgb_to_gray  GIMP's own RGB → gray, for every front end.
+ *   ddpm_rgb_to_gray GIMP's own RGB → gray, for every front end.
  *
  * WORKED EXAMPLE: noise an image to t = 400 and recover x_0 from the noise.
  *
