@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include "intl.h"
+
 #include "ddpm.h"
 #include "train.h"
 
@@ -87,9 +89,11 @@ load_image (DdpmDataset *dataset,
   float *pixels = g_try_new (float, n);
   if (!pixels)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "%s: not enough memory for a %d×%d image", name,
-                   image->width, image->height);
+      ddpm_set_error_no_memory (error, n * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": width × height, then the file. */
+                                _("the %d × %d image %s"),
+                                image->width, image->height, name);
       ddpm_image_free (image);
       return FALSE;
     }

@@ -116,8 +116,8 @@ ddpm_dataset_n_images (const DdpmDataset *dataset)
 }
 
 /* Gray ⇄ RGB on [−1, 1] data, as ddpm_image_convert_channels does it for
- * files: Rec. 601 luma.  Its weights sum to one, so the affine map from
- * [0, 1] to [−1, 1] commutes with them. */
+ * files: RGB → gray is ddpm_rgb_to_gray, on the [0, 1] scale it is defined
+ * on (it is not linear, so the scales do not commute). */
 static float *
 convert_channels (const float *in, int C_in, int C_out, gsize hw)
 {
@@ -128,7 +128,9 @@ convert_channels (const float *in, int C_in, int C_out, gsize hw)
       memcpy (out + c * hw, in, hw * sizeof (float));
   else
     for (gsize i = 0; i < hw; i++)
-      out[i] = 0.299f * in[i] + 0.587f * in[hw + i] + 0.114f * in[2 * hw + i];
+      out[i] = 2.0f * ddpm_rgb_to_gray (0.5f * (in[i] + 1.0f),
+                                        0.5f * (in[hw + i] + 1.0f),
+                                        0.5f * (in[2 * hw + i] + 1.0f)) - 1.0f;
   return out;
 }
 

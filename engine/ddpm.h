@@ -15,6 +15,7 @@
  *   ddpm_q_*        the forward process q(x_t|x_0) and posterior
  *                   q(x_{t-1}|x_t,x_0) on float tensors.
  *   ddpm_*_kl, ...  likelihood terms of the ELBO (DDPM §3.3).
+ *   ddpm_rgb_to_gray GIMP's own RGB → gray, for every front end.
  *
  * WORKED EXAMPLE: noise an image to t = 400 and recover x_0 from the noise.
  *
@@ -57,6 +58,15 @@ typedef enum
   DDPM_ERROR_NO_MEMORY,        /* an allocation failed (huge image) */
   DDPM_ERROR_CANCELLED         /* the progress callback asked to stop */
 } DdpmError;
+
+/* The engine's one out-of-memory error (DDPM_ERROR_NO_MEMORY), translated:
+ * "Not enough memory for <what> (<bytes, e.g. 2.4 MB>)." — the size left
+ * out when `bytes` is 0 (unknown).  `what_format` is a printf format for a
+ * translated noun phrase, e.g. _("a %d × %d image"). */
+void ddpm_set_error_no_memory (GError     **error,
+                               gsize        bytes,
+                               const char  *what_format,
+                               ...) G_GNUC_PRINTF (3, 4);
 
 /* ------------------------------------------------------------------ random */
 
@@ -194,6 +204,12 @@ gboolean ddpm_spacing_timesteps (int           *out,
                                  DdpmSpacing    spacing,
                                  GError       **error);
 
+/* A deep copy: every table bit for bit, kind, T, T_base and timesteps
+ * included (rebuilding from ᾱ with ddpm_schedule_new_from_alpha_bar would
+ * recompute β and the derived tables, to rounding).  Free it with
+ * ddpm_schedule_free. */
+DdpmSchedule *ddpm_schedule_copy (const DdpmSchedule *schedule);
+
 void          ddpm_schedule_free (DdpmSchedule *schedule);
 
 /* --------------------------------------------------------------- diffusion */
@@ -251,6 +267,25 @@ double ddpm_normal_kl (double mean1, double logvar1,
 double ddpm_discretized_gaussian_log_likelihood (double x,
                                                  double mean,
                                                  double log_scale);
+
+/* -------------------------------------------------------------------- gray */
+
+/* RGB → gray, the engine's one formula (gray.c), for every front end: the
+ * gray GIMP 2.10 itself makes (Image ▸ Mode ▸ Grayscale, and Colors ▸
+ * Desaturate's default "Luminance" mode), i.e. the CIE luminance on linear
+ * light with GIMP's sRGB weights (GIMP_RGB_LUMINANCE_*: Rec. 709 primaries
+ * adapted to D50), encoded again with the sRGB curve f:
+ *   Y' = f(0.22248840·f⁻¹(R') + 0.71690369·f⁻¹(G') + 0.06060791·f⁻¹(B')).
+ * Values are sRGB-encoded, 0 = black, 1 = white (the model's [−1, 1]
+ * pixels map to it by (v + 1)/2); gray stays gray. */
+float ddpm_rgb_to_gray        (float        r,
+                               float        g,
+                               float        b);
+/* The same for planes: gray[i] from rgb (3, n) = R plane, G plane, B
+ * plane.  gray may be rgb's first plane. */
+void  ddpm_rgb_to_gray_planes (float       *gray,
+                               const float *rgb,
+                               gsize        n);
 
 /* ---------------------------------------------------------------- progress */
 
@@ -353,6 +388,17 @@ typedef struct
 /* Fill `params` with the defaults above (seed 0). */
 void     ddpm_sample_params_init (DdpmSampleParams *params);
 
+/* The one check of a user's sampling settings, for every front end
+ * (ddpm_img2img and ddpm_denoise run it too): steps ≥ 1, strength in
+ * [0, 1], a known sampler, variance and spacing, η in [0, 1], threads ≥ 0.
+ * A negative tile_overlap is the default, so any is accepted.  The
+ * error (DDPM_ERROR_INVALID_ARGUMENT, translated) names the first bad
+ * setting and its value.  What depends on the model (t_start against T,
+ * the tile overlap against the tile) is checked by ddpm_img2img; the noise
+ * level σ of ddpm_denoise by ddpm_denoise_sigma_to_t. */
+gboolean ddpm_sample_params_validate (const DdpmSampleParams *params,
+                                      GError                **error);
+
 /* What img2img will run, for display before running it: t0 =
  * round(strength·T) and the number of denoising steps (steps, capped at
  * t0 since there are only t0 distinct timesteps below it; 0 when strength
@@ -399,8 +445,9 @@ gboolean ddpm_img2img (float                  *image,
 
 /* That t, 1..T: the timestep whose level schedule->sqrt_recipm1_alpha_bar[t]
  * is nearest to 2σ in ratio (levels below t = 1's map to 1).  Returns 0
- * and sets DDPM_ERROR_INVALID_ARGUMENT for σ ≤ 0, not finite, or beyond
- * the schedule's last level. */
+ * and sets DDPM_ERROR_INVALID_ARGUMENT (translated) for σ ≤ 0, not
+ * finite, or beyond the schedule's last level: the one check of a user's
+ * σ against a model, for every front end. */
 int      ddpm_denoise_sigma_to_t   (const DdpmSchedule *schedule,
                                     double              sigma,
                                     GError            **error);
@@ -552,9 +599,9 @@ gboolean   ddpm_image_save_png (const DdpmImage *image,
                                 GError         **error);
 
 /* A new image with `channels` (1 or 3) colour channels: gray → RGB
- * replicates, RGB → gray is Rec. 601 luma Y = 0.299 R + 0.587 G + 0.114 B
- * (ITU-R BT.601, as libjpeg and GIMP's "luma" desaturate).  Alpha is
- * copied.  The same channel count gives a copy. */
+ * replicates, RGB → gray is ddpm_rgb_to_gray (the gray GIMP itself makes,
+ * so a file converted here and a layer converted by the plug-in or by
+ * GIMP agree).  Alpha is copied.  The same channel count gives a copy. */
 DdpmImage *ddpm_image_convert_channels (const DdpmImage *image, int channels);
 
 /* A new image of width × height (≥ 1).  Each axis separately: the area
@@ -612,6 +659,14 @@ typedef struct
 } DdpmTrainParams;
 
 void     ddpm_train_params_init (DdpmTrainParams *params);
+/* The one check of a user's training settings (ddpm_train runs it first;
+ * front ends may call it before loading any data): steps, batch ≥ 1;
+ * lr > 0; β₁, β₂ in [0, 1); weight decay, warm-up, clipping norm,
+ * checkpoint interval, threads ≥ 0; EMA decay in [0, 1]; T ≥ 1; an
+ * output path.  The error (DDPM_ERROR_INVALID_ARGUMENT, translated) names
+ * the first bad setting and its value. */
+gboolean ddpm_train_params_validate (const DdpmTrainParams *params,
+                                     GError               **error);
 /* Train (or resume) and write params->out_path atomically; on cancel the
  * last checkpoint is written and DDPM_ERROR_CANCELLED returned. */
 gboolean ddpm_train             (const DdpmTrainParams *params,

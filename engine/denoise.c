@@ -33,6 +33,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "ddpm.h"
 
 int
@@ -49,8 +51,9 @@ ddpm_denoise_sigma_to_t (const DdpmSchedule *schedule,
   if (!(sigma > 0.0) || !isfinite (sigma))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The noise level σ must be a positive number on the [0, 1] "
-                   "pixel scale (25/255 ≈ 0.098), not %g", sigma);
+                   _("The noise level σ must be a positive number on the 0–1 "
+                     "pixel scale (25/255 ≈ 0.098 for noise of 25 levels), "
+                     "not %g."), sigma);
       return 0;
     }
   /* The [−1, 1] scale doubles the noise. */
@@ -58,8 +61,9 @@ ddpm_denoise_sigma_to_t (const DdpmSchedule *schedule,
   if (target > level[T])
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The noise level σ = %g is beyond what this model's schedule "
-                   "reaches (σ ≤ %g)", sigma, level[T] / 2.0);
+                   _("The noise level %.1f (of 255) is more than this model "
+                     "can remove (at most %.1f)."),
+                   sigma * 255.0, level[T] / 2.0 * 255.0);
       return 0;
     }
 
@@ -145,8 +149,10 @@ ddpm_estimate_noise_sigma (const float *image,
   float *hh = g_try_new (float, n);
   if (hh == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory to estimate the noise of a %d×%d image", W, H);
+      ddpm_set_error_no_memory (error, n * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": width × height in pixels. */
+                                _("estimating the noise of a %d × %d image"), W, H);
       return FALSE;
     }
 

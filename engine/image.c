@@ -29,8 +29,10 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include "intl.h"
+
 #include "ddpm.h"
-#include "safetensors.h"   /* DdpmAtomicFile */
+#include "atomic-file.h"
 
 /* ------------------------------------------------------------ the object */
 
@@ -75,10 +77,11 @@ ddpm_image_try_new (int width, int height, int channels, gboolean with_alpha,
     image->alpha = g_try_malloc0_n (n, sizeof (float));
   if (image->pixels == NULL || (with_alpha && image->alpha == NULL))
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for a %d × %d image (%" G_GSIZE_FORMAT " MiB)",
-                   width, height,
-                   (n * (gsize) (channels + (with_alpha ? 1 : 0)) * sizeof (float)) >> 20);
+      ddpm_set_error_no_memory (error,
+                                n * (gsize) (channels + (with_alpha ? 1 : 0)) * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": width × height in pixels. */
+                                _("a %d × %d image"), width, height);
       ddpm_image_free (image);
       return NULL;
     }
@@ -205,14 +208,15 @@ load_png (FILE *fp, const char *display, GError **error)
   png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &ctx, png_error_cb, png_warning_cb);
   if (png == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY, "Not enough memory to read %s", display);
+      /* TRANSLATORS: completes "Not enough memory for %s"; %s is a file. */
+      ddpm_set_error_no_memory (error, 0, _("reading %s"), display);
       return NULL;
     }
   info = png_create_info_struct (png);
   if (info == NULL)
     {
       png_destroy_read_struct (&png, NULL, NULL);
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY, "Not enough memory to read %s", display);
+      ddpm_set_error_no_memory (error, 0, _("reading %s"), display);
       return NULL;
     }
 
@@ -283,9 +287,10 @@ load_png (FILE *fp, const char *display, GError **error)
       rows = g_try_new (png_bytep, height);
       if (buffer == NULL || rows == NULL)
         {
-          g_set_error (&ctx.error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                       "Not enough memory to decode %s (%u × %u, interlaced)",
-                       display, (unsigned) width, (unsigned) height);
+          ddpm_set_error_no_memory (&ctx.error, (gsize) rowbytes * height,
+                                    /* TRANSLATORS: completes "Not enough
+                                     * memory for %s"; %s is a file. */
+                                    _("decoding %s"), display);
           png_error (png, "refused");
         }
       for (png_uint_32 y = 0; y < height; y++)
@@ -299,8 +304,7 @@ load_png (FILE *fp, const char *display, GError **error)
       buffer = g_try_malloc (rowbytes);
       if (buffer == NULL)
         {
-          g_set_error (&ctx.error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                       "Not enough memory to decode %s", display);
+          ddpm_set_error_no_memory (&ctx.error, rowbytes, _("decoding %s"), display);
           png_error (png, "refused");
         }
       for (png_uint_32 y = 0; y < height; y++)
@@ -432,8 +436,8 @@ load_jpeg (FILE *fp, const char *display, GError **error)
   row = g_try_malloc_n ((gsize) W, (gsize) comps);
   if (row == NULL)
     {
-      g_set_error (&err.error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory to decode %s", display);
+      ddpm_set_error_no_memory (&err.error, (gsize) W * (gsize) comps,
+                                _("decoding %s"), display);
       longjmp (err.jmp, 1);
     }
 
@@ -645,7 +649,10 @@ ddpm_image_save_png (const DdpmImage *image,
     {
       png_destroy_write_struct (&png, NULL);
       ddpm_atomic_file_abort (ctx.file);
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY, "Not enough memory to write a PNG");
+      char *display = g_filename_display_name (path);
+      /* TRANSLATORS: completes "Not enough memory for %s"; %s is a file. */
+      ddpm_set_error_no_memory (error, 0, _("writing %s"), display);
+      g_free (display);
       return FALSE;
     }
 
@@ -717,9 +724,8 @@ ddpm_image_convert_channels (const DdpmImage *image, int channels)
   if (channels == 3)   /* gray → RGB */
     for (int k = 0; k < 3; k++)
       memcpy (out->pixels + (gsize) k * plane, in, plane * sizeof (float));
-  else                 /* RGB → gray: ITU-R BT.601 luma */
-    for (gsize i = 0; i < plane; i++)
-      out->pixels[i] = 0.299f * in[i] + 0.587f * in[plane + i] + 0.114f * in[2 * plane + i];
+  else                 /* RGB → gray: GIMP's own, see gray.c */
+    ddpm_rgb_to_gray_planes (out->pixels, in, plane);
   if (image->alpha)
     memcpy (out->alpha, image->alpha, plane * sizeof (float));
   return out;

@@ -37,17 +37,23 @@
  * draws share a key and the result depends neither on tiles nor threads.
  *
  * Threads.  The elementwise work (noise, the step, masks, tile copies) is
- * split over a small pool; the denoiser always runs on the caller's thread,
- * one call at a time (the UNet threads inside through OpenBLAS).  Chunks
- * cover disjoint pixels and tiles are added in a fixed order, so the
- * output is bit-identical for any thread count.
+ * split over the engine's one thread team (layers/parallel.c), sized to
+ * params->threads for the run and given back at its size afterwards.  The
+ * denoiser is called from the caller's thread, one call at a time, and
+ * uses the same team inside (the model's adapter sizes it to its own
+ * thread count, so img2img sizes it again after each call).  Chunks cover
+ * disjoint pixels, every normal is keyed by its pixel, and tiles are added
+ * in a fixed order, so the output is bit-identical for any thread count
+ * and any split.
  */
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
+#include "layers/layers.h"
 #include "sampler-private.h"
 
-#define MAX_THREADS 64
 #define DEFAULT_MAX_BATCH 16 /* tiles per denoiser call when it sets no limit */
 #define CHUNK 4096           /* elements per noise buffer */
 #define GRAIN 32768          /* elements below which a thread isn't worth it */
@@ -83,6 +89,55 @@ ddpm_sample_params_init (DdpmSampleParams *params)
   params->add_noise = TRUE;
 }
 
+/* The checks ddpm_img2img_plan and ddpm_sample_params_validate share. */
+static gboolean
+check_strength_and_steps (double strength, int steps, GError **error)
+{
+  if (!(strength >= 0.0 && strength <= 1.0))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The strength must be between 0 and 1, not %g."), strength);
+      return FALSE;
+    }
+  if (steps < 1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The number of steps must be at least 1, not %d."), steps);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ddpm_sample_params_validate (const DdpmSampleParams *p,
+                             GError                **error)
+{
+#define FAIL(...) \
+  do { g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+       return FALSE; } while (0)
+
+  g_return_val_if_fail (p != NULL, FALSE);
+
+  if (!check_strength_and_steps (p->strength, p->steps, error))
+    return FALSE;
+  /* the message names the values */
+  G_STATIC_ASSERT (DDPM_SAMPLER_DDPM == 0 && DDPM_SAMPLER_DDIM == 1
+                   && DDPM_SAMPLER_COUNT == 2);
+  if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
+    FAIL (_("Unknown sampler %d: use 0 (DDPM) or 1 (DDIM)."), (int) p->sampler);
+  if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
+    FAIL (_("Unknown sampler variance %d."), (int) p->variance);
+  if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
+    FAIL (_("Unknown timestep spacing %d."), (int) p->spacing);
+  if (!(p->eta >= 0.0 && p->eta <= 1.0))
+    FAIL (_("The DDIM η must be between 0 and 1, not %g."), p->eta);
+  if (p->threads < 0)
+    FAIL (_("The number of threads must be 0 (all cores) or more, not %d."),
+          p->threads);
+  return TRUE;
+#undef FAIL
+}
+
 gboolean
 ddpm_img2img_plan (const DdpmSchedule *schedule,
                    double              strength,
@@ -93,18 +148,8 @@ ddpm_img2img_plan (const DdpmSchedule *schedule,
 {
   g_return_val_if_fail (schedule != NULL, FALSE);
 
-  if (!(strength >= 0.0 && strength <= 1.0))
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The strength must be between 0 and 1, not %g", strength);
-      return FALSE;
-    }
-  if (steps < 1)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The number of steps must be at least 1, not %d", steps);
-      return FALSE;
-    }
+  if (!check_strength_and_steps (strength, steps, error))
+    return FALSE;
 
   int start = (int) llround (strength * schedule->T);
   if (t0 != NULL)
@@ -112,97 +157,6 @@ ddpm_img2img_plan (const DdpmSchedule *schedule,
   if (n_steps != NULL)
     *n_steps = MIN (steps, start);
   return TRUE;
-}
-
-/* ------------------------------------------------------------ thread team */
-
-/* A fixed pool that runs one function over a split range and waits. */
-typedef void (*RangeFunc) (gsize begin, gsize end, gpointer data);
-
-typedef struct
-{
-  GThreadPool *pool;
-  int          threads;
-  GMutex       lock;
-  GCond        cond;
-  int          pending;
-} Team;
-
-typedef struct
-{
-  Team      *team;
-  RangeFunc  func;
-  gpointer   data;
-  gsize      begin, end;
-} TeamTask;
-
-static void
-team_worker (gpointer task_data, gpointer pool_data)
-{
-  TeamTask *task = task_data;
-  Team *team = task->team;
-
-  task->func (task->begin, task->end, task->data);
-  g_mutex_lock (&team->lock);
-  team->pending--;
-  g_cond_signal (&team->cond);
-  g_mutex_unlock (&team->lock);
-}
-
-static void
-team_init (Team *team, int threads)
-{
-  memset (team, 0, sizeof *team);
-  team->threads = CLAMP (threads, 1, MAX_THREADS);
-  g_mutex_init (&team->lock);
-  g_cond_init (&team->cond);
-  if (team->threads > 1)
-    {
-      team->pool = g_thread_pool_new (team_worker, team, team->threads - 1,
-                                      TRUE, NULL);
-      if (team->pool == NULL) /* no threads to be had: run alone */
-        team->threads = 1;
-    }
-}
-
-static void
-team_clear (Team *team)
-{
-  if (team->pool != NULL)
-    g_thread_pool_free (team->pool, FALSE, TRUE);
-  g_mutex_clear (&team->lock);
-  g_cond_clear (&team->cond);
-}
-
-/* func over [0, n) in up to team->threads contiguous parts of at least
- * `grain` items; the caller's thread takes the first part. */
-static void
-team_run (Team *team, gsize n, gsize grain, RangeFunc func, gpointer data)
-{
-  gsize parts = MIN ((gsize) team->threads, MAX ((gsize) 1, n / MAX (grain, 1)));
-  TeamTask tasks[MAX_THREADS];
-
-  if (parts <= 1 || team->pool == NULL)
-    {
-      func (0, n, data);
-      return;
-    }
-  team->pending = (int) parts - 1;
-  for (gsize p = 0; p < parts; p++)
-    {
-      tasks[p].team = team;
-      tasks[p].func = func;
-      tasks[p].data = data;
-      tasks[p].begin = n * p / parts;
-      tasks[p].end = n * (p + 1) / parts;
-    }
-  for (gsize p = 1; p < parts; p++)
-    g_thread_pool_push (team->pool, &tasks[p], NULL);
-  func (tasks[0].begin, tasks[0].end, data);
-  g_mutex_lock (&team->lock);
-  while (team->pending > 0)
-    g_cond_wait (&team->cond, &team->lock);
-  g_mutex_unlock (&team->lock);
 }
 
 /* ------------------------------------------------------------ tile layout */
@@ -284,7 +238,6 @@ typedef struct
   DdpmSchedule           *chain;   /* the respaced chain, steps 1..n_steps (owned) */
   const DdpmSampleParams *params;
   const DdpmDenoiser     *denoiser;
-  Team                    team;
 
   /* the state */
   float *x;                        /* (C, H, W) x_t */
@@ -472,29 +425,39 @@ accumulate_range (gsize begin, gsize end, gpointer data)
     }
 }
 
+/* The denoiser on n images of h×w; the team back at img2img's size after
+ * it (a model's adapter sizes the team to its own thread count). */
+static gboolean
+run_denoiser (Run *run, float *eps, const float *x, int n, int h, int w, int t,
+              GError **error)
+{
+  const DdpmDenoiser *d = run->denoiser;
+  gboolean ok = d->denoise (eps, x, n, run->C, h, w, t, d->user_data, error);
+
+  ddpm_parallel_set_threads (run->params->threads);
+  return ok;
+}
+
 /* ε_θ(x_t, t) for the whole image, whole or in tiles. */
 static gboolean
 predict_eps (Run *run, int t, GError **error)
 {
-  const DdpmDenoiser *d = run->denoiser;
-
   if (run->S == 0)
-    return d->denoise (run->eps, run->x, 1, run->C, run->H, run->W, t,
-                       d->user_data, error);
+    return run_denoiser (run, run->eps, run->x, 1, run->H, run->W, t, error);
 
   const int n_tiles = run->ty.n * run->tx.n;
 
-  team_run (&run->team, run->n, GRAIN, zero_range, run);
+  ddpm_parallel_for (run->n, GRAIN, zero_range, run);
   for (int first = 0; first < n_tiles; first += run->batch_max)
     {
       run->batch_first = first;
       run->batch_count = MIN (run->batch_max, n_tiles - first);
-      team_run (&run->team, run->batch_count, 1, extract_range, run);
-      if (!d->denoise (run->tiles_out, run->tiles_in, run->batch_count,
-                       run->C, run->S, run->S, t, d->user_data, error))
+      ddpm_parallel_for (run->batch_count, 1, extract_range, run);
+      if (!run_denoiser (run, run->tiles_out, run->tiles_in, run->batch_count,
+                         run->S, run->S, t, error))
         return FALSE;
-      team_run (&run->team, run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
-                accumulate_range, run);
+      ddpm_parallel_for (run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
+                         accumulate_range, run);
     }
   return TRUE;
 }
@@ -524,22 +487,11 @@ check_arguments (const float            *mask,
   if (denoiser->tile_size < 0 || denoiser->max_batch < 0)
     FAIL ("The model reports a negative tile size (%d) or batch (%d)",
           denoiser->tile_size, denoiser->max_batch);
-  if (!ddpm_img2img_plan (schedule, p->strength, p->steps, NULL, NULL, error))
+  if (!ddpm_sample_params_validate (p, error))
     return FALSE;
   if (p->t_start < 0 || p->t_start > schedule->T)
     FAIL ("The starting timestep must be between 1 and %d, not %d",
           schedule->T, p->t_start);
-  if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
-    FAIL ("Unknown sampler %d", (int) p->sampler);
-  if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
-    FAIL ("Unknown sampler variance %d", (int) p->variance);
-  if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
-    FAIL ("Unknown timestep spacing %d", (int) p->spacing);
-  if (!(p->eta >= 0.0 && p->eta <= 1.0))
-    FAIL ("The DDIM η must be between 0 and 1, not %g", p->eta);
-  if (p->threads < 0)
-    FAIL ("The number of threads must be 0 (all cores) or more, not %d",
-          p->threads);
   if (denoiser->tile_size > 0 && p->tile_overlap >= denoiser->tile_size)
     FAIL ("The tile overlap (%d pixels) must be smaller than the tile (%d)",
           p->tile_overlap, denoiser->tile_size);
@@ -584,9 +536,11 @@ run_setup_tiles (Run *run, GError **error)
   run->tiles_out = g_try_new (float, len);
   if (run->tiles_in == NULL || run->tiles_out == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for a batch of %d tiles of %d×%d",
-                   run->batch_max, S, S);
+      ddpm_set_error_no_memory (error, 2 * len * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s": tiles, and their size in pixels. */
+                                _("a batch of %d tiles of %d × %d"),
+                                run->batch_max, S, S);
       return FALSE;
     }
   return TRUE;
@@ -604,7 +558,6 @@ run_clear (Run *run)
       tile_axis_clear (&run->ty);
       tile_axis_clear (&run->tx);
     }
-  team_clear (&run->team);
   ddpm_schedule_free (run->chain);
 }
 
@@ -659,8 +612,8 @@ ddpm_img2img (float                  *image,
   run.denoiser = denoiser;
   run.pure_noise = params->t_start <= 0 && params->strength >= 1.0
                    && params->add_noise;
-  team_init (&run.team, params->threads > 0 ? params->threads
-                                            : (int) g_get_num_processors ());
+  const int saved_threads = ddpm_parallel_threads ();
+  ddpm_parallel_set_threads (params->threads);
 
   gboolean ok = FALSE;
   gint64 start = g_get_monotonic_time ();
@@ -669,15 +622,14 @@ ddpm_img2img (float                  *image,
   run.eps = g_try_new (float, run.n);
   if (run.x == NULL || run.eps == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for a %d×%d image with %d channels",
-                   W, H, C);
+      ddpm_set_error_no_memory (error, 2 * run.n * sizeof (float),
+                                _("a %d × %d image"), W, H);
       goto out;
     }
   if (!run_setup_tiles (&run, error))
     goto out;
 
-  team_run (&run.team, run.n, GRAIN, init_range, &run);
+  ddpm_parallel_for (run.n, GRAIN, init_range, &run);
   for (int i = n_steps; i >= 1; i--)
     {
       const int done = n_steps - i + 1;
@@ -694,7 +646,7 @@ ddpm_img2img (float                  *image,
                                       done, n_steps);
           goto out;
         }
-      team_run (&run.team, run.n, GRAIN, step_range, &run);
+      ddpm_parallel_for (run.n, GRAIN, step_range, &run);
 
       if (params->progress != NULL)
         {
@@ -722,5 +674,6 @@ ddpm_img2img (float                  *image,
 
 out:
   run_clear (&run);
+  ddpm_parallel_set_threads (saved_threads);
   return ok;
 }

@@ -137,34 +137,11 @@ void              ddpm_tensor_writer_add   (DdpmTensorWriter *writer,
                                             int               ndim,
                                             const gint64     *shape);
 /* Write the file: tensors in the order added, data 8-byte aligned.
- * Atomic (see DdpmAtomicFile): on failure the old file at `path`, if any,
+ * Atomic (atomic-file.h): on failure the old file at `path`, if any,
  * is untouched and no temporary file is left behind. */
 gboolean          ddpm_tensor_writer_write (DdpmTensorWriter *writer,
                                             const char       *path,
                                             GError          **error);
-
-/* ------------------------------------------------------------- atomic file */
-
-/* Replace a file atomically: the data goes to a temporary file in the same
- * directory (".NAME.XXXXXX", hidden so folder scans skip it), which commit
- * flushes, fsyncs and renames over `path`.  Readers see the old file or
- * the new one, never a mixture; after a crash at most a stray hidden
- * temporary remains.  Used by the tensor writer and ddpm_image_save_png. */
-typedef struct _DdpmAtomicFile DdpmAtomicFile;
-
-DdpmAtomicFile *ddpm_atomic_file_new    (const char      *path,
-                                         GError         **error);
-/* Buffered write; DDPM_ERROR_IO naming the file on failure (disk full). */
-gboolean        ddpm_atomic_file_write  (DdpmAtomicFile  *file,
-                                         const void      *data,
-                                         gsize            n,
-                                         GError         **error);
-/* Flush, fsync, rename into place; frees `file` whether or not it
- * succeeds (on failure the temporary file is removed). */
-gboolean        ddpm_atomic_file_commit (DdpmAtomicFile  *file,
-                                         GError         **error);
-/* Remove the temporary file and free `file`; `path` is untouched. */
-void            ddpm_atomic_file_abort  (DdpmAtomicFile  *file);
 
 G_END_DECLS
 

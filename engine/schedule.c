@@ -99,6 +99,20 @@ schedule_alloc (DdpmScheduleKind kind, int T, int T_base)
   return s;
 }
 
+DdpmSchedule *
+ddpm_schedule_copy (const DdpmSchedule *schedule)
+{
+  g_return_val_if_fail (schedule != NULL, NULL);
+
+  DdpmSchedule *s = schedule_alloc (schedule->kind, schedule->T, schedule->T_base);
+  gsize len = (gsize) schedule->T + 1;
+
+  /* The tables are one block starting at beta (schedule_alloc). */
+  memcpy (s->beta, schedule->beta, N_TABLES * len * sizeof (double));
+  memcpy (s->timestep, schedule->timestep, len * sizeof (int));
+  return s;
+}
+
 void
 ddpm_schedule_free (DdpmSchedule *schedule)
 {

@@ -23,6 +23,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "layers/layers.h"
 
 #include "train.h"
@@ -169,40 +171,43 @@ ddpm_train_mse_loss (float *dout, const float *pred, const float *eps, gsize n)
   return sum / n;
 }
 
-static gboolean
-check_params (const DdpmTrainParams *p, GError **error)
+gboolean
+ddpm_train_params_validate (const DdpmTrainParams *p, GError **error)
 {
-  const char *bad = NULL;
+#define FAIL(...) \
+  do { g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
+       return FALSE; } while (0)
+
+  g_return_val_if_fail (p != NULL, FALSE);
 
   if (p->steps < 1)
-    bad = "the number of steps must be at least 1";
-  else if (p->batch < 1)
-    bad = "the batch size must be at least 1";
-  else if (!(p->lr > 0) || !isfinite (p->lr))
-    bad = "the learning rate must be positive";
-  else if (!(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
-    bad = "Adam's betas must be in [0, 1)";
-  else if (!(p->weight_decay >= 0))
-    bad = "the weight decay must not be negative";
-  else if (p->warmup < 0)
-    bad = "the warm-up must not be negative";
-  else if (!(p->grad_clip >= 0))
-    bad = "the gradient clipping norm must not be negative (0 disables it)";
-  else if (!(p->ema_decay >= 0 && p->ema_decay <= 1))
-    bad = "the EMA decay must be in [0, 1]";
-  else if (p->T < 1)
-    bad = "the number of diffusion steps T must be at least 1";
-  else if (p->checkpoint_every < 0)
-    bad = "the checkpoint interval must not be negative";
-  else if (!p->out_path || !*p->out_path)
-    bad = "no output model file was given";
-
-  if (bad)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT, "Training: %s", bad);
-      return FALSE;
-    }
+    FAIL (_("The number of training steps must be at least 1, not %d."), p->steps);
+  if (p->batch < 1)
+    FAIL (_("The batch size must be at least 1, not %d."), p->batch);
+  if (!(p->lr > 0) || !isfinite (p->lr))
+    FAIL (_("The learning rate must be a positive number, not %g."), p->lr);
+  if (!(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
+    FAIL (_("Adam's β₁ and β₂ must lie in [0, 1), not %g and %g."), p->beta1, p->beta2);
+  if (!(p->weight_decay >= 0))
+    FAIL (_("The weight decay must be 0 or more, not %g."), p->weight_decay);
+  if (p->warmup < 0)
+    FAIL (_("The warm-up must be 0 steps or more, not %d."), p->warmup);
+  if (!(p->grad_clip >= 0))
+    FAIL (_("The gradient clipping norm must be 0 (no clipping) or more, not %g."),
+          p->grad_clip);
+  if (!(p->ema_decay >= 0 && p->ema_decay <= 1))
+    FAIL (_("The EMA decay must lie in [0, 1], not %g."), p->ema_decay);
+  if (p->T < 1)
+    FAIL (_("The number of diffusion steps T must be at least 1, not %d."), p->T);
+  if (p->checkpoint_every < 0)
+    FAIL (_("The checkpoint interval must be 0 (at the end only) or more, not %d."),
+          p->checkpoint_every);
+  if (p->threads < 0)
+    FAIL (_("The number of threads must be 0 (all cores) or more, not %d."), p->threads);
+  if (!p->out_path || !*p->out_path)
+    FAIL (_("No output file given for the model."));
   return TRUE;
+#undef FAIL
 }
 
 /* Everything one training run holds, allocated once. */
@@ -243,15 +248,15 @@ trainer_clear (Trainer *tr)
   g_free (tr->ckpt_path);
 }
 
+/* n zeroed floats, or NULL and the out-of-memory error naming `what`
+ * (translated). */
 static float *
 try_alloc (gsize n, const char *what, GError **error)
 {
   float *p = g_try_new0 (float, MAX (n, 1));
 
   if (!p)
-    g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                 "Training: not enough memory for the %s (%" G_GSIZE_FORMAT " MB)",
-                 what, (n * sizeof (float)) >> 20);
+    ddpm_set_error_no_memory (error, n * sizeof (float), "%s", what);
   return p;
 }
 
@@ -281,21 +286,25 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
   tr->n_params = ddpm_unet_n_params (tr->unet);
   if (!ddpm_unet_grads (tr->unet))
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Training: not enough memory for the gradients");
+      ddpm_set_error_no_memory (error, tr->n_params * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s". */
+                                "%s", _("the gradients"));
       return FALSE;
     }
-  if (!(tr->m = try_alloc (tr->n_params, "Adam moments", error))
-      || !(tr->v = try_alloc (tr->n_params, "Adam moments", error))
-      || !(tr->ema = try_alloc (tr->n_params, "EMA weights", error)))
+  /* TRANSLATORS: these complete "Not enough memory for %s". */
+  if (!(tr->m = try_alloc (tr->n_params, _("the Adam optimizer's moments"), error))
+      || !(tr->v = try_alloc (tr->n_params, _("the Adam optimizer's moments"), error))
+      || !(tr->ema = try_alloc (tr->n_params, _("the averaged (EMA) weights"), error)))
     return FALSE;
 
   gsize n = (gsize) params->batch * config.in_channels * config.image_size * config.image_size;
-  if (!(tr->x0 = try_alloc (n, "batch", error))
-      || !(tr->eps = try_alloc (n, "batch", error))
-      || !(tr->xt = try_alloc (n, "batch", error))
-      || !(tr->pred = try_alloc (n, "batch", error))
-      || !(tr->dpred = try_alloc (n, "batch", error)))
+  /* TRANSLATORS: completes "Not enough memory for %s". */
+  if (!(tr->x0 = try_alloc (n, _("a training batch"), error))
+      || !(tr->eps = try_alloc (n, _("a training batch"), error))
+      || !(tr->xt = try_alloc (n, _("a training batch"), error))
+      || !(tr->pred = try_alloc (n, _("a training batch"), error))
+      || !(tr->dpred = try_alloc (n, _("a training batch"), error)))
     return FALSE;
   tr->tb = g_new (int, params->batch);
 
@@ -402,14 +411,8 @@ ddpm_train (const DdpmTrainParams *params,
   g_return_val_if_fail (dataset != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_params (params, error))
+  if (!ddpm_train_params_validate (params, error))
     return FALSE;
-  if (params->threads < 0)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training: the thread count must not be negative (0 = all cores)");
-      return FALSE;
-    }
   ddpm_parallel_set_threads (params->threads);
 
   if (!trainer_setup (&tr, params, error))

@@ -87,7 +87,7 @@ void         ddpm_dataset_add_image (DdpmDataset *dataset,
                                      int          W);
 
 int      ddpm_dataset_n_images   (const DdpmDataset *dataset);
-/* Convert every image to `channels` (gray ⇄ RGB, Rec. 601 luma) and upscale
+/* Convert every image to `channels` (gray ⇄ RGB, ddpm_rgb_to_gray) and upscale
  * any image whose short side is below `size` to exactly `size`, so that
  * every crop fits.  Idempotent. */
 gboolean ddpm_dataset_prepare    (DdpmDataset *dataset,

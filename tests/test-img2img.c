@@ -11,6 +11,7 @@
 
 #include "ddpm.h"
 #include "analytic-denoisers.h"
+#include "layers/layers.h"   /* the thread team's size */
 
 static DdpmSchedule *
 linear_1000 (void)
@@ -381,8 +382,20 @@ run_copy (const float *orig, const float *mask, int C, int H, int W,
   return img;
 }
 
-/* Same seed → the same bits with 1 and 2 threads, big enough that the work
- * is really split (and tiled, so tile copies are split too). */
+/* A denoiser that resizes the engine's thread team, as the model's adapter
+ * does (to the count given to ddpm_model_get_denoiser). */
+static gboolean
+resizing_denoise (float *eps, const float *x, int B, int C, int H, int W,
+                  int t, gpointer user_data, GError **error)
+{
+  ddpm_parallel_set_threads (1);
+  return analytic_denoise (eps, x, B, C, H, W, t, user_data, error);
+}
+
+/* Same seed → the same bits with 1, 2 and 3 threads, big enough that the
+ * work is really split (and tiled, so tile copies are split too), also
+ * when the denoiser resizes the thread team; img2img gives the team back
+ * at the size it found. */
 static void
 test_threads (void)
 {
@@ -400,18 +413,29 @@ test_threads (void)
   p.steps = 4;
   p.strength = 0.7;
   p.seed = 31;
+  ddpm_parallel_set_threads (5);
   for (int tile = 0; tile <= 48; tile += 48)
     {
       DdpmDenoiser d = { analytic_denoise, &a, C, tile, 0 };
+      DdpmDenoiser resizing = { resizing_denoise, &a, C, tile, 0 };
 
       p.threads = 1;
       float *one = run_copy (orig, mask, C, H, W, s, &d, &p);
-      p.threads = 2;
-      float *two = run_copy (orig, mask, C, H, W, s, &d, &p);
-      g_assert_cmpmem (one, n * sizeof (float), two, n * sizeof (float));
+      g_assert_cmpint (ddpm_parallel_threads (), ==, 5);
+      for (int threads = 2; threads <= 3; threads++)
+        {
+          p.threads = threads;
+          float *more = run_copy (orig, mask, C, H, W, s, &d, &p);
+          g_assert_cmpmem (one, n * sizeof (float), more, n * sizeof (float));
+          g_free (more);
+          more = run_copy (orig, mask, C, H, W, s, &resizing, &p);
+          g_assert_cmpmem (one, n * sizeof (float), more, n * sizeof (float));
+          g_free (more);
+          g_assert_cmpint (ddpm_parallel_threads (), ==, 5);
+        }
       g_free (one);
-      g_free (two);
     }
+  ddpm_parallel_set_threads (0);
   g_free (orig);
   g_free (mask);
   ddpm_schedule_free (s);
@@ -666,6 +690,81 @@ test_bad_arguments (void)
   ddpm_schedule_free (s);
 }
 
+/* ddpm_sample_params_validate: the defaults pass; each bad setting fails
+ * with an error that names it and its value (NaN included), the same one
+ * ddpm_img2img gives. */
+static void
+test_validate (void)
+{
+  static const struct
+  {
+    const char *field;
+    double      value;
+    const char *says;
+  } bad[] = {
+    { "steps", 0, "steps must be at least 1, not 0" },
+    { "steps", -3, "not -3" },
+    { "strength", -0.1, "strength must be between 0 and 1, not -0.1" },
+    { "strength", 1.5, "not 1.5" },
+    { "strength", NAN, "strength" },
+    { "sampler", DDPM_SAMPLER_COUNT, "sampler 2" },
+    { "sampler", -1, "sampler -1" },
+    { "variance", DDPM_VARIANCE_COUNT, "variance 2" },
+    { "spacing", DDPM_SPACING_COUNT, "spacing 3" },
+    { "eta", 1.5, "η must be between 0 and 1, not 1.5" },
+    { "eta", NAN, "η" },
+    { "threads", -1, "threads must be 0 (all cores) or more, not -1" },
+  };
+  DdpmSchedule *s = linear_1000 ();
+  Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
+  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0 };
+  float img[64] = { 0 };
+  DdpmSampleParams p, q;
+  GError *error = NULL;
+
+  ddpm_sample_params_init (&p);
+  g_assert_true (ddpm_sample_params_validate (&p, &error));
+  g_assert_no_error (error);
+  q = p; q.tile_overlap = -7; q.strength = 0; q.eta = 1; q.steps = 1;
+  g_assert_true (ddpm_sample_params_validate (&q, NULL));
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      q = p;
+      if (g_str_equal (bad[i].field, "steps"))
+        q.steps = (int) bad[i].value;
+      else if (g_str_equal (bad[i].field, "strength"))
+        q.strength = bad[i].value;
+      else if (g_str_equal (bad[i].field, "sampler"))
+        q.sampler = (DdpmSamplerKind) bad[i].value;
+      else if (g_str_equal (bad[i].field, "variance"))
+        q.variance = (DdpmVariance) bad[i].value;
+      else if (g_str_equal (bad[i].field, "spacing"))
+        q.spacing = (DdpmSpacing) bad[i].value;
+      else if (g_str_equal (bad[i].field, "eta"))
+        q.eta = bad[i].value;
+      else
+        q.threads = (int) bad[i].value;
+
+      g_assert_false (ddpm_sample_params_validate (&q, &error));
+      g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+      if (strstr (error->message, bad[i].says) == NULL)
+        g_error ("%s = %g: \"%s\" does not say \"%s\"", bad[i].field, bad[i].value,
+                 error->message, bad[i].says);
+      char *first = g_strdup (error->message);
+      g_clear_error (&error);
+
+      /* img2img says the same */
+      g_assert_false (ddpm_img2img (img, NULL, 1, 8, 8, s, &d, &q, &error));
+      g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+      g_assert_cmpstr (error->message, ==, first);
+      g_clear_error (&error);
+      g_free (first);
+    }
+  g_assert_cmpint (a.calls, ==, 0);
+  ddpm_schedule_free (s);
+}
+
 /* ----------------------------------------------------------- big (slow) */
 
 /* A 4000×3000 RGB image with 64-pixel tiles: memory stays at two
@@ -714,6 +813,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/img2img/progress-and-cancel", test_progress_and_cancel);
   g_test_add_func ("/engine/img2img/denoiser-error", test_denoiser_error);
   g_test_add_func ("/engine/img2img/bad-arguments", test_bad_arguments);
+  g_test_add_func ("/engine/img2img/validate", test_validate);
   g_test_add_func ("/engine/img2img/large-image", test_large_image);
   return g_test_run ();
 }

@@ -179,6 +179,53 @@ test_names_and_errors (void)
   g_clear_error (&error);
 }
 
+/* A copy equals its original bit for bit, table after table, and owns its
+ * memory (a copy of a copy still reads after the first copy is freed). */
+static void
+test_copy (void)
+{
+  DdpmSchedule *base = schedule (DDPM_SCHEDULE_COSINE, 1000);
+  DdpmSchedule *respaced = ddpm_schedule_respace (base, 700, 9, DDPM_SPACING_LINSPACE, NULL);
+  DdpmSchedule *originals[] = { base, respaced };
+
+  for (gsize k = 0; k < G_N_ELEMENTS (originals); k++)
+    {
+      const DdpmSchedule *o = originals[k];
+      DdpmSchedule *c = ddpm_schedule_copy (o);
+      const gsize len = (gsize) o->T + 1;
+      const double *tables_o[] = {
+        o->beta, o->alpha, o->alpha_bar, o->sqrt_alpha_bar, o->sqrt_one_minus_alpha_bar,
+        o->sqrt_recip_alpha_bar, o->sqrt_recipm1_alpha_bar, o->posterior_variance,
+        o->posterior_log_variance_clipped, o->posterior_mean_coef_x0,
+        o->posterior_mean_coef_xt, o->log_beta,
+      };
+      const double *tables_c[] = {
+        c->beta, c->alpha, c->alpha_bar, c->sqrt_alpha_bar, c->sqrt_one_minus_alpha_bar,
+        c->sqrt_recip_alpha_bar, c->sqrt_recipm1_alpha_bar, c->posterior_variance,
+        c->posterior_log_variance_clipped, c->posterior_mean_coef_x0,
+        c->posterior_mean_coef_xt, c->log_beta,
+      };
+
+      g_assert_cmpint (c->kind, ==, o->kind);
+      g_assert_cmpint (c->T, ==, o->T);
+      g_assert_cmpint (c->T_base, ==, o->T_base);
+      g_assert_cmpmem (c->timestep, len * sizeof (int), o->timestep, len * sizeof (int));
+      for (gsize i = 0; i < G_N_ELEMENTS (tables_o); i++)
+        {
+          g_assert_true (tables_c[i] != tables_o[i]);
+          g_assert_cmpmem (tables_c[i], len * sizeof (double), tables_o[i], len * sizeof (double));
+        }
+
+      /* independent of the original */
+      DdpmSchedule *again = ddpm_schedule_copy (c);
+      ddpm_schedule_free (c);
+      g_assert_cmpmem (again->alpha_bar, len * sizeof (double), o->alpha_bar, len * sizeof (double));
+      ddpm_schedule_free (again);
+    }
+  ddpm_schedule_free (respaced);
+  ddpm_schedule_free (base);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -188,5 +235,6 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/schedule/cosine-formula", test_cosine_formula);
   g_test_add_func ("/engine/schedule/other-schedules", test_other_schedules);
   g_test_add_func ("/engine/schedule/names-and-errors", test_names_and_errors);
+  g_test_add_func ("/engine/schedule/copy", test_copy);
   return g_test_run ();
 }

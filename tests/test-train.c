@@ -436,6 +436,48 @@ test_bad_params (void)
   g_free (pixels);
 }
 
+/* ddpm_train_params_validate: the defaults with an output path pass; each
+ * bad setting fails naming it and its value, before any work. */
+static void
+test_validate_params (void)
+{
+  DdpmTrainParams p, q;
+  GError *error = NULL;
+
+  ddpm_train_params_init (&p);
+  p.steps = 10;
+  p.out_path = "model.safetensors";
+  g_assert_true (ddpm_train_params_validate (&p, &error));
+  g_assert_no_error (error);
+
+#define BAD(assign, says)                                                   \
+  do {                                                                      \
+    q = p; assign;                                                          \
+    g_assert_false (ddpm_train_params_validate (&q, &error));               \
+    g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);        \
+    if (strstr (error->message, says) == NULL)                              \
+      g_error ("%s: \"%s\" does not say \"%s\"", #assign, error->message, says); \
+    g_clear_error (&error);                                                 \
+  } while (0)
+
+  BAD (q.steps = 0, "training steps must be at least 1, not 0");
+  BAD (q.batch = -2, "batch size must be at least 1, not -2");
+  BAD (q.lr = 0, "learning rate");
+  BAD (q.lr = NAN, "learning rate");
+  BAD (q.beta1 = 1, "β₁ and β₂");
+  BAD (q.beta2 = -0.1, "not 0.9 and -0.1");
+  BAD (q.weight_decay = -1, "weight decay");
+  BAD (q.warmup = -1, "warm-up");
+  BAD (q.grad_clip = -1, "clipping");
+  BAD (q.ema_decay = 1.5, "EMA decay");
+  BAD (q.T = 0, "T must be at least 1, not 0");
+  BAD (q.checkpoint_every = -5, "checkpoint interval");
+  BAD (q.threads = -1, "threads must be 0 (all cores) or more, not -1");
+  BAD (q.out_path = "", "No output file");
+  BAD (q.out_path = NULL, "No output file");
+#undef BAD
+}
+
 /* -------------------------------------------------------------------- CLI */
 
 static void
@@ -588,6 +630,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/train/resume-exact", test_resume_exact);
   g_test_add_func ("/engine/train/deterministic", test_deterministic);
   g_test_add_func ("/engine/train/bad-params", test_bad_params);
+  g_test_add_func ("/engine/train/validate-params", test_validate_params);
   g_test_add_func ("/engine/train/cli", test_cli_train);
   return g_test_run ();
 }

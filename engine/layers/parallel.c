@@ -1,12 +1,15 @@
 /* parallel.c: the engine's one thread team, for the matrix products
- * (gemm.c splits each over it) and the layers' elementwise and reshaping
- * loops (GroupNorm, SiLU, softmax, im2col/col2im, …).
+ * (gemm.c splits each over it), the layers' elementwise and reshaping
+ * loops (GroupNorm, SiLU, softmax, im2col/col2im, …), the trainer's
+ * optimizer and the sampling driver's noise, steps, masks and tiles
+ * (img2img.c).
  *
  * HOW IT WORKS
  *
  * The team has ddpm_parallel_threads () threads, the caller's thread being
- * one of them (set by ddpm_parallel_set_threads, which ddpm_train and the
- * denoiser call with the user's thread count; default: all cores).
+ * one of them (set by ddpm_parallel_set_threads, which ddpm_train,
+ * ddpm_img2img and the model's denoiser call with the user's thread
+ * count; default: all cores).
  * OpenBLAS is kept at one thread, so it runs only inside the team's parts
  * and the process never has more busy threads than the count asked for.
  *

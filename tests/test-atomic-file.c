@@ -1,0 +1,253 @@
+/* test-atomic-file.c: the engine's one atomic file writer (atomic-file.c),
+ * which the tensor writer and the PNG writer share.
+ *
+ * Written data arrives whole (small writes, and one larger than the
+ * write buffer); while the file is open only a hidden temporary exists
+ * beside the destination; abort, a failed write (RLIMIT_FSIZE standing in
+ * for a full disk) and a failed rename (onto a folder) leave the old file
+ * as it was and no temporary behind; a missing folder fails at once with
+ * an error naming the file.  Its users are checked through it too: the
+ * tensor writer in test-safetensors.c, the PNG writer in test-image.c.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+
+#include "atomic-file.h"
+
+/* The names in `dir`, sorted and joined with spaces. */
+static char *
+list_dir (const char *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  g_assert_nonnull (d);
+  while ((name = g_dir_read_name (d)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  g_dir_close (d);
+  for (guint i = 1; i < names->len; i++)
+    for (guint j = i; j > 0 && strcmp (names->pdata[j - 1], names->pdata[j]) > 0; j--)
+      {
+        gpointer t = names->pdata[j];
+        names->pdata[j] = names->pdata[j - 1];
+        names->pdata[j - 1] = t;
+      }
+  g_ptr_array_add (names, NULL);
+  char *joined = g_strjoinv (" ", (char **) names->pdata);
+  g_ptr_array_unref (names);
+  return joined;
+}
+
+static void
+remove_tree (const char *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  if (d == NULL)
+    return;
+  while ((name = g_dir_read_name (d)) != NULL)
+    {
+      char *p = g_build_filename (dir, name, NULL);
+      if (g_file_test (p, G_FILE_TEST_IS_DIR))
+        remove_tree (p);
+      else
+        g_unlink (p);
+      g_free (p);
+    }
+  g_dir_close (d);
+  g_rmdir (dir);
+}
+
+static char *
+make_tmpdir (void)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-atomic-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  return dir;
+}
+
+/* `n` bytes of a pattern that tells offsets apart. */
+static guint8 *
+pattern (gsize n, guint8 salt)
+{
+  guint8 *p = g_malloc (n);
+
+  for (gsize i = 0; i < n; i++)
+    p[i] = (guint8) (i * 131 + i / 251 + salt);
+  return p;
+}
+
+static void
+assert_contents (const char *path, const guint8 *want, gsize n)
+{
+  char *got = NULL;
+  gsize len = 0;
+  GError *error = NULL;
+
+  g_assert_true (g_file_get_contents (path, &got, &len, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (got, len, want, n);
+  g_free (got);
+}
+
+/* Pieces of every size, one of them larger than the write buffer: the
+ * file holds exactly their concatenation, created like any new file
+ * (0666 & ~umask, not mkstemp's private 0600). */
+static void
+test_write_and_commit (void)
+{
+  char *dir = make_tmpdir ();
+  char *path = g_build_filename (dir, "out.bin", NULL);
+  const gsize sizes[] = { 0, 1, 7, 4096, 600 * 1024, 3, 256 * 1024, 11 };
+  gsize total = 0;
+  GError *error = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    total += sizes[i];
+  guint8 *data = pattern (total, 5);
+
+  DdpmAtomicFile *file = ddpm_atomic_file_new (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (file);
+  gsize at = 0;
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_assert_true (ddpm_atomic_file_write (file, data + at, sizes[i], &error));
+      g_assert_no_error (error);
+      at += sizes[i];
+    }
+
+  /* Until commit: no destination, one hidden temporary named after it. */
+  char *listing = list_dir (dir);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_assert_true (g_str_has_prefix (listing, ".out.bin."));
+  g_assert_null (strchr (listing, ' '));
+  g_free (listing);
+
+  g_assert_true (ddpm_atomic_file_commit (file, &error));
+  g_assert_no_error (error);
+  assert_contents (path, data, total);
+  listing = list_dir (dir);
+  g_assert_cmpstr (listing, ==, "out.bin");
+  g_free (listing);
+
+  mode_t mask = umask (022);
+  umask (mask);
+  GStatBuf st;
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0666 & ~mask);
+
+  g_free (data);
+  g_free (path);
+  remove_tree (dir);
+  g_free (dir);
+}
+
+/* Every failure leaves the old file and nothing else. */
+static void
+test_failures_keep_old_file (void)
+{
+  char *dir = make_tmpdir ();
+  char *path = g_build_filename (dir, "model.bin", NULL);
+  char *sub = g_build_filename (dir, "sub", NULL);
+  char *missing = g_build_filename (dir, "no-such-folder", "model.bin", NULL);
+  guint8 *old = pattern (1000, 1), *big = pattern (1024 * 1024, 2);
+  GError *error = NULL;
+  char *listing;
+
+  DdpmAtomicFile *file = ddpm_atomic_file_new (path, &error);
+  g_assert_true (ddpm_atomic_file_write (file, old, 1000, &error));
+  g_assert_true (ddpm_atomic_file_commit (file, &error));
+  g_assert_no_error (error);
+
+  /* Abort after writing: the temporary goes, the old file stays. */
+  file = ddpm_atomic_file_new (path, &error);
+  g_assert_true (ddpm_atomic_file_write (file, big, 1024 * 1024, &error));
+  ddpm_atomic_file_abort (file);
+  assert_contents (path, old, 1000);
+  listing = list_dir (dir);
+  g_assert_cmpstr (listing, ==, "model.bin");
+  g_free (listing);
+
+  /* A folder that does not exist: refused at once, naming the file. */
+  g_assert_null (ddpm_atomic_file_new (missing, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
+  g_assert_nonnull (strstr (error->message, "no-such-folder"));
+  g_assert_nonnull (strstr (error->message, g_strerror (ENOENT)));
+  g_clear_error (&error);
+
+  /* Onto a folder: everything is written, the rename fails. */
+  g_assert_cmpint (g_mkdir (sub, 0755), ==, 0);
+  file = ddpm_atomic_file_new (sub, &error);
+  g_assert_no_error (error);
+  g_assert_true (ddpm_atomic_file_write (file, old, 10, &error));
+  g_assert_false (ddpm_atomic_file_commit (file, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
+  g_clear_error (&error);
+  g_assert_true (g_file_test (sub, G_FILE_TEST_IS_DIR));
+  listing = list_dir (dir);
+  g_assert_cmpstr (listing, ==, "model.bin sub");
+  g_free (listing);
+
+  /* A write cut short (RLIMIT_FSIZE stands in for a full disk), in the
+   * write itself or in commit's flush: the old file keeps its bytes. */
+  for (int in_commit = 0; in_commit <= 1; in_commit++)
+    {
+      struct rlimit old_limit, limit;
+      gboolean ok;
+
+      g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+      signal (SIGXFSZ, SIG_IGN);
+      limit = old_limit;
+      limit.rlim_cur = in_commit ? 16 : 64 * 1024;
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+      file = ddpm_atomic_file_new (path, &error);
+      g_assert_no_error (error);
+      if (in_commit)   /* buffered: the failure comes with the flush */
+        ok = ddpm_atomic_file_write (file, big, 1000, &error)
+             && ddpm_atomic_file_commit (file, &error);
+      else
+        {
+          ok = ddpm_atomic_file_write (file, big, 1024 * 1024, &error);
+          g_assert_false (ok);
+          ddpm_atomic_file_abort (file);
+        }
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+      signal (SIGXFSZ, SIG_DFL);
+      g_assert_false (ok);
+      g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
+      g_assert_nonnull (strstr (error->message, "model.bin"));
+      g_assert_nonnull (strstr (error->message, g_strerror (EFBIG)));
+      g_clear_error (&error);
+      assert_contents (path, old, 1000);
+      listing = list_dir (dir);
+      g_assert_cmpstr (listing, ==, "model.bin sub");
+      g_free (listing);
+    }
+
+  g_free (old);
+  g_free (big);
+  g_free (missing);
+  g_free (sub);
+  g_free (path);
+  remove_tree (dir);
+  g_free (dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/atomic-file/write-and-commit", test_write_and_commit);
+  g_test_add_func ("/engine/atomic-file/failures-keep-old-file", test_failures_keep_old_file);
+  return g_test_run ();
+}
