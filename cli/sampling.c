@@ -62,24 +62,10 @@ cli_sample_options_resolve (const CliSampleOptions *o,
 
   ddpm_sample_params_init (&defaults);
   *params = o->params;
-  if (params->steps < 1)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--steps must be at least 1, not %d", params->steps);
-      return FALSE;
-    }
-  if (params->eta < 0 || params->eta > 1 || isnan (params->eta))
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--eta must be between 0 and 1, not %g", params->eta);
-      return FALSE;
-    }
-  if (params->threads < 0)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "--threads must be 0 (all cores) or more, not %d", params->threads);
-      return FALSE;
-    }
+  /* steps, η, threads: the engine's one check, which every front end
+   * shares (its messages name the setting and the value). */
+  if (!ddpm_sample_params_validate (params, error))
+    return FALSE;
   /* The engine's default overlap is itself negative, and typing it in
    * means the default. */
   if (params->tile_overlap < 0 && params->tile_overlap != defaults.tile_overlap)

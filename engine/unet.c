@@ -46,6 +46,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
+
 #include "unet.h"
 #include "layers/layers.h"
 
@@ -631,9 +633,11 @@ ddpm_unet_new (const DdpmUNetConfig *config,
   u->params = g_try_malloc0_n (u->n_params, sizeof (float));
   if (u->params == NULL)
     {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory for the %" G_GSIZE_FORMAT " parameters of the UNet",
-                   u->n_params);
+      ddpm_set_error_no_memory (error, u->n_params * sizeof (float),
+                                /* TRANSLATORS: completes "Not enough memory
+                                 * for %s". */
+                                _("the %lu parameters of the network"),
+                                (unsigned long) u->n_params);
       ddpm_unet_free (u);
       return NULL;
     }
@@ -1046,10 +1050,12 @@ layout (DdpmUNet *u, int B, int H, int W, gboolean training, GError **error)
       if (u->acts == NULL)
         {
           u->lay_B = 0;
-          g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                       "Not enough memory for the UNet on %d images of %d×%d "
-                       "(%" G_GSIZE_FORMAT " MB): use a smaller batch or tile",
-                       B, W, H, need * sizeof (float) >> 20);
+          ddpm_set_error_no_memory (error, need * sizeof (float),
+                                    /* TRANSLATORS: completes "Not enough
+                                     * memory for %s". */
+                                    _("the network on %d images of %d × %d "
+                                      "(use a smaller batch or tile)"),
+                                    B, W, H);
           return FALSE;
         }
       u->acts_capacity = need;

@@ -13,8 +13,11 @@
 
 G_BEGIN_DECLS
 
-/* steps >= 1, or the translated error every procedure gives (values.c). */
-gboolean  plugin_check_steps              (gint     steps,
+/* strength, steps and sampler through the engine's one check of sampling
+ * settings (ddpm_sample_params_validate), or its translated error. */
+gboolean  plugin_check_sampling           (gdouble  strength,
+                                           gint     steps,
+                                           gint     sampler,
                                            GError **error);
 
 /* The places the default model may be, in the order they are tried

@@ -47,18 +47,22 @@ const PluginTrainValues plugin_train_defaults =
   "",                /* resume: a fresh model */
 };
 
+/* The settings the engine checks for every front end
+ * (ddpm_sample_params_validate: its messages are translated in our
+ * catalogue), so the plug-in says what the CLI says. */
 gboolean
-plugin_check_steps (gint     steps,
-                    GError **error)
+plugin_check_sampling (gdouble  strength,
+                       gint     steps,
+                       gint     sampler,
+                       GError **error)
 {
-  if (steps < 1)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   _("The number of steps must be at least 1, not %d."),
-                   steps);
-      return FALSE;
-    }
-  return TRUE;
+  DdpmSampleParams params;
+
+  ddpm_sample_params_init (&params);
+  params.strength = strength;
+  params.steps    = steps;
+  params.sampler  = (DdpmSamplerKind) sampler;
+  return ddpm_sample_params_validate (&params, error);
 }
 
 gboolean
@@ -67,14 +71,8 @@ plugin_renoise_values_validate (const PluginRenoiseValues *vals,
 {
   g_return_val_if_fail (vals != NULL, FALSE);
 
-  if (vals->strength < 0.0 || vals->strength > 1.0)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   _("The strength must be between 0 and 1, not %g."),
-                   vals->strength);
-      return FALSE;
-    }
-  return plugin_check_steps (vals->steps, error);
+  return plugin_check_sampling (vals->strength, vals->steps, vals->sampler,
+                                error);
 }
 
 gboolean
@@ -93,7 +91,7 @@ plugin_denoise_values_validate (PluginDenoiseValues *vals,
     }
   if (vals->sigma < 0.0)
     vals->sigma = 0.0;
-  return plugin_check_steps (vals->steps, error);
+  return plugin_check_sampling (0.0, vals->steps, vals->sampler, error);
 }
 
 gboolean

@@ -16,12 +16,6 @@
 #include "pixels.h"
 #include "plugin-core.h"
 
-/* Rec. 709 luma weights, applied to the gamma-encoded components (Y′, as
- * GIMP's own "Y'" formats do). */
-#define LUMA_R 0.2126f
-#define LUMA_G 0.7152f
-#define LUMA_B 0.0722f
-
 static const Babl *
 float_format (gboolean rgb, gboolean alpha)
 {
@@ -135,8 +129,8 @@ plugin_pixels_to_tensor (const PluginPixels *p,
       else if (channels == 3)        /* gray pixels, RGB model: replicate */
         for (int c = 0; c < 3; c++)
           t[c * n + i] = 2.0f * px[0] - 1.0f;
-      else                           /* RGB pixels, gray model: luma */
-        t[i] = 2.0f * (LUMA_R * px[0] + LUMA_G * px[1] + LUMA_B * px[2]) - 1.0f;
+      else                           /* RGB pixels, gray model: GIMP's gray */
+        t[i] = 2.0f * ddpm_rgb_to_gray (px[0], px[1], px[2]) - 1.0f;
     }
   return t;
 }
@@ -161,13 +155,13 @@ plugin_pixels_from_tensor (PluginPixels *p,
       if (channels == p->n_color)
         for (int c = 0; c < channels; c++)
           px[c] = 0.5f * (CLAMP (tensor[c * n + i], -1.0f, 1.0f) + 1.0f);
-      else if (channels == 3)        /* RGB model on gray pixels: luma */
+      else if (channels == 3)        /* RGB model on gray pixels: GIMP's gray */
         {
-          float r = CLAMP (tensor[i], -1.0f, 1.0f);
-          float g = CLAMP (tensor[n + i], -1.0f, 1.0f);
-          float b = CLAMP (tensor[2 * n + i], -1.0f, 1.0f);
+          float r = 0.5f * (CLAMP (tensor[i], -1.0f, 1.0f) + 1.0f);
+          float g = 0.5f * (CLAMP (tensor[n + i], -1.0f, 1.0f) + 1.0f);
+          float b = 0.5f * (CLAMP (tensor[2 * n + i], -1.0f, 1.0f) + 1.0f);
 
-          px[0] = 0.5f * (LUMA_R * r + LUMA_G * g + LUMA_B * b + 1.0f);
+          px[0] = ddpm_rgb_to_gray (r, g, b);
         }
       else if (keep_chroma)          /* gray model on RGB pixels: shift */
         {

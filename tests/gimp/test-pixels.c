@@ -1,13 +1,15 @@
 /* test-pixels.c: the plug-in's pixel conversions (plugin/gimp2/pixels.c)
  * that need no running GIMP: drawable pixels ⇄ the engine's planar [−1, 1]
  * tensors, for every pairing of layer and model channels, with alpha
- * carried through.  The oracles are the definitions: v ↦ 2v − 1, Rec. 709
- * luma, replication, and the luma shift that keeps colours. */
+ * carried through.  The oracles are the definitions: v ↦ 2v − 1, GIMP's
+ * gray (ddpm_rgb_to_gray, itself checked against babl by test-gray and
+ * test-gray-babl), replication, and the luma shift that keeps colours. */
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "ddpm.h"
 #include "pixels.h"
 
 /* A PluginPixels of width × 1 pixels with the given components. */
@@ -68,14 +70,10 @@ test_gray_on_rgb_model (void)
       g_assert_cmpfloat_with_epsilon (t[c * 2 + 1], 0.6f, 1e-6);
     }
 
-  /* RGB back to gray: Rec. 709 luma of the components. */
+  /* RGB back to gray: GIMP's gray of the components on the [0, 1] scale. */
   plugin_pixels_from_tensor (p, rgb, NULL, 3, FALSE);
-  g_assert_cmpfloat_with_epsilon (p->data[0],
-                                  0.5 * (0.2126 * 0.0 + 0.7152 * 1.0 + 0.0722 * -1.0 + 1.0),
-                                  1e-6);
-  g_assert_cmpfloat_with_epsilon (p->data[2],
-                                  0.5 * (0.2126 * 0.4 + 0.7152 * -0.2 + 0.0722 * 0.6 + 1.0),
-                                  1e-6);
+  g_assert_cmpfloat_with_epsilon (p->data[0], ddpm_rgb_to_gray (0.5f, 1.0f, 0.0f), 1e-6);
+  g_assert_cmpfloat_with_epsilon (p->data[2], ddpm_rgb_to_gray (0.7f, 0.4f, 0.8f), 1e-6);
   g_assert_cmpfloat (p->data[1], ==, 0.5f);
   g_assert_cmpfloat (p->data[3], ==, 1.0f);
   g_free (t);
@@ -89,7 +87,7 @@ test_rgb_on_gray_model (void)
   PluginPixels *p = make_pixels (3, FALSE, 2, data);
   PluginPixels *q = make_pixels (3, FALSE, 2, data);
   float *t = plugin_pixels_to_tensor (p, 1);
-  float y0 = 0.2126f * 0.9f + 0.7152f * 0.3f + 0.0722f * 0.1f;
+  float y0 = ddpm_rgb_to_gray (0.9f, 0.3f, 0.1f);
   float shifted[2];
 
   g_assert_cmpfloat_with_epsilon (t[0], 2 * y0 - 1, 1e-6);
