@@ -3,19 +3,45 @@
  * OVERVIEW
  *
  * libddpm implements Denoising Diffusion Probabilistic Models (Ho et al.
- * 2020) on the CPU.  It depends on GLib and OpenBLAS only; it knows nothing
- * of GIMP.  The pieces, in the order data flows through them:
+ * 2020) on the CPU.  It depends on GLib, OpenBLAS, json-glib (model file
+ * headers), libpng and libjpeg (image files); it knows nothing of GIMP.
+ * The pieces, in the order data flows through them (and through this
+ * header):
  *
- *   DdpmRng         counter-based random numbers (Philox4x32-10): the noise
- *                   of element i of stream s under seed k is a pure function
- *                   of (k, s, i), so results never depend on threads or tiles.
- *   DdpmSchedule    the noise schedule β_1..β_T and every table derived from
- *                   it (ᾱ, √ᾱ, posterior coefficients, ...), in double; also
- *                   respaced schedules for sampling in fewer steps.
- *   ddpm_q_*        the forward process q(x_t|x_0) and posterior
- *                   q(x_{t-1}|x_t,x_0) on float tensors.
- *   ddpm_*_kl, ...  likelihood terms of the ELBO (DDPM §3.3).
+ *   DdpmError        the error domain; ddpm_set_error_no_memory, the one
+ *                    out-of-memory message.  Messages are translated in
+ *                    the gimp-ddpm catalogue when a front end binds it.
+ *   DdpmRng          counter-based random numbers (Philox4x32-10): the noise
+ *                    of element i of stream s under seed k is a pure function
+ *                    of (k, s, i), so results never depend on threads or tiles.
+ *   DdpmSchedule     the noise schedule β_1..β_T and every table derived from
+ *                    it (ᾱ, √ᾱ, posterior coefficients, ...), in double; also
+ *                    respaced schedules for sampling in fewer steps.
+ *   ddpm_q_*         the forward process q(x_t|x_0) and posterior
+ *                    q(x_{t-1}|x_t,x_0) on float tensors.
+ *   ddpm_*_kl, ...   likelihood terms of the ELBO (DDPM §3.3).
  *   ddpm_rgb_to_gray GIMP's own RGB → gray, for every front end.
+ *   DdpmProgress     what long work reports, and how a caller cancels it.
+ *   DdpmDenoiser     "predict ε for this batch at this t": a network, or an
+ *                    analytic denoiser in tests.
+ *   samplers         DDPM ancestral and DDIM on a respaced schedule;
+ *                    ddpm_img2img runs them on any image size (tiles whose
+ *                    predictions are blended, SDEdit strength, masks), and
+ *                    DdpmSampleParams holds a user's settings, checked once
+ *                    by ddpm_sample_params_validate.
+ *   ddpm_denoise     a noisy photo as a diffusion state: σ → t, then the
+ *                    reverse chain from there.
+ *   DdpmUNetConfig   the DDPM UNet's shape (presets tiny/small/cifar).
+ *   DdpmModel        a model file (safetensors: weights + config + schedule
+ *                    in its metadata) loaded as a DdpmDenoiser.
+ *   DdpmImage        PNG/JPEG files in and PNGs out, for the command line
+ *                    and the training data.
+ *   DdpmDataset,
+ *   DdpmTrainParams  training: crops of images, L_simple, AdamW, EMA,
+ *                    checkpoints that resume bit for bit.
+ *   ddpm_elbo_bpd    the model's negative ELBO in bits per dimension.
+ *
+ * Types with a _free function can be declared g_autoptr(Type).
  *
  * WORKED EXAMPLE: noise an image to t = 400 and recover x_0 from the noise.
  *
@@ -711,6 +737,13 @@ gboolean ddpm_elbo_bpd (DdpmElbo           *result,
                         DdpmProgressFunc    progress,
                         gpointer            progress_data,
                         GError            **error);
+
+/* -------------------------------------------------------------- g_autoptr */
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DdpmSchedule, ddpm_schedule_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DdpmModel, ddpm_model_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DdpmImage, ddpm_image_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DdpmDataset, ddpm_dataset_free)
 
 G_END_DECLS
 
