@@ -46,9 +46,10 @@
  * (stride 0) may have more elements than its storage only up to 2^24, so
  * that no file makes a reader allocate more than its data justifies.
  *
- * Reading a tensor reads its storage record whole (libzip verifies the
- * CRC at its end) and gathers the view: a plain conversion loop when the
- * tensor is contiguous, an index odometer otherwise.  F16 and BF16 are
+ * Reading a tensor reads the bytes its view spans (the first read of a
+ * storage streams the whole record so that libzip verifies its CRC; see
+ * load_storage_range) and gathers the view: a plain conversion loop when
+ * the tensor is contiguous, an index odometer otherwise.  F16 and BF16 are
  * widened exactly, F64 and I64 rounded.
  *
  * Byte order: torch writes the host's order and every host we build for is
@@ -188,6 +189,7 @@ typedef struct
   guint64        numel;
   guint64        n_bytes;
   zip_uint64_t   index;     /* its record in the zip (unused pickle-only) */
+  gboolean       verified;  /* its CRC has been checked */
 } Storage;
 
 struct _DdpmTorchCheckpoint
@@ -1814,19 +1816,114 @@ ddpm_torch_checkpoint_lookup (const DdpmTorchCheckpoint *ckpt, const char *name)
   return g_hash_table_lookup (ckpt->by_name, name);
 }
 
-/* The bytes of a storage: its record, or in pickle-only mode a pattern
- * (every byte value occurs, so conversions meet NaNs, infinities and
- * subnormals). */
-static guint8 *
-load_storage (DdpmTorchCheckpoint *ckpt, const Storage *s, GError **error)
-{
-  if (ckpt->zip)
-    return read_record (ckpt, s->index, s->n_bytes, error);
+/* Bytes [lo, hi) of a storage: from its record, or in pickle-only mode a
+ * pattern (every byte value occurs, so conversions meet NaNs, infinities
+ * and subnormals).
+ *
+ * A record may be huge and shared: guided-diffusion trains in fp16 and
+ * saves each weight as a view into one flat float32 master parameter, so
+ * its 256×256 checkpoint is ~700 views of two storages of up to 2.2 GB.
+ * Reading the whole record per tensor would read the file hundreds of
+ * times; instead the first read of a storage streams its record to the
+ * end in chunks (libzip checks the CRC there) keeping only [lo, hi), and
+ * later reads seek to lo (stored records; a compressed one is skipped
+ * through) and read just the range. */
+#define STREAM_CHUNK ((gsize) 1 << 20)
 
-  guint8 *buf = g_malloc ((gsize) MAX (s->n_bytes, 1));   /* ≤ 1 MiB */
-  for (guint64 i = 0; i < s->n_bytes; i++)
-    buf[i] = (guint8) (i * 151 + 7);
+static guint8 *
+load_storage_range (DdpmTorchCheckpoint *ckpt, Storage *s, guint64 lo, guint64 hi,
+                    GError **error)
+{
+  g_assert (lo <= hi && hi <= s->n_bytes);   /* the view was checked against the storage */
+  guint8 *buf = g_try_malloc ((gsize) MAX (hi - lo, 1));
+  if (buf == NULL)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
+                   "Not enough memory to read %" G_GUINT64_FORMAT " bytes of %s",
+                   hi - lo, ckpt->display_name);
+      return NULL;
+    }
+  if (ckpt->zip == NULL)
+    {
+      for (guint64 i = lo; i < hi; i++)
+        buf[i - lo] = (guint8) (i * 151 + 7);
+      return buf;
+    }
+
+  char *record = record_name (ckpt, s->key);
+  char *display = quote (record, strlen (record));
+  g_free (record);
+  guint8 *scratch = NULL;
+  guint64 pos = 0, end = s->verified ? hi : s->n_bytes;
+  zip_file_t *zf = zip_fopen_index (ckpt->zip, s->index, 0);
+
+  if (zf != NULL && s->verified && lo > 0)
+    {
+      if (zip_fseek (zf, (zip_int64_t) lo, SEEK_SET) == 0)
+        pos = lo;
+      else
+        {
+          /* Not seekable (compressed): start again and skip through. */
+          zip_fclose (zf);
+          zf = zip_fopen_index (ckpt->zip, s->index, 0);
+        }
+    }
+  if (zf == NULL)
+    {
+      set_damaged (error, ckpt, "its record %s cannot be opened (%s)", display,
+                   zip_strerror (ckpt->zip));
+      goto fail;
+    }
+  while (pos < end)
+    {
+      guint8 *to;
+      guint64 want;
+      if (pos >= lo && pos < hi)
+        {
+          to = buf + (pos - lo);
+          want = hi - pos;
+        }
+      else
+        {
+          if (scratch == NULL)
+            scratch = g_malloc (STREAM_CHUNK);
+          to = scratch;
+          want = MIN ((guint64) STREAM_CHUNK, (pos < lo ? lo : end) - pos);
+        }
+      zip_int64_t n = zip_fread (zf, to, want);
+      if (n <= 0)
+        {
+          set_damaged (error, ckpt, "its record %s cannot be read (%s)", display,
+                       n < 0 ? zip_file_strerror (zf) : "it ends early");
+          goto fail;
+        }
+      pos += (guint64) n;
+    }
+  if (!s->verified)
+    {
+      /* At the end: one more read is where libzip compares the CRC. */
+      guint8 extra;
+      zip_int64_t n = zip_fread (zf, &extra, 1);
+      if (n != 0)
+        {
+          set_damaged (error, ckpt, "its record %s cannot be read (%s)", display,
+                       n < 0 ? zip_file_strerror (zf) : "it is longer than its directory says");
+          goto fail;
+        }
+      s->verified = TRUE;
+    }
+  zip_fclose (zf);
+  g_free (scratch);
+  g_free (display);
   return buf;
+
+fail:
+  if (zf)
+    zip_fclose (zf);
+  g_free (scratch);
+  g_free (display);
+  g_free (buf);
+  return NULL;
 }
 
 gboolean
@@ -1853,18 +1950,26 @@ ddpm_torch_checkpoint_read_f32 (DdpmTorchCheckpoint   *ckpt,
   if (tensor->numel == 0)
     return TRUE;
 
-  const Storage *s = g_hash_table_lookup (ckpt->storage_by_key, tensor->storage_key);
+  Storage *s = g_hash_table_lookup (ckpt->storage_by_key, tensor->storage_key);
   g_assert (s != NULL && s->numel == tensor->storage_numel);
-  guint8 *data = load_storage (ckpt, s, error);
+
+  /* The elements the view spans: first = offset, last = offset +
+   * Σ (shape_d − 1)·stride_d, inside the storage (checked when built). */
+  int nd = tensor->ndim;
+  const gint64 *shape = tensor->shape, *stride = tensor->stride;
+  guint64 first = (guint64) tensor->storage_offset, last = first;
+  for (int d = 0; d < nd; d++)
+    last += (guint64) ((shape[d] - 1) * stride[d]);
+  g_assert (last < s->numel);
+  gsize esize = dtype_info[tensor->dtype].size;
+  guint8 *data = load_storage_range (ckpt, s, first * esize, (last + 1) * esize, error);
   if (data == NULL)
     {
-      /* read_record named the record; say which tensor it was for. */
+      /* The error named the record; say which tensor it was for. */
       g_prefix_error (error, "Tensor '%s': ", tensor->name);
       return FALSE;
     }
 
-  int nd = tensor->ndim;
-  const gint64 *shape = tensor->shape, *stride = tensor->stride;
   gboolean contiguous = TRUE;
   gint64 expect = 1;
   for (int d = nd - 1; d >= 0; d--)
@@ -1874,29 +1979,24 @@ ddpm_torch_checkpoint_read_f32 (DdpmTorchCheckpoint   *ckpt,
       expect *= shape[d];
     }
 
-  guint64 pos = (guint64) tensor->storage_offset;
+  /* Positions are relative to `first` from here on. */
+  guint64 span = last - first + 1, pos = 0;
   if (contiguous)
     {
-      /* Checked when the tensor was built: the view lies in the storage. */
-      g_assert (pos + tensor->numel <= s->numel);
-      switch (tensor->dtype)
-        {
-        case DDPM_TORCH_DTYPE_F32:
-          memcpy (dst, data + pos * 4, tensor->numel * 4);
-          break;
-        default:
-          for (guint64 i = 0; i < tensor->numel; i++)
-            dst[i] = element_f32 (data, tensor->dtype, pos + i);
-          break;
-        }
+      g_assert (tensor->numel == span);
+      if (tensor->dtype == DDPM_TORCH_DTYPE_F32)
+        memcpy (dst, data, tensor->numel * 4);
+      else
+        for (guint64 i = 0; i < tensor->numel; i++)
+          dst[i] = element_f32 (data, tensor->dtype, i);
     }
   else
     {
-      /* An odometer over the index tuple, keeping pos = offset + Σ i_d·stride_d. */
+      /* An odometer over the index tuple, keeping pos = Σ i_d·stride_d. */
       gint64 index[DDPM_TENSOR_MAX_DIMS] = { 0 };
       for (guint64 i = 0; i < tensor->numel; i++)
         {
-          g_assert (pos < s->numel);   /* the bound checked when the tensor was built */
+          g_assert (pos < span);
           dst[i] = element_f32 (data, tensor->dtype, pos);
           for (int d = nd - 1; d >= 0; d--)
             {

@@ -166,9 +166,11 @@ const DdpmTorchTensor *ddpm_torch_checkpoint_lookup        (const DdpmTorchCheck
  * dst[i] for the i-th index tuple in row-major order is the storage
  * element storage_offset + Σ index_d·stride[d], converted from its dtype.
  * n_elements must equal tensor->numel (DDPM_ERROR_INVALID_ARGUMENT
- * otherwise).  The storage is read and decompressed whole, its checksum
- * verified (DDPM_ERROR_CORRUPT_FILE naming the file and the tensor if it
- * is damaged); DDPM_ERROR_NO_MEMORY if it does not fit in memory. */
+ * otherwise).  Only the bytes the view spans are read and held, but the
+ * first read from a storage streams its whole record once so that its
+ * checksum is verified (DDPM_ERROR_CORRUPT_FILE naming the file and the
+ * tensor if it is damaged); DDPM_ERROR_NO_MEMORY if the span does not fit
+ * in memory. */
 gboolean ddpm_torch_checkpoint_read_f32 (DdpmTorchCheckpoint   *ckpt,
                                          const DdpmTorchTensor *tensor,
                                          float                 *dst,
