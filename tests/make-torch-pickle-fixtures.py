@@ -144,6 +144,26 @@ def main(out):
     assert sd["expanded"].stride() == (0, 1)
     save(out, "views", sd)
 
+    # guided-diffusion's layout: trained with use_fp16, it saves each
+    # parameter as a view into one of two flat float32 master parameters
+    # (vectors and scalars in one, matrices in the other), so a whole
+    # checkpoint is a few big shared storages read at many offsets.
+    torch.manual_seed(7)
+    net = net_state_dict(7)
+    named = list(net.named_parameters())
+    sd = net.state_dict()
+    for group in ([(n, p) for n, p in named if p.ndim <= 1],
+                  [(n, p) for n, p in named if p.ndim > 1]):
+        flat = nn.Parameter(torch._utils._flatten_dense_tensors(
+            [p.detach().float() for _, p in group]))
+        views = torch._utils._unflatten_dense_tensors(flat.view(-1), [p for _, p in group])
+        for (name, _), view in zip(group, views):
+            sd[name] = view
+    path = save(out, "guided", sd)
+    with zipfile.ZipFile(path) as z:
+        records = [n for n in z.namelist() if "/data/" in n]
+    assert len(records) == 2 + 3, records   # two masters, three BatchNorm buffers
+
     # Pickle protocol 4: FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL.
     torch.manual_seed(5)
     small = collections.OrderedDict()
@@ -174,7 +194,8 @@ def main(out):
         f.write(data)
     dump(os.path.join(out, "torch-renamed.txt"), small)
 
-    # Refused: the legacy format.
+    # Refused: the legacy format.  (Its bytes differ at every run: the
+    # legacy writer keys storages by object id.)
     torch.save(small, os.path.join(out, "torch-legacy.pt"),
                _use_new_zipfile_serialization=False)
 
@@ -201,8 +222,10 @@ def main(out):
             data = zin.read(info.filename)
             if info.filename.endswith("/data/0"):
                 data = data[:-4]
-            zout.writestr(info.filename.replace("torch-protocol4/", "torch-short-storage/"),
-                          data, compress_type=zipfile.ZIP_STORED)
+            # A fixed date, so that the file is the same at every run.
+            name = info.filename.replace("torch-protocol4/", "torch-short-storage/")
+            zout.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                          compress_type=zipfile.ZIP_STORED)
 
     for name in sorted(os.listdir(out)):
         if name.startswith("torch-"):

@@ -119,7 +119,8 @@ static void
 make_seeds (void)
 {
   static const char *const names[] = {
-    "torch-f32.pt", "torch-f16.pt", "torch-bf16.pt", "torch-views.pt", "torch-protocol4.pt",
+    "torch-f32.pt", "torch-f16.pt", "torch-bf16.pt", "torch-views.pt", "torch-guided.pt",
+    "torch-protocol4.pt",
     "torch-wrapped.pt", "torch-renamed.pt", "torch-evil.pt", "torch-short-storage.pt",
     "torch-legacy.pt",
   };
