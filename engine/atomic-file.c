@@ -13,6 +13,20 @@
  * rename itself survives a crash.  Any failure before the rename unlinks
  * the temporary, leaving an existing destination untouched.
  *
+ * A writer killed outright (SIGKILL, power loss) leaves its temporary
+ * behind.  So that these do not pile up beside a checkpoint rewritten for
+ * days, each writer holds an flock on its temporary until it is renamed,
+ * and every new writer first removes the stale temporaries of its own
+ * destination: files named exactly ".NAME." + 6 mkstemp characters, ours,
+ * regular, that no process holds locked (the kernel drops a lock when its
+ * holder dies) and not touched for STALE_SECONDS (covering the moment
+ * between another writer's mkstemp and its flock, and writers of older
+ * versions that took no lock).  A concurrent live writer's temporary is
+ * locked, so it is never removed.  (O_TMPFILE + linkat would leave
+ * nothing at all, but linkat cannot replace an existing name, so it still
+ * needs a named step before the rename, and not every file system has
+ * O_TMPFILE.)
+ *
  * Why not GIO's g_file_replace: for a destination that does not exist yet
  * it writes the file in place (so a failed or interrupted write leaves a
  * partial file under the final name), it fsyncs only when it replaces an
@@ -23,6 +37,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -30,6 +47,8 @@
 #include "atomic-file.h"
 
 #define ATOMIC_BUFFER_SIZE (256 * 1024)
+#define STALE_SECONDS 60
+#define TMP_SUFFIX_LEN 6   /* mkstemp's XXXXXX */
 
 struct _DdpmAtomicFile
 {
@@ -48,11 +67,65 @@ set_write_error (GError **error, const DdpmAtomicFile *file, int errsv)
                file->display_name, g_strerror (errsv));
 }
 
+/* Is `name` ".BASE." followed by exactly six mkstemp characters? */
+static gboolean
+is_own_temp_name (const char *name, const char *base)
+{
+  gsize blen = strlen (base);
+
+  if (name[0] != '.' || strncmp (name + 1, base, blen) != 0 || name[1 + blen] != '.')
+    return FALSE;
+  const char *tail = name + 2 + blen;
+  if (strlen (tail) != TMP_SUFFIX_LEN)
+    return FALSE;
+  for (int k = 0; k < TMP_SUFFIX_LEN; k++)
+    if (!g_ascii_isalnum (tail[k]))
+      return FALSE;
+  return TRUE;
+}
+
+void
+ddpm_atomic_file_remove_stale (const char *path)
+{
+  g_return_if_fail (path != NULL);
+
+  char *dir = g_path_get_dirname (path), *base = g_path_get_basename (path);
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  time_t now = time (NULL);
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      if (!is_own_temp_name (name, base))
+        continue;
+
+      char *tmp = g_build_filename (dir, name, NULL);
+      int fd = open (tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      struct stat st;
+
+      /* Ours, a regular file, idle, and no live writer holds its lock. */
+      if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode)
+          && st.st_uid == geteuid ()
+          && now - st.st_mtime >= STALE_SECONDS
+          && flock (fd, LOCK_EX | LOCK_NB) == 0)
+        g_unlink (tmp);
+      if (fd >= 0)
+        close (fd);   /* drops our lock too */
+      g_free (tmp);
+    }
+  if (d != NULL)
+    g_dir_close (d);
+  g_free (dir);
+  g_free (base);
+}
+
 DdpmAtomicFile *
 ddpm_atomic_file_new (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  ddpm_atomic_file_remove_stale (path);
 
   char *dir = g_path_get_dirname (path), *base = g_path_get_basename (path);
   DdpmAtomicFile *file = g_new0 (DdpmAtomicFile, 1);
@@ -74,6 +147,10 @@ ddpm_atomic_file_new (const char *path, GError **error)
       ddpm_atomic_file_abort (file);
       return NULL;
     }
+  /* Held until the rename: tells ddpm_atomic_file_remove_stale that a
+   * live writer owns this temporary.  Best effort (some network file
+   * systems refuse it; the age rule still protects the file). */
+  (void) flock (file->fd, LOCK_EX | LOCK_NB);
   file->buffer = g_malloc (ATOMIC_BUFFER_SIZE);
   return file;
 }

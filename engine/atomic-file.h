@@ -14,7 +14,7 @@ G_BEGIN_DECLS
  * directory (".NAME.XXXXXX", hidden so folder scans skip it), which commit
  * flushes, fsyncs and renames over `path`.  Readers see the old file or
  * the new one, never a mixture; after a crash at most a stray hidden
- * temporary remains.  Used by the tensor writer (safetensors.c) and
+ * temporary remains, until the next write to the same path removes it.  Used by the tensor writer (safetensors.c) and
  * ddpm_image_save_png (image.c). */
 typedef struct _DdpmAtomicFile DdpmAtomicFile;
 
@@ -31,6 +31,11 @@ gboolean        ddpm_atomic_file_commit (DdpmAtomicFile  *file,
                                          GError         **error);
 /* Remove the temporary file and free `file`; `path` is untouched. */
 void            ddpm_atomic_file_abort  (DdpmAtomicFile  *file);
+/* Remove the temporaries that killed writers left for `path`
+ * (".NAME.XXXXXX", ours, unlocked, untouched for a minute); a live
+ * writer's is kept.  ddpm_atomic_file_new calls it; train.c too, at the
+ * start of a run, for its checkpoint. */
+void            ddpm_atomic_file_remove_stale (const char *path);
 
 G_END_DECLS
 

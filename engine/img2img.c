@@ -49,6 +49,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "finite.h"
 #include "intl.h"
 
 #include "layers/layers.h"
@@ -435,6 +436,19 @@ run_denoiser (Run *run, float *eps, const float *x, int n, int h, int w, int t,
   gboolean ok = d->denoise (eps, x, n, run->C, h, w, t, d->user_data, error);
 
   ddpm_parallel_set_threads (run->params->threads);
+
+  /* A NaN or infinity in ε would spread through x and come out as black
+   * pixels with a success status.  Checking every prediction costs one
+   * pass over n·C·h·w floats a step, against the denoiser's thousands of
+   * operations per value: nothing measurable; and it names the step. */
+  gsize len = (gsize) n * run->C * h * w;
+  if (ok && ddpm_floats_find_nonfinite (eps, len) < len)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("The denoiser predicted NaN or infinity at step t = %d: "
+                     "the model is damaged or unstable."), t);
+      ok = FALSE;
+    }
   return ok;
 }
 

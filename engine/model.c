@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "finite.h"
 #include "layers/layers.h"
 
 #include "safetensors.h"
@@ -407,6 +408,21 @@ read_weights (const DdpmTensorFile *file,
 
       ok = ddpm_tensor_file_read_f32 (file, name, base + info->offset, info->ndim,
                                       info->shape, error);
+      /* A NaN or infinity in a weight (a damaged file, or data shifted by
+       * a header length off by one) would load and sample black images. */
+      if (ok)
+        {
+          gsize len = info->numel;
+          gsize bad = ddpm_floats_find_nonfinite (base + info->offset, len);
+          if (bad < len)
+            {
+              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                           "%s: tensor '%s' holds a NaN or infinity (element %"
+                           G_GSIZE_FORMAT "): the file is damaged",
+                           ddpm_tensor_file_get_display_name (file), name, bad);
+              ok = FALSE;
+            }
+        }
       g_free (name);
       if (!ok)
         return FALSE;

@@ -6,14 +6,20 @@
  * beside the destination; abort, a failed write (RLIMIT_FSIZE standing in
  * for a full disk) and a failed rename (onto a folder) leave the old file
  * as it was and no temporary behind; a missing folder fails at once with
- * an error naming the file.  Its users are checked through it too: the
+ * an error naming the file.  Temporaries left by killed writers (SIGKILL
+ * mid-write) are removed by the next write to the same destination, but
+ * never a live writer's (locked or fresh) nor another file's.  Its users are checked through it too: the
  * tensor writer in test-safetensors.c, the PNG writer in test-image.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -243,11 +249,146 @@ test_failures_keep_old_file (void)
   g_free (dir);
 }
 
+/* Make `path` look untouched for an hour. */
+static void
+backdate (const char *path)
+{
+  struct timespec ts[2];
+
+  clock_gettime (CLOCK_REALTIME, &ts[0]);
+  ts[0].tv_sec -= 3600;
+  ts[1] = ts[0];
+  g_assert_cmpint (utimensat (AT_FDCWD, path, ts, 0), ==, 0);
+}
+
+static void
+make_file (const char *dir, const char *name, gboolean old)
+{
+  char *p = g_build_filename (dir, name, NULL);
+
+  g_assert_true (g_file_set_contents (p, "partial", -1, NULL));
+  if (old)
+    backdate (p);
+  g_free (p);
+}
+
+static void
+write_small (const char *path)
+{
+  GError *error = NULL;
+  DdpmAtomicFile *f = ddpm_atomic_file_new (path, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (ddpm_atomic_file_write (f, "new", 3, &error));
+  g_assert_true (ddpm_atomic_file_commit (f, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_stale_temporaries (void)
+{
+  char *dir = make_tmpdir ();
+  char *path = g_build_filename (dir, "m.ckpt.safetensors", NULL);
+  char *locked = g_build_filename (dir, ".m.ckpt.safetensors.Lock01", NULL);
+
+  make_file (dir, ".m.ckpt.safetensors.aB3xY9", TRUE);    /* stale: removed */
+  make_file (dir, ".m.ckpt.safetensors.Zz0000", TRUE);    /* stale: removed */
+  make_file (dir, ".m.ckpt.safetensors.fresh1", FALSE);   /* maybe being written */
+  make_file (dir, ".m.ckpt.safetensors.Lock01", TRUE);    /* a live writer's */
+  make_file (dir, ".m.ckpt.safetensors.long123", TRUE);   /* not the pattern */
+  make_file (dir, ".m.safetensors.aB3xY9", TRUE);         /* another file's */
+  make_file (dir, "m.ckpt.safetensors.aB3xY9", TRUE);     /* not hidden */
+
+  /* A separate open file description: conflicts like another process's. */
+  int fd = open (locked, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (flock (fd, LOCK_EX | LOCK_NB), ==, 0);
+
+  write_small (path);
+  char *names = list_dir (dir);
+  g_assert_cmpstr (names, ==, ".m.ckpt.safetensors.Lock01 .m.ckpt.safetensors.fresh1 "
+                   ".m.ckpt.safetensors.long123 .m.safetensors.aB3xY9 "
+                   "m.ckpt.safetensors m.ckpt.safetensors.aB3xY9");
+  g_free (names);
+
+  /* Its writer gone (lock released), the next write removes it. */
+  close (fd);
+  write_small (path);
+  names = list_dir (dir);
+  g_assert_cmpstr (names, ==, ".m.ckpt.safetensors.fresh1 .m.ckpt.safetensors.long123 "
+                   ".m.safetensors.aB3xY9 m.ckpt.safetensors m.ckpt.safetensors.aB3xY9");
+  g_free (names);
+
+  g_free (locked);
+  g_free (path);
+  remove_tree (dir);
+  g_free (dir);
+}
+
+/* A writer killed mid-write (SIGKILL: no cleanup runs) leaves its
+ * temporary; while it lives, another write keeps it; once it is dead and
+ * the temporary idle, the next write removes it. */
+static void
+test_killed_writer (void)
+{
+  char *dir = make_tmpdir ();
+  char *path = g_build_filename (dir, "m.ckpt.safetensors", NULL);
+  int ready[2];
+
+  g_assert_cmpint (pipe (ready), ==, 0);
+  pid_t pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      DdpmAtomicFile *f = ddpm_atomic_file_new (path, NULL);
+      guint8 *data = pattern (1 << 20, 1);
+
+      if (f == NULL || !ddpm_atomic_file_write (f, data, 1 << 20, NULL))
+        _exit (1);
+      if (write (ready[1], "r", 1) != 1)
+        _exit (1);
+      for (;;)
+        pause ();
+    }
+  close (ready[1]);
+  char c;
+  g_assert_cmpint (read (ready[0], &c, 1), ==, 1);
+  close (ready[0]);
+
+  /* The writer alive, its temporary made to look old: kept (locked). */
+  char *names = list_dir (dir);
+  g_assert_true (g_str_has_prefix (names, ".m.ckpt.safetensors."));
+  g_assert_cmpuint (strlen (names), ==, strlen (".m.ckpt.safetensors.XXXXXX"));
+  char *tmp = g_build_filename (dir, names, NULL);
+  backdate (tmp);
+  write_small (path);
+  g_assert_true (g_file_test (tmp, G_FILE_TEST_EXISTS));
+
+  int status;
+  kill (pid, SIGKILL);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFSIGNALED (status));
+  g_assert_true (g_file_test (tmp, G_FILE_TEST_EXISTS));
+
+  write_small (path);
+  g_free (names);
+  names = list_dir (dir);
+  g_assert_cmpstr (names, ==, "m.ckpt.safetensors");
+
+  g_free (names);
+  g_free (tmp);
+  g_free (path);
+  remove_tree (dir);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/atomic-file/write-and-commit", test_write_and_commit);
   g_test_add_func ("/engine/atomic-file/failures-keep-old-file", test_failures_keep_old_file);
+  g_test_add_func ("/engine/atomic-file/stale-temporaries", test_stale_temporaries);
+  g_test_add_func ("/engine/atomic-file/killed-writer", test_killed_writer);
   return g_test_run ();
 }

@@ -644,6 +644,51 @@ test_denoiser_error (void)
   ddpm_schedule_free (s);
 }
 
+/* A denoiser that predicts NaN (a damaged model) on its 3rd call: img2img
+ * fails naming the cause and leaves the image untouched, rather than
+ * returning black pixels with success; whole and tiled. */
+static gboolean
+nan_denoise (float *eps, const float *x, int B, int C, int H, int W,
+             int t, gpointer user_data, GError **error)
+{
+  Analytic *a = user_data;
+
+  if (!analytic_denoise (eps, x, B, C, H, W, t, user_data, error))
+    return FALSE;
+  if (a->calls == 3)
+    eps[(gsize) B * C * H * W / 2] = a->mu > 0 ? INFINITY : NAN;
+  return TRUE;
+}
+
+static void
+test_nonfinite_eps (void)
+{
+  DdpmSchedule *s = linear_1000 ();
+  const int H = 20, W = 36;
+  float *orig = make_image (1, H, W, 4);
+  float *img = g_memdup2 (orig, sizeof (float) * H * W);
+
+  for (int k = 0; k < 4; k++)
+    {
+      Analytic a = { .base = s, .mu = k & 1 ? 0.1 : 0.0, .s = 0.5 };
+      DdpmDenoiser d = { nan_denoise, &a, 1, k < 2 ? 0 : 16, 0 };
+      GError *error = NULL;
+      DdpmSampleParams p;
+
+      ddpm_sample_params_init (&p);
+      p.steps = 10;
+      g_assert_false (ddpm_img2img (img, NULL, 1, H, W, s, &d, &p, &error));
+      g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, "NaN or infinity"));
+      g_clear_error (&error);
+      g_assert_cmpint (a.calls, ==, 3);
+      g_assert_cmpmem (img, sizeof (float) * H * W, orig, sizeof (float) * H * W);
+    }
+  g_free (img);
+  g_free (orig);
+  ddpm_schedule_free (s);
+}
+
 static void
 expect_invalid (float *img, const float *mask, int C, const DdpmSchedule *s,
                 const DdpmDenoiser *d, const DdpmSampleParams *p)
@@ -812,6 +857,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/img2img/tiles-no-seams", test_tiles_no_seams);
   g_test_add_func ("/engine/img2img/progress-and-cancel", test_progress_and_cancel);
   g_test_add_func ("/engine/img2img/denoiser-error", test_denoiser_error);
+  g_test_add_func ("/engine/img2img/nonfinite-eps", test_nonfinite_eps);
   g_test_add_func ("/engine/img2img/bad-arguments", test_bad_arguments);
   g_test_add_func ("/engine/img2img/validate", test_validate);
   g_test_add_func ("/engine/img2img/large-image", test_large_image);

@@ -1552,10 +1552,32 @@ test_torch_fixtures (void)
   }
 }
 
+/* ddpm_fast_expf against expf over its range, and its clamps: ±inf give
+ * +inf and 0, NaN the lower clamp (≈ 1e-38).  NaN used to pass both
+ * clamps and shift a negative integer left (undefined behaviour, which
+ * UBSan reports in the sanitize build) and return NaN. */
+static void
+test_fast_expf (void)
+{
+  volatile float nan_in = NAN, inf_in = INFINITY;
+
+  for (float x = -80.0f; x <= 80.0f; x += 0.37f)
+    g_assert_cmpfloat_with_epsilon (ddpm_fast_expf (x) / expf (x), 1.0f, 1e-5f);
+  g_assert_true (isinf (ddpm_fast_expf (inf_in)));
+  g_assert_cmpfloat (ddpm_fast_expf (-inf_in), <, 1e-37f);
+  g_assert_cmpfloat (ddpm_fast_expf (-inf_in), >=, 0.0f);
+
+  float r = ddpm_fast_expf (nan_in);
+  g_assert_false (isnan (r));
+  g_assert_cmpfloat (r, >=, 0.0f);
+  g_assert_cmpfloat (r, <, 1e-37f);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/layers/fast-expf", test_fast_expf);
   g_test_add_func ("/engine/layers/conv2d/forward", test_conv2d_forward);
   g_test_add_func ("/engine/layers/conv2d/gradient", test_conv2d_gradient);
   g_test_add_func ("/engine/layers/conv2d/backward-oracle", test_conv2d_backward_oracle);

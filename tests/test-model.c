@@ -301,6 +301,30 @@ test_errors (void)
   rewrite (good, bad, NULL, "format_version", "2");
   assert_load_fails (bad, DDPM_ERROR_UNSUPPORTED, "newer", NULL);
 
+  /* NaN or infinity in the weights (a damaged file; data shifted by a
+   * byte): refused, naming the file and the tensor, instead of loading a
+   * model that samples black images. */
+  {
+    gchar *bytes;
+    gsize n_bytes;
+    guint64 header_len = 0;
+    static const guint32 nan_bits = 0x7fc00000u, inf_bits = 0x7f800000u;
+
+    g_assert_true (g_file_get_contents (good, &bytes, &n_bytes, NULL));
+    for (int k = 0; k < 8; k++)
+      header_len |= (guint64) (guint8) bytes[k] << (8 * k);
+    g_assert_cmpuint (8 + header_len + 4, <=, n_bytes);
+    memcpy (bytes + n_bytes - 4, &nan_bits, 4);     /* the last tensor's last float */
+    g_assert_true (g_file_set_contents (bad, bytes, n_bytes, NULL));
+    assert_load_fails (bad, DDPM_ERROR_CORRUPT_FILE, "NaN or infinity", "bad.safetensors");
+    g_free (bytes);
+    g_assert_true (g_file_get_contents (good, &bytes, &n_bytes, NULL));
+    memcpy (bytes + 8 + header_len, &inf_bits, 4);  /* the first tensor's first float */
+    g_assert_true (g_file_set_contents (bad, bytes, n_bytes, NULL));
+    assert_load_fails (bad, DDPM_ERROR_CORRUPT_FILE, "tensor '", "bad.safetensors");
+    g_free (bytes);
+  }
+
   /* A model file is not a checkpoint. */
   DdpmUNetConfig c;
   DdpmScheduleKind kind;

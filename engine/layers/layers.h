@@ -56,8 +56,14 @@ ddpm_fast_expf (float x)
   union { float f; gint32 i; } bits;
   float n, r, r2, p;
 
-  x = x < -87.3f ? -87.3f : x;
-  x = x > 88.7f ? 88.7f : x;   /* n = 128 gives the +inf bit pattern */
+  /* Written so that NaN, which fails every comparison, takes the lower
+   * clamp (exp(NaN) comes out ≈ 1e-38): with `x < -87.3f ? -87.3f : x` it
+   * passed through both clamps and (gint32) NaN made the shift below
+   * shift a negative number (undefined; UBSan reports it).  The network's
+   * NaN is caught where it matters, at ε (img2img.c) and at loading
+   * (model.c).  Still two min/max a lane: vectorised as before. */
+  x = x > -87.3f ? x : -87.3f;
+  x = x < 88.7f ? x : 88.7f;   /* n = 128 gives the +inf bit pattern */
   /* round to nearest by the 1.5·2²³ trick: floorf would be a libm call
    * that stops gcc from vectorising the caller's loop */
   n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
