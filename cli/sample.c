@@ -72,7 +72,8 @@ cli_sample (int argc, char **argv)
   const DdpmUNetConfig *config = ddpm_model_get_config (model);
   if (size == NULL)
     width = height = config->image_size;
-  image = ddpm_image_new (width, height, config->in_channels, FALSE);
+  if (!(image = ddpm_image_try_new (width, height, config->in_channels, FALSE, &error)))
+    goto out;
 
   fprintf (stderr, "sample: %d×%d, %d step%s (%s, seed %" G_GINT64_FORMAT ")\n",
            width, height, params.steps, params.steps == 1 ? "" : "s",

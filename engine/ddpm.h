@@ -572,6 +572,50 @@ char                 *ddpm_model_default_path (void);
 
 /* ------------------------------------------------------------------- image */
 
+/* RESOURCE LIMITS (limits.c): what the engine agrees to work on, checked
+ * BEFORE anything is allocated, so that a hostile or mistaken file or
+ * size fails with an error naming it instead of aborting, crashing or
+ * swapping.  The policy lives in limits.c alone; callers ask it.
+ *
+ *   images: at most DDPM_IMAGE_MAX_SIDE a side and DDPM_IMAGE_MAX_PIXELS
+ *     in all (2^26 = 8192 × 8192, 64 megapixels: above any camera the
+ *     plug-in is likely to see, and the command line's whole pipeline on
+ *     such an image, ~40 bytes a pixel, stays under 3 GB), and the planes
+ *     within the memory budget;
+ *   models: T at most DDPM_MODEL_MAX_T, image_size at most
+ *     DDPM_MODEL_MAX_IMAGE_SIZE, at most DDPM_MODEL_MAX_PARAMS parameters
+ *     (2^30: 30 times the largest published DDPM UNet, 4 GiB of floats),
+ *     and the parameters plus the activations of one tile within the
+ *     memory budget;
+ *   the memory budget: half of the machine's physical memory
+ *     (sysconf), or 8 GiB where it cannot be read. */
+#define DDPM_IMAGE_MAX_PIXELS     ((gsize) 1 << 26)
+#define DDPM_IMAGE_MAX_SIDE       65535
+#define DDPM_MODEL_MAX_T          100000
+#define DDPM_MODEL_MAX_IMAGE_SIZE 4096
+#define DDPM_MODEL_MAX_PARAMS     ((gsize) 1 << 30)
+
+/* Bytes the engine lets one model or image take: half the physical memory. */
+gsize    ddpm_limits_memory_budget (void);
+/* Whether a width × height image of channels planes (+ alpha) is within
+ * the limits; if not, FALSE and DDPM_ERROR_UNSUPPORTED naming `what`
+ * (e.g. the file's display name, "The image"), or DDPM_ERROR_CORRUPT_FILE
+ * for an empty size. */
+gboolean ddpm_limits_check_image   (int          width,
+                                    int          height,
+                                    int          channels,
+                                    gboolean     with_alpha,
+                                    const char  *what,
+                                    GError     **error);
+/* Whether a model of this (valid) config and T is within the limits:
+ * parameters, T, image_size, and the memory of its weights plus the
+ * activations of one image_size tile.  If not, FALSE and
+ * DDPM_ERROR_UNSUPPORTED naming `what` (the file) and the field to blame. */
+gboolean ddpm_limits_check_model   (const DdpmUNetConfig *config,
+                                    int                   T,
+                                    const char           *what,
+                                    GError              **error);
+
 /* Image files, for front ends (the command line) and the folder dataset;
  * the GIMP plug-in gets its pixels from GIMP.  PNG (libpng: 1–16 bit gray,
  * gray+alpha, RGB, RGBA, palette) and JPEG (libjpeg: gray, YCbCr, CMYK)
@@ -580,11 +624,8 @@ char                 *ddpm_model_default_path (void);
  * [−1, 1]: x = 2·p − 1).  Pixel values are taken as stored: no gamma or
  * colour-profile conversion, as GIMP does for 8-bit sRGB images. */
 
-/* Images larger than this are refused (DDPM_ERROR_UNSUPPORTED) before any
- * allocation: 2^28 pixels is 16384 × 16384, 4 GiB as float RGB + alpha.
- * Either side may be at most 65535 (JPEG's own limit is 65500). */
-#define DDPM_IMAGE_MAX_PIXELS ((gsize) 1 << 28)
-#define DDPM_IMAGE_MAX_SIDE   65535
+/* The largest image (DDPM_IMAGE_MAX_PIXELS, DDPM_IMAGE_MAX_SIDE) is part of
+ * the resource limits below (ddpm_limits_check_image). */
 
 /* An image owns its planes: ddpm_image_free frees them with it. */
 typedef struct

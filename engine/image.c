@@ -24,7 +24,9 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include <glib/gstdio.h>
 #include <png.h>
 #include <jpeglib.h>
 #include <jerror.h>
@@ -36,25 +38,33 @@
 
 /* ------------------------------------------------------------ the object */
 
-static gboolean
-check_size (int width, int height, const char *what, GError **error)
+/* The size of the file behind fp, or -1 if it is not a regular file. */
+static gint64
+file_size (FILE *fp)
 {
-  if (width < 1 || height < 1)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s has an empty size %d × %d", what, width, height);
-      return FALSE;
-    }
-  if (width > DDPM_IMAGE_MAX_SIDE || height > DDPM_IMAGE_MAX_SIDE
-      || (gsize) width * (gsize) height > DDPM_IMAGE_MAX_PIXELS)
-    {
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s is %d × %d pixels, larger than this program handles (at most "
-                   "%d pixels a side and %" G_GSIZE_FORMAT " pixels in all)", what, width,
-                   height, DDPM_IMAGE_MAX_SIDE, DDPM_IMAGE_MAX_PIXELS);
-      return FALSE;
-    }
-  return TRUE;
+  GStatBuf st;
+
+  if (fstat (fileno (fp), &st) != 0 || !S_ISREG (st.st_mode))
+    return -1;
+  return (gint64) st.st_size;
+}
+
+/* A decompression bomb's other half: a header claiming a large image over
+ * too little data would still have us allocate (and fill) the whole image
+ * before the data runs out.  Every format here has a least number of bytes
+ * per pixel, so a file shorter than needed is refused from its header.
+ * need = 0 means no bound is known (the check passes). */
+static gboolean
+check_data (gint64 have, guint64 need, int width, int height, const char *display,
+            GError **error)
+{
+  if (have < 0 || (guint64) have >= need)
+    return TRUE;
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+               ("%s is damaged or truncated: its header says %d × %d pixels, which "
+                 "take at least %" G_GUINT64_FORMAT " bytes, but the file has %"
+                 G_GINT64_FORMAT), display, width, height, need, have);
+  return FALSE;
 }
 
 DdpmImage *
@@ -64,7 +74,8 @@ ddpm_image_try_new (int width, int height, int channels, gboolean with_alpha,
   g_return_val_if_fail (channels == 1 || channels == 3, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_size (width, height, "The image", error))
+  if (!ddpm_limits_check_image (width, height, channels, with_alpha, "The image",
+                                error))
     return NULL;
 
   gsize n = (gsize) width * (gsize) height;
@@ -250,8 +261,17 @@ load_png (FILE *fp, const char *display, GError **error)
   png_uint_32 width, height;
   int bit_depth, color_type, interlace;
   png_get_IHDR (png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
+  /* Deflate expands at most 1032:1 (zlib's technical notes), so the
+   * filtered rows, (1 + rowbytes) × height, need at least 1/1032 as many
+   * bytes of file. */
+  gboolean alpha = (color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid (png, info, PNG_INFO_tRNS);
   if (width > G_MAXINT || height > G_MAXINT
-      || !check_size ((int) width, (int) height, display, &ctx.error))
+      || !ddpm_limits_check_image ((int) width, (int) height,
+                                   (color_type & PNG_COLOR_MASK_COLOR) ? 3 : 1, alpha,
+                                   display, &ctx.error)
+      || !check_data (file_size (ctx.fp),
+                      (1 + (guint64) png_get_rowbytes (png, info)) * height / 1032,
+                      (int) width, (int) height, display, &ctx.error))
     {
       if (ctx.error == NULL)
         g_set_error (&ctx.error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
@@ -401,8 +421,18 @@ load_jpeg (FILE *fp, const char *display, GError **error)
   jpeg_stdio_src (&cinfo, fp);
   jpeg_read_header (&cinfo, TRUE);
 
+  /* Huffman coding spends at least one bit on every 8 × 8 block of the
+   * largest component (its DC symbol, in baseline and progressive files
+   * alike).  Arithmetic coding has no such floor: those files are bounded
+   * by the pixel budget only. */
+  guint64 blocks = ((guint64) cinfo.image_width + 7) / 8 * (((guint64) cinfo.image_height + 7) / 8);
   if (cinfo.image_width > G_MAXINT || cinfo.image_height > G_MAXINT
-      || !check_size ((int) cinfo.image_width, (int) cinfo.image_height, display, &err.error))
+      || !ddpm_limits_check_image ((int) cinfo.image_width, (int) cinfo.image_height,
+                                   cinfo.num_components == 1 ? 1 : 3, FALSE, display,
+                                   &err.error)
+      || !check_data (file_size (fp), cinfo.arith_code ? 0 : blocks / 8,
+                      (int) cinfo.image_width, (int) cinfo.image_height, display,
+                      &err.error))
     {
       if (err.error == NULL)
         g_set_error (&err.error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED, "%s is too large", display);
@@ -630,7 +660,8 @@ ddpm_image_save_png (const DdpmImage *image,
                    "PNG bit depth %d is not supported (use 8 or 16)", bit_depth);
       return FALSE;
     }
-  if (!check_size (image->width, image->height, "The image", error))
+  if (!ddpm_limits_check_image (image->width, image->height, image->channels,
+                                image->alpha != NULL, "The image", error))
     return FALSE;
 
   PngWriteContext ctx = { 0 };

@@ -55,8 +55,10 @@ struct _DdpmModel
 static int
 max_batch (const DdpmModel *model)
 {
-  const int S = ddpm_unet_get_config (model->unet)->image_size;
-  return CLAMP (MODEL_BATCH_PIXELS / (S * S), 1, MODEL_MAX_BATCH);
+  /* in 64 bits: S² overflows int from S = 46341 (ddpm_limits_check_model
+   * keeps S far below, but the division must not trap whatever S is) */
+  const gint64 S = ddpm_unet_get_config (model->unet)->image_size;
+  return (int) CLAMP (MODEL_BATCH_PIXELS / (S * S), 1, MODEL_MAX_BATCH);
 }
 
 
@@ -317,7 +319,7 @@ read_header (const DdpmTensorFile *file,
       || !parse_int (file, "ch", 1, 1 << 16, &v[2], error)
       || !parse_int (file, "num_res_blocks", 0, 1 << 10, &v[3], error)
       || !parse_int (file, "image_size", 1, 1 << 16, &v[4], error)
-      || !parse_int (file, "T", 1, 1 << 24, &v[5], error)
+      || !parse_int (file, "T", 1, DDPM_MODEL_MAX_T, &v[5], error)
       || !parse_int_list (file, "ch_mult", config->ch_mult, &config->n_levels, error)
       || !parse_int_list (file, "attn_resolutions", config->attn_resolutions,
                           &config->n_attn, error))
@@ -358,7 +360,8 @@ read_header (const DdpmTensorFile *file,
       g_error_free (local);
       return FALSE;
     }
-  return TRUE;
+  /* the work budget, before the weights or schedule are allocated */
+  return ddpm_limits_check_model (config, *T, name, error);
 }
 
 /* Every tensor of the UNet, under prefix + its name, into base. */

@@ -105,10 +105,10 @@ ddpm_unet_config_validate (const DdpmUNetConfig *config,
       BAD ("UNet ch_mult[%d] must be between 1 and 64, not %d", l, c->ch_mult[l]);
   if (c->num_res_blocks < 1 || c->num_res_blocks > 16)
     BAD ("UNet num_res_blocks must be between 1 and 16, not %d", c->num_res_blocks);
-  if (c->image_size < 1 || c->image_size > 65536
+  if (c->image_size < 1 || c->image_size > DDPM_MODEL_MAX_IMAGE_SIZE
       || c->image_size % (1 << (c->n_levels - 1)) != 0)
-    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d, not %d",
-         1 << (c->n_levels - 1), c->image_size);
+    BAD ("UNet image_size must be a multiple of 2^(n_levels−1) = %d up to %d, not %d",
+         1 << (c->n_levels - 1), DDPM_MODEL_MAX_IMAGE_SIZE, c->image_size);
   if (c->n_attn < 0 || c->n_attn > DDPM_MAX_LEVELS)
     BAD ("UNet n_attn must be between 0 and %d, not %d", DDPM_MAX_LEVELS, c->n_attn);
   for (int i = 0; i < c->n_attn; i++)

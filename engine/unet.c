@@ -1025,6 +1025,24 @@ layout_pass (DdpmUNet *u, Layout *l, int B, int H, int W)
   layout_scratch (u, l, B, H, W);
 }
 
+/* The floats of the activations for B images of H × W at inference, as
+ * layout() would allocate them, without allocating (for limits.c). */
+gsize
+ddpm_unet_config_activation_floats (const DdpmUNetConfig *config, int B, int H, int W)
+{
+  DdpmUNet skeleton = { 0 };
+  Layout l = { .base = NULL, .training = FALSE };
+
+  g_return_val_if_fail (config != NULL && B > 0 && H > 0 && W > 0, 0);
+  if (!ddpm_unet_config_validate (config, NULL))
+    return 0;
+  skeleton.config = *config;
+  build (&skeleton);
+  layout_pass (&skeleton, &l, B, H, W);
+  unbuild (&skeleton);
+  return round_up (l.tmax) + l.off;
+}
+
 /* Lays the activations out for (B, H, W, training) and makes sure the
  * allocation holds them. */
 static gboolean

@@ -77,6 +77,8 @@ const DdpmUNetConfig *ddpm_unet_get_config (const DdpmUNet *unet);
  * on the first backward or on the first call here; NULL only when that
  * allocation fails. */
 gsize                 ddpm_unet_n_params   (const DdpmUNet *unet);
+/* Floats of the inference activations for B images of H × W (limits.c). */
+gsize ddpm_unet_config_activation_floats (const DdpmUNetConfig *config, int B, int H, int W);
 float                *ddpm_unet_params     (DdpmUNet *unet);
 float                *ddpm_unet_grads      (DdpmUNet *unet);
 void                  ddpm_unet_zero_grads (DdpmUNet *unet);
