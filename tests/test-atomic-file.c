@@ -24,52 +24,7 @@
 #include <glib/gstdio.h>
 
 #include "atomic-file.h"
-
-/* The names in `dir`, sorted and joined with spaces. */
-static char *
-list_dir (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-
-  g_assert_nonnull (d);
-  while ((name = g_dir_read_name (d)) != NULL)
-    g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (d);
-  for (guint i = 1; i < names->len; i++)
-    for (guint j = i; j > 0 && strcmp (names->pdata[j - 1], names->pdata[j]) > 0; j--)
-      {
-        gpointer t = names->pdata[j];
-        names->pdata[j] = names->pdata[j - 1];
-        names->pdata[j - 1] = t;
-      }
-  g_ptr_array_add (names, NULL);
-  char *joined = g_strjoinv (" ", (char **) names->pdata);
-  g_ptr_array_unref (names);
-  return joined;
-}
-
-static void
-remove_tree (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  if (d == NULL)
-    return;
-  while ((name = g_dir_read_name (d)) != NULL)
-    {
-      char *p = g_build_filename (dir, name, NULL);
-      if (g_file_test (p, G_FILE_TEST_IS_DIR))
-        remove_tree (p);
-      else
-        g_unlink (p);
-      g_free (p);
-    }
-  g_dir_close (d);
-  g_rmdir (dir);
-}
+#include "dir-helpers.h"
 
 static char *
 make_tmpdir (void)
@@ -133,7 +88,7 @@ test_write_and_commit (void)
     }
 
   /* Until commit: no destination, one hidden temporary named after it. */
-  char *listing = list_dir (dir);
+  char *listing = test_list_dir (dir);
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
   g_assert_true (g_str_has_prefix (listing, ".out.bin."));
   g_assert_null (strchr (listing, ' '));
@@ -142,7 +97,7 @@ test_write_and_commit (void)
   g_assert_true (ddpm_atomic_file_commit (file, &error));
   g_assert_no_error (error);
   assert_contents (path, data, total);
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "out.bin");
   g_free (listing);
 
@@ -154,7 +109,7 @@ test_write_and_commit (void)
 
   g_free (data);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -180,7 +135,7 @@ test_failures_keep_old_file (void)
   g_assert_true (ddpm_atomic_file_write (file, big, 1024 * 1024, &error));
   ddpm_atomic_file_abort (file);
   assert_contents (path, old, 1000);
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.bin");
   g_free (listing);
 
@@ -200,7 +155,7 @@ test_failures_keep_old_file (void)
   g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
   g_clear_error (&error);
   g_assert_true (g_file_test (sub, G_FILE_TEST_IS_DIR));
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.bin sub");
   g_free (listing);
 
@@ -235,7 +190,7 @@ test_failures_keep_old_file (void)
       g_assert_nonnull (strstr (error->message, g_strerror (EFBIG)));
       g_clear_error (&error);
       assert_contents (path, old, 1000);
-      listing = list_dir (dir);
+      listing = test_list_dir (dir);
       g_assert_cmpstr (listing, ==, "model.bin sub");
       g_free (listing);
     }
@@ -245,7 +200,7 @@ test_failures_keep_old_file (void)
   g_free (missing);
   g_free (sub);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -305,7 +260,7 @@ test_stale_temporaries (void)
   g_assert_cmpint (flock (fd, LOCK_EX | LOCK_NB), ==, 0);
 
   write_small (path);
-  char *names = list_dir (dir);
+  char *names = test_list_dir (dir);
   g_assert_cmpstr (names, ==, ".m.ckpt.safetensors.Lock01 .m.ckpt.safetensors.fresh1 "
                    ".m.ckpt.safetensors.long123 .m.safetensors.aB3xY9 "
                    "m.ckpt.safetensors m.ckpt.safetensors.aB3xY9");
@@ -314,14 +269,14 @@ test_stale_temporaries (void)
   /* Its writer gone (lock released), the next write removes it. */
   close (fd);
   write_small (path);
-  names = list_dir (dir);
+  names = test_list_dir (dir);
   g_assert_cmpstr (names, ==, ".m.ckpt.safetensors.fresh1 .m.ckpt.safetensors.long123 "
                    ".m.safetensors.aB3xY9 m.ckpt.safetensors m.ckpt.safetensors.aB3xY9");
   g_free (names);
 
   g_free (locked);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -356,7 +311,7 @@ test_killed_writer (void)
   close (ready[0]);
 
   /* The writer alive, its temporary made to look old: kept (locked). */
-  char *names = list_dir (dir);
+  char *names = test_list_dir (dir);
   g_assert_true (g_str_has_prefix (names, ".m.ckpt.safetensors."));
   g_assert_cmpuint (strlen (names), ==, strlen (".m.ckpt.safetensors.XXXXXX"));
   char *tmp = g_build_filename (dir, names, NULL);
@@ -372,13 +327,13 @@ test_killed_writer (void)
 
   write_small (path);
   g_free (names);
-  names = list_dir (dir);
+  names = test_list_dir (dir);
   g_assert_cmpstr (names, ==, "m.ckpt.safetensors");
 
   g_free (names);
   g_free (tmp);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 

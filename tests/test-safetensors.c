@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "safetensors.h"
+#include "dir-helpers.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -26,52 +27,6 @@ make_tmpdir (void)
 
   g_assert_no_error (error);
   return dir;
-}
-
-static void
-remove_tree (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  if (d == NULL)
-    return;
-  while ((name = g_dir_read_name (d)) != NULL)
-    {
-      char *p = g_build_filename (dir, name, NULL);
-      if (g_file_test (p, G_FILE_TEST_IS_DIR))
-        remove_tree (p);
-      else
-        g_unlink (p);
-      g_free (p);
-    }
-  g_dir_close (d);
-  g_rmdir (dir);
-}
-
-/* The names in `dir`, sorted and joined with spaces. */
-static char *
-list_dir (const char *dir)
-{
-  GDir *d = g_dir_open (dir, 0, NULL);
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-
-  g_assert_nonnull (d);
-  while ((name = g_dir_read_name (d)) != NULL)
-    g_ptr_array_add (names, g_strdup (name));
-  g_dir_close (d);
-  for (guint i = 1; i < names->len; i++)
-    for (guint j = i; j > 0 && strcmp (names->pdata[j - 1], names->pdata[j]) > 0; j--)
-      {
-        gpointer t = names->pdata[j];
-        names->pdata[j] = names->pdata[j - 1];
-        names->pdata[j - 1] = t;
-      }
-  g_ptr_array_add (names, NULL);
-  char *joined = g_strjoinv (" ", (char **) names->pdata);
-  g_ptr_array_unref (names);
-  return joined;
 }
 
 /* A file image: u64 header length, the header, then `data`. */
@@ -267,7 +222,7 @@ test_round_trip (void)
   ddpm_tensor_file_free (file);
   g_unlink (path);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -417,7 +372,7 @@ test_header_limit (void)
   g_clear_error (&error);
 
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
@@ -624,7 +579,7 @@ test_atomic_write (void)
   g_assert_error (error, DDPM_ERROR, DDPM_ERROR_IO);
   g_clear_error (&error);
   g_assert_true (g_file_test (sub, G_FILE_TEST_IS_DIR));
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.safetensors sub");
   g_free (listing);
 
@@ -644,7 +599,7 @@ test_atomic_write (void)
   g_assert_nonnull (strstr (error->message, g_strerror (EFBIG)));
   g_clear_error (&error);
   g_assert_cmpfloat (read_first (path), ==, 2.0f);
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.safetensors sub");
   g_free (listing);
 
@@ -674,14 +629,14 @@ test_atomic_write (void)
   g_clear_error (&error);
   ddpm_tensor_writer_free (writer);
   g_assert_cmpfloat (read_first (path), ==, 2.0f);
-  listing = list_dir (dir);
+  listing = test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.safetensors sub");
   g_free (listing);
 
   g_free (sub);
   g_free (missing);
   g_free (path);
-  remove_tree (dir);
+  test_remove_tree (dir);
   g_free (dir);
 }
 
