@@ -97,7 +97,12 @@ int cli_denoise (int argc, char **argv);
 int cli_denoise_eval (int argc, char **argv);
 
 /* IN OUT commands (renoise, denoise): after parsing, argv holds exactly the
- * command and two files, and --bit-depth is 8 or 16; else print why. */
-gboolean   cli_check_in_out           (const char *command, int argc, int bit_depth);
+ * command and two files, --bit-depth is 8 or 16 and OUT is a PNG name
+ * (cli_check_png_out); else print why. */
+gboolean   cli_check_in_out           (const char *command, int argc, char **argv,
+                                       int bit_depth);
+/* An output we write: PNG only, so a name with another extension (.jpg)
+ * is refused with a message; else TRUE. */
+gboolean   cli_check_png_out          (const char *command, const char *path);
 
 #endif /* DDPM_CLI_H */

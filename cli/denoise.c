@@ -106,7 +106,7 @@ cli_denoise (int argc, char **argv)
 
   if (!cli_parse (context, "denoise", &argc, &argv))
     goto out;
-  if (!cli_check_in_out ("denoise", argc, options.bit_depth))
+  if (!cli_check_in_out ("denoise", argc, argv, options.bit_depth))
     goto out;
   if (!parse_sigma (options.sigma_text, &sigma, &error)
       || !cli_sample_options_resolve (&options.sample, &params, &error))

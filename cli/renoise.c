@@ -65,7 +65,7 @@ cli_renoise (int argc, char **argv)
   g_option_context_add_main_entries (context, entries, NULL);
   if (!cli_parse (context, "renoise", &argc, &argv))
     goto out;
-  if (!cli_check_in_out ("renoise", argc, bit_depth))
+  if (!cli_check_in_out ("renoise", argc, argv, bit_depth))
     goto out;
   if (!cli_sample_options_resolve (&options, &params, &error))
     goto out;

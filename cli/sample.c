@@ -61,6 +61,8 @@ cli_sample (int argc, char **argv)
       cli_fail ("sample", CLI_EXIT_USAGE, "--out OUT.png is required");
       goto out;
     }
+  if (!cli_check_png_out ("sample", out_path))
+    goto out;
   if ((size && !parse_size (size, &width, &height, &error))
       || !cli_sample_options_resolve (&options, &params, &error))
     goto out;

@@ -173,7 +173,7 @@ cli_run_denoise (DdpmModel              *model,
 }
 
 gboolean
-cli_check_in_out (const char *command, int argc, int bit_depth)
+cli_check_in_out (const char *command, int argc, char **argv, int bit_depth)
 {
   if (argc != 3)
     {
@@ -186,5 +186,22 @@ cli_check_in_out (const char *command, int argc, int bit_depth)
       cli_fail (command, CLI_EXIT_USAGE, "--bit-depth must be 8 or 16, not %d", bit_depth);
       return FALSE;
     }
-  return TRUE;
+  return cli_check_png_out (command, argv[2]);
+}
+
+/* Only PNG is written: an output named .jpg (or anything else) would get
+ * PNG bytes under a name that says otherwise, so it is refused before
+ * any work.  A name without an extension is taken as it is. */
+gboolean
+cli_check_png_out (const char *command, const char *path)
+{
+  char *base = g_path_get_basename (path);
+  const char *dot = strrchr (base, '.');
+  gboolean ok = dot == NULL || dot == base || g_ascii_strcasecmp (dot, ".png") == 0;
+
+  if (!ok)
+    cli_fail (command, CLI_EXIT_USAGE, "%s: cannot write “%s” files, only PNG; "
+              "name the output .png", path, dot + 1);
+  g_free (base);
+  return ok;
 }

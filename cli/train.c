@@ -81,6 +81,8 @@ typedef struct
   int             resize;        /* > 0: each image's short side first */
   double          dropout;       /* replaces the preset's when given and ≥ 0 */
   gboolean        dropout_given;
+  gboolean        T_given;       /* --timesteps given (see cli_train) */
+  gboolean        seed_given;    /* --seed given */
 } TrainOptions;
 
 /* --dropout replaces the preset's dropout, so the preset (known only after
@@ -203,7 +205,59 @@ check_options (const TrainOptions *o, int argc, char **argv)
     return cli_fail ("train", CLI_EXIT_USAGE, "%s", bad);
   if (!g_file_test (argv[1], G_FILE_TEST_EXISTS))
     return cli_fail ("train", CLI_EXIT_FAILURE, "%s: no such file or folder", argv[1]);
+
+  /* A checkpoint brings its network, schedule and seed: an option that
+   * would change them cannot take effect, so it is refused rather than
+   * silently ignored. */
+  if (o->resume)
+    {
+      const char *arch = o->preset ? "--preset" : o->size > 0 ? "--size"
+                         : o->dropout_given ? "--dropout" : NULL;
+      const char *other = o->schedule ? "--schedule" : o->T_given ? "--timesteps"
+                          : o->seed_given ? "--seed" : NULL;
+      if (arch)
+        return cli_fail ("train", CLI_EXIT_USAGE,
+                         "%s cannot be used with --resume: a resumed model keeps the "
+                         "architecture of its checkpoint %s", arch, o->resume);
+      if (other)
+        return cli_fail ("train", CLI_EXIT_USAGE,
+                         "%s cannot be used with --resume: a resumed training keeps the "
+                         "schedule and seed of its checkpoint %s", other, o->resume);
+    }
   return CLI_EXIT_OK;
+}
+
+/* With --resume, the checkpoint's step against --steps: a checkpoint
+ * already past --steps would be written out unchanged as the model, so
+ * that is refused; one exactly at --steps has nothing left to train and
+ * says so.  Returns CLI_EXIT_OK or the exit status after the message. */
+static int
+check_resume_steps (const TrainOptions *o)
+{
+  GError *error = NULL;
+  DdpmModel *ckpt = ddpm_model_load (o->resume, &error);
+
+  if (!ckpt)
+    {
+      int status = cli_fail ("train", CLI_EXIT_FAILURE, "%s", error->message);
+      g_error_free (error);
+      return status;
+    }
+  const char *v = ddpm_model_get_metadata (ckpt, "train_steps");
+  gint64 done = v ? g_ascii_strtoll (v, NULL, 10) : 0;
+  int status = CLI_EXIT_OK;
+
+  if (done > o->params.steps)
+    status = cli_fail ("train", CLI_EXIT_USAGE,
+                       "the checkpoint %s is already at step %" G_GINT64_FORMAT
+                       ", past --steps %d: give --steps above %" G_GINT64_FORMAT
+                       " to train further", o->resume, done, o->params.steps, done);
+  else if (done == o->params.steps)
+    fprintf (stderr, "ddpm train: warning: the checkpoint %s is already at step %d "
+             "(--steps): nothing left to train, writing it as the model\n",
+             o->resume, o->params.steps);
+  ddpm_model_free (ckpt);
+  return status;
 }
 
 /* A negative (or NaN) --warmup, --ema-decay or --grad-clip has always meant
@@ -350,10 +404,24 @@ cli_train (int argc, char **argv)
   int status = CLI_EXIT_USAGE;
 
   ddpm_train_params_init (&options.params);
+  /* Sentinels, to tell an option given from the default (refused with
+   * --resume even when equal to it). */
+  int T_default = options.params.T;
+  guint64 seed_default = options.params.seed;
+  options.params.T = G_MININT;
+  options.params.seed = G_MAXUINT64 - 1;
   context = train_context (&options);
   if (!cli_parse (context, "train", &argc, &argv))
     goto out;
+  options.T_given = options.params.T != G_MININT;
+  if (!options.T_given)
+    options.params.T = T_default;
+  options.seed_given = options.params.seed != G_MAXUINT64 - 1;
+  if (!options.seed_given)
+    options.params.seed = seed_default;
   if ((status = check_options (&options, argc, argv)) != CLI_EXIT_OK)
+    goto out;
+  if (options.resume && (status = check_resume_steps (&options)) != CLI_EXIT_OK)
     goto out;
   negative_means_default (&options.params);
   if (!(dataset = load_data (argv[1], &options.channels, options.resize, &error)))

@@ -39,8 +39,18 @@ ddpm_folder_image_names (const char *path, GError **error)
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   const char *entry;
   while ((entry = g_dir_read_name (dir)) != NULL)
-    if (entry[0] != '.' && is_image_name (entry))  /* hidden: "._x.png" forks */
-      g_ptr_array_add (names, g_strdup (entry));
+    {
+      if (entry[0] == '.' || !is_image_name (entry))  /* hidden: "._x.png" forks */
+        continue;
+      /* A folder (or device, socket, …) named x.png is no image: skip it
+       * rather than fail the whole training on it.  Symbolic links to
+       * regular files count (g_file_test follows them). */
+      char *full = g_build_filename (path, entry, NULL);
+      gboolean regular = g_file_test (full, G_FILE_TEST_IS_REGULAR);
+      g_free (full);
+      if (regular)
+        g_ptr_array_add (names, g_strdup (entry));
+    }
   g_dir_close (dir);
   g_ptr_array_sort (names, compare_names);
   return names;

@@ -678,8 +678,8 @@ DdpmImage *ddpm_image_convert_channels (const DdpmImage *image, int channels);
  * premultiplied, so fully transparent pixels do not bleed their colour. */
 DdpmImage *ddpm_image_resize   (const DdpmImage *image, int width, int height);
 
-/* The PNG/JPEG file names in folder `path` (by extension, case ignored;
- * not hidden ones), sorted by strcmp, so that what is built from them
+/* The PNG/JPEG file names in folder `path` (regular files or links to
+ * them, by extension, case ignored; not hidden ones), sorted by strcmp, so that what is built from them
  * does not depend on the order the file system lists them in.  Names, not
  * paths: join them to `path`.  NULL and error if the folder cannot be
  * read.  Newly allocated (g_ptr_array_unref frees the names too). */

@@ -206,6 +206,32 @@ test_errors (void)
   g_assert_nonnull (strstr (err, "--out"));
   g_free (err);
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+
+  /* Only PNG is written: an output named .jpg (any other extension) is
+   * refused before any work, not filled with PNG bytes (issue 15). */
+  char *jpg = cli_test_path ("never.jpg");
+  g_assert_cmpint (cli_test_run (&err, "renoise", "--model", cli_test_model, "--steps", "1",
+                                 in, jpg, NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "only PNG"));
+  g_free (err);
+  g_assert_cmpint (cli_test_run (&err, "denoise", "--model", cli_test_model, "--sigma", "0.1",
+                                 in, jpg, NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "only PNG"));
+  g_free (err);
+  g_assert_cmpint (cli_test_run (&err, "sample", "--model", cli_test_model, "--steps", "1",
+                                 "--size", "8x8", "--out", jpg, NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "only PNG"));
+  g_free (err);
+  g_assert_false (g_file_test (jpg, G_FILE_TEST_EXISTS));
+  g_free (jpg);
+  /* the extension's case does not matter */
+  char *upper = cli_test_path ("upper.PNG");
+  g_assert_cmpint (cli_test_run (&err, "renoise", "--model", cli_test_model, "--steps", "1",
+                                 "--strength", "0.1", in, upper, NULL), ==, 0);
+  g_free (err);
+  g_assert_true (g_file_test (upper, G_FILE_TEST_IS_REGULAR));
+  g_remove (upper);
+  g_free (upper);
   g_free (in);
   g_free (out);
   g_free (small);

@@ -276,6 +276,9 @@ test_folder (void)
   /* Hidden files (an editor's or macOS's "._a.png") are not images. */
   char *ph = g_build_filename (dir, "._a.png", NULL);
   g_assert_true (g_file_set_contents (ph, "not an image either", -1, &error));
+  /* A folder named like an image is skipped, not an error (issue 15). */
+  char *pd = g_build_filename (dir, "folder.png", NULL);
+  g_assert_cmpint (g_mkdir (pd, 0700), ==, 0);
 
   DdpmDataset *d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);
   g_assert_no_error (error);
@@ -322,6 +325,8 @@ test_folder (void)
   g_remove (pt);
   g_remove (ph);
   g_free (ph);
+  g_rmdir (pd);
+  g_free (pd);
   g_rmdir (dir);
 
   d = ddpm_dataset_new_from_folder (dir, 3, 0, &error);

@@ -533,6 +533,41 @@ test_cli_train (void)
   g_free (out);
   g_free (err);
 
+  /* With --resume, what the checkpoint fixes cannot be changed: an
+   * architecture, schedule or seed option is refused, not ignored, and
+   * names itself (issue 15). */
+  const char *const refused[][3] = {
+    { "--preset", "small", "architecture" }, { "--size", "32", "architecture" },
+    { "--dropout", "0.1", "architecture" }, { "--schedule", "cosine", "schedule" },
+    { "--timesteps", "1000", "schedule" }, { "--seed", "7", "seed" },
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (refused); k++)
+    {
+      status = cli_test_run_capture (&out, &err, "train", image_path, "--steps", "6",
+                                     "--batch", "2", "--threads", "1", "--resume", ckpt,
+                                     refused[k][0], refused[k][1], "--out", model, NULL);
+      g_assert_cmpint (status, ==, 2);
+      g_assert_nonnull (strstr (err, refused[k][0]));
+      g_assert_nonnull (strstr (err, refused[k][2]));
+      g_assert_null (strstr (err, "step 6/6"));
+      g_free (out);
+      g_free (err);
+    }
+  /* A checkpoint already past --steps is refused (it would be written out
+   * as the model unchanged); one exactly at --steps says so. */
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--steps", "4", "--batch", "2",
+                                 "--threads", "1", "--resume", ckpt, "--out", model, NULL);
+  g_assert_cmpint (status, ==, 2);
+  g_assert_nonnull (strstr (err, "already at step 5, past --steps 4"));
+  g_free (out);
+  g_free (err);
+  status = cli_test_run_capture (&out, &err, "train", image_path, "--steps", "5", "--batch", "2",
+                                 "--threads", "1", "--resume", ckpt, "--out", model, NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_nonnull (strstr (err, "nothing left to train"));
+  g_free (out);
+  g_free (err);
+
   /* A folder (holding that one image), converted to gray, resized. */
   char *gray_model = g_build_filename (dir, "g.safetensors", NULL);
   char *gray_ckpt = ddpm_train_checkpoint_path (gray_model);
