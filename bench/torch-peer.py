@@ -1,34 +1,55 @@
 #!/usr/bin/python3
 """torch-peer.py: the PyTorch side of bench/compare.
 
-It imports the project's reference UNet from ../shared/bench/torch_unet.py
-(build_model, count_macs, CONFIGS, timeit; that file is not modified) and
-times one configuration, printing one JSON line in the format of
-bench/unet-bench.c:
+It imports the project's reference UNet, bench/torch_unet.py (build_model,
+count_macs, CONFIGS, timeit), and times one configuration, printing one
+JSON line in the format of bench/unet-bench.c:
 
   torch-peer.py --config tiny --kind train --batch 16 --size 32 --threads 2
-  torch-peer.py --config small --kind fwd --batch 1 --size 128 --threads 1
+  torch-peer.py --config small --kind fwd --batch 1 --size 128 --threads 1 \
+                --blas-threads 1 --malloc tuned --channels-last --bf16
   torch-peer.py --config tiny --kind renoise --image 1024 --steps 20 --strength 0.5
+  torch-peer.py --config tiny --kind train-e2e --batch 64 --data DIR.npy --steps 45
 
-train: exactly torch_unet.py's step() (q-sample, forward, MSE, zero_grad,
-       backward, Adam.step).
-fwd:   torch_unet.py's fwd() (no_grad forward at batch B).
+train:   exactly torch_unet.py's step() (q-sample, forward, MSE, zero_grad,
+         backward, Adam.step).
+train-e2e: a plain PyTorch training script as a user writes it: the whole
+         data set in memory (a uint8 .npy of N×H×W gray images), each step
+         draws a random batch, random horizontal flips, q-sample, forward,
+         MSE, backward, gradient clipping at norm 1, Adam, an EMA of the
+         weights (decay 0.999) — the recipe of `ddpm train`'s defaults.  Its
+         time per step over --steps steps after 3 warm-up steps.
+fwd:     torch_unet.py's fwd() (no_grad forward at batch B).
 renoise: what `ddpm renoise` does, in PyTorch: noise the image to
-       t0 = strength·T, then `steps` DDIM steps, each running the UNet on
-       overlapping 32×32 tiles (overlap max(8, S/8) = 8, sin² window weights, batches of
-       8 tiles, as engine/img2img.c and engine/model.c do) and blending the
-       ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
-       the whole command.
+         t0 = strength·T, then `steps` DDIM steps, each running the UNet on
+         overlapping 32×32 tiles (overlap max(8, S/8) = 8, sin² window weights, batches of
+         8 tiles, as engine/img2img.c and engine/model.c do) and blending the
+         ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
+         the whole command.
 
-The thread settings must be in the environment before torch is imported
-(OpenBLAS reads them once), so this script sets OMP_NUM_THREADS and
-OPENBLAS_NUM_THREADS from --threads itself and then re-executes.
+The configuration knobs a PyTorch user has on a CPU, each a flag, so that
+bench/compare can take the best of all of them for every row:
+  --threads N        torch's intra-op threads (OpenMP: oneDNN convolutions, ATen)
+  --blas-threads N   OpenBLAS threads (matmul, bmm, Linear; default = --threads):
+                     both pools spin, and on 2 cores 1 is often faster
+  --malloc tuned     glibc malloc keeps freed memory instead of unmapping it
+                     (GLIBC_TUNABLES mmap_threshold/trim_threshold): torch
+                     allocates every large activation afresh, and on this VM
+                     each first touch of a page costs a fault (~10 µs); the
+                     128² attention's 64 MB matrices made a forward 3–5×
+                     slower with the default allocator
+  --channels-last    the model and inputs in NHWC (oneDNN's preferred layout)
+  --bf16             inference under torch.autocast("cpu", dtype=torch.bfloat16)
+The environment settings must be in place before torch is imported
+(OpenBLAS and glibc read them once), so this script sets them and
+re-executes itself.
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, statistics, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TORCH_UNET = os.environ.get("DDPM_TORCH_UNET",
-                            os.path.join(HERE, "..", "..", "shared", "bench", "torch_unet.py"))
+TORCH_UNET = os.environ.get("DDPM_TORCH_UNET", os.path.join(HERE, "torch_unet.py"))
+# glibc's allocator told to keep what it frees (the "tuned" allocator above)
+MALLOC_TUNED = "glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=2147483647"
 
 
 def load_reference():
@@ -61,6 +82,8 @@ def renoise(ref, args):
     import torch
     cfg = ref.CONFIGS[args.config]
     model = ref.build_model(**cfg).eval()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     S, C, L = cfg["image_size"], cfg["in_channels"], args.image
     T = 1000
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
@@ -85,7 +108,7 @@ def renoise(ref, args):
     def run():
         a = abar[ts[0]].item()
         x = (math.sqrt(a) * x0 + math.sqrt(1 - a) * torch.randn(C, L, L, generator=g)).reshape(-1)
-        with torch.no_grad():
+        with inference_context(args):
             for k, t in enumerate(ts):
                 eps = torch.zeros(C * plane)
                 tt = torch.full((batch,), t, dtype=torch.long)
@@ -93,7 +116,7 @@ def renoise(ref, args):
                     sel = slice(first, min(first + batch, n_tiles))
                     gi = (cidx[None] + idx[sel][:, None, :])           # (b, C, S*S)
                     tiles = x[gi].reshape(-1, C, S, S)
-                    e = model(tiles, tt[:tiles.shape[0]]).reshape(-1, C, S * S)
+                    e = model(layout(args, tiles), tt[:tiles.shape[0]]).float().reshape(-1, C, S * S)
                     eps.index_add_(0, gi.reshape(-1), (e * wt[sel][:, None, :]).reshape(-1))
                 a_t = abar[t].item()
                 a_p = abar[ts[k + 1]].item() if k + 1 < len(ts) else 1.0
@@ -109,23 +132,94 @@ def renoise(ref, args):
                 gflop=2.0 * macs * n_tiles * len(ts) / 1e9, tiles=n_tiles)
 
 
+def inference_context(args):
+    """no_grad, and bf16 autocast when asked."""
+    import contextlib, torch
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    if args.bf16:
+        stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    return stack
+
+
+def layout(args, t):
+    import torch
+    return t.contiguous(memory_format=torch.channels_last) if args.channels_last else t
+
+
+def train_e2e(ref, args):
+    """The plain training script (see the docstring); seconds per step."""
+    import numpy as np, torch
+    data = torch.from_numpy(np.load(args.data))              # N, H, W uint8
+    N, H, W = data.shape
+    cfg = dict(ref.CONFIGS[args.config], in_channels=1, image_size=H)
+    model = ref.build_model(**cfg)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4)
+    T, B = 1000, args.batch
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0).float()
+    model.train()
+
+    def step():
+        idx = torch.randint(0, N, (B,))
+        x0 = data[idx].float().div_(127.5).sub_(1).unsqueeze(1)
+        flip = torch.rand(B) < 0.5
+        x0[flip] = x0[flip].flip(-1)
+        t = torch.randint(0, T, (B,))
+        eps = torch.randn_like(x0)
+        a = abar[t][:, None, None, None]
+        xt = layout(args, a.sqrt() * x0 + (1 - a).sqrt() * eps)
+        loss = torch.nn.functional.mse_loss(model(xt, t), eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_mul_(ema, 0.999)
+            torch._foreach_add_(ema, [p.detach() for p in model.parameters()], alpha=0.001)
+
+    for _ in range(3):
+        step()
+    ts = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t0)
+    macs = ref.count_macs(model, H, 1)
+    return dict(min=min(ts), median=statistics.median(ts), max=max(ts), mean=sum(ts) / len(ts),
+                n=len(ts), gflop=3 * 2.0 * macs * B / 1e9)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="tiny")
-    p.add_argument("--kind", choices=("train", "fwd", "renoise"), default="fwd")
+    p.add_argument("--kind", choices=("train", "train-e2e", "fwd", "renoise"), default="fwd")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--blas-threads", type=int, default=None)
+    p.add_argument("--malloc", choices=("default", "tuned"), default="default")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--bf16", action="store_true")
     p.add_argument("--iters", type=int, default=7)
     p.add_argument("--budget", type=float, default=20.0)
     p.add_argument("--image", type=int, default=1024)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--strength", type=float, default=0.5)
+    p.add_argument("--data", help="train-e2e: a uint8 .npy of N×H×W images")
     args = p.parse_args()
+    if args.blas_threads is None:
+        args.blas_threads = args.threads
+    if args.bf16 and args.kind in ("train", "train-e2e"):
+        p.error("--bf16 is for inference rows (training stays fp32, as ours)")
 
-    if os.environ.get("DDPM_PEER_CHILD") != str(args.threads):
-        env = dict(os.environ, DDPM_PEER_CHILD=str(args.threads),
-                   OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads))
+    if os.environ.get("DDPM_PEER_CHILD") != "1":
+        env = dict(os.environ, DDPM_PEER_CHILD="1", OMP_NUM_THREADS=str(args.threads),
+                   OPENBLAS_NUM_THREADS=str(args.blas_threads))
+        if args.malloc == "tuned":
+            env["GLIBC_TUNABLES"] = MALLOC_TUNED
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
     ref = load_reference()
@@ -136,8 +230,12 @@ def main():
 
     if args.kind == "renoise":
         r = renoise(ref, args)
+    elif args.kind == "train-e2e":
+        r = train_e2e(ref, args)
     else:
         model = ref.build_model(**cfg)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         B, S, T = args.batch, args.size, 1000
         macs = ref.count_macs(model, S, cfg["in_channels"])
         if args.kind == "train":
@@ -149,17 +247,18 @@ def main():
                 t = torch.randint(0, T, (B,))
                 eps = torch.randn_like(x0)
                 a = abar[t][:, None, None, None]
-                loss = torch.nn.functional.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t), eps)
+                xt = layout(args, a.sqrt() * x0 + (1 - a).sqrt() * eps)
+                loss = torch.nn.functional.mse_loss(model(xt, t), eps)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             model.train()
             gflop = 3 * 2.0 * macs * B / 1e9
         else:
-            x, t = torch.randn(B, cfg["in_channels"], S, S), torch.full((B,), 500)
+            x, t = layout(args, torch.randn(B, cfg["in_channels"], S, S)), torch.full((B,), 500)
 
             def fn():
-                with torch.no_grad():
+                with inference_context(args):
                     model(x, t)
             model.eval()
             gflop = 2.0 * macs * B / 1e9
@@ -167,7 +266,9 @@ def main():
         r["gflop"] = gflop
     print(json.dumps(dict(engine="torch", config=args.config, kind=args.kind, batch=args.batch,
                           size=args.image if args.kind == "renoise" else args.size,
-                          threads=args.threads, **r)))
+                          threads=args.threads, blas_threads=args.blas_threads,
+                          malloc=args.malloc, channels_last=args.channels_last, bf16=args.bf16,
+                          **r)))
 
 
 if __name__ == "__main__":
