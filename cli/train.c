@@ -379,8 +379,9 @@ run_training (DdpmTrainParams *params, DdpmDataset *dataset)
         fputc ('\n', stderr);
       if (g_error_matches (error, DDPM_ERROR, DDPM_ERROR_CANCELLED))
         {
-          fprintf (stderr, "ddpm train: interrupted: %s\nContinue with: --resume %s\n",
-                   error->message, ckpt);
+          if (cli_train_mpi_is_root ())
+            fprintf (stderr, "ddpm train: interrupted: %s\nContinue with: --resume %s\n",
+                     error->message, ckpt);
           status = CLI_EXIT_INTERRUPTED;
         }
       else
