@@ -29,6 +29,8 @@
  * DDPM_MPI_STATS=1 in the environment makes rank 0 print the bytes summed
  * per step and the time the sums took (bench/mpi-train reads it).
  */
+#define _GNU_SOURCE   /* sched_getaffinity, CPU_COUNT */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -206,7 +208,11 @@ default_threads (void)
       MPI_Comm_free (&local);
     }
   int share = (int) MAX (1, online / MAX (local_size, 1));
-  return MAX (1, MIN (share, (int) g_get_num_processors ()));
+  /* the CPUs mpirun bound this process to (g_get_num_processors does not
+   * see the binding here) */
+  cpu_set_t set;
+  int allowed = sched_getaffinity (0, sizeof set, &set) == 0 ? CPU_COUNT (&set) : share;
+  return MAX (1, MIN (share, allowed));
 }
 
 gboolean
