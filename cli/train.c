@@ -14,6 +14,7 @@
 
 #include "ddpm.h"
 #include "cli.h"
+#include "train-mpi.h"
 
 /* Exit status after Ctrl-C (128 + SIGINT, as shells report it). */
 #define CLI_EXIT_INTERRUPTED 130
@@ -361,7 +362,8 @@ run_training (DdpmTrainParams *params, DdpmDataset *dataset)
   char *ckpt;
   int status = CLI_EXIT_OK;
 
-  params->progress = on_progress;
+  /* under MPI, one process speaks for all */
+  params->progress = cli_train_mpi_is_root () ? on_progress : NULL;
   params->progress_data = &progress;
 
   memset (&action, 0, sizeof action);
@@ -377,15 +379,16 @@ run_training (DdpmTrainParams *params, DdpmDataset *dataset)
         fputc ('\n', stderr);
       if (g_error_matches (error, DDPM_ERROR, DDPM_ERROR_CANCELLED))
         {
-          fprintf (stderr, "ddpm train: interrupted: %s\nContinue with: --resume %s\n",
-                   error->message, ckpt);
+          if (cli_train_mpi_is_root ())
+            fprintf (stderr, "ddpm train: interrupted: %s\nContinue with: --resume %s\n",
+                     error->message, ckpt);
           status = CLI_EXIT_INTERRUPTED;
         }
       else
         status = cli_fail ("train", CLI_EXIT_FAILURE, "%s", error->message);
       g_error_free (error);
     }
-  else
+  else if (cli_train_mpi_is_root ())
     printf ("wrote %s (checkpoint %s)\n", params->out_path, ckpt);
 
   if (handler_set)
@@ -434,7 +437,12 @@ cli_train (int argc, char **argv)
       status = cli_fail ("train", CLI_EXIT_USAGE, "%s", error->message);
       goto out;
     }
-  status = run_training (&options.params, dataset);
+  if (!cli_train_mpi_begin (&options.params, &error))
+    {
+      status = cli_fail ("train", CLI_EXIT_FAILURE, "%s", error->message);
+      goto out;
+    }
+  status = cli_train_mpi_end (run_training (&options.params, dataset));
 
 out:
   g_clear_error (&error);

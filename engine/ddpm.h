@@ -702,6 +702,36 @@ DdpmDataset *ddpm_dataset_new_from_folder (const char  *path,
                                            GError     **error);
 void         ddpm_dataset_free            (DdpmDataset *dataset);
 
+/* Data-parallel training across processes (the `ddpm` command implements
+ * it on MPI in cli/train-mpi.c; the engine itself needs no MPI).  Every
+ * process runs ddpm_train with the same parameters and its own comm:
+ * each draws the whole global batch's random numbers (crops, t, noise
+ * counters) so that the seed alone decides what step s sees, computes
+ * the forward and backward pass of its share of the batch (examples
+ * [rank·B/size, (rank+1)·B/size)), and the gradients are summed with
+ * sum_floats; every process then applies the same AdamW and EMA update,
+ * and only rank 0 writes the model and checkpoints.
+ *
+ * The functions must be called by every process in the same order (they
+ * are collective) and return on every process the same bits:
+ *   sum_floats   data[i] ← Σ over ranks of data[i], in rank order
+ *   sum_doubles  the same for doubles
+ *   broadcast    rank 0's bytes to every process
+ * A process that fails there sets `error` (the trainer returns it). */
+typedef struct _DdpmTrainComm DdpmTrainComm;
+struct _DdpmTrainComm
+{
+  int      rank;   /* 0 … size − 1 */
+  int      size;   /* processes in the training */
+  gboolean (*sum_floats)  (const DdpmTrainComm *comm, float *data, gsize n,
+                           GError **error);
+  gboolean (*sum_doubles) (const DdpmTrainComm *comm, double *data, gsize n,
+                           GError **error);
+  gboolean (*broadcast)   (const DdpmTrainComm *comm, void *data, gsize bytes,
+                           GError **error);
+  gpointer user_data;
+};
+
 typedef struct
 {
   DdpmUNetConfig   config;           /* ignored when resuming */
@@ -723,6 +753,9 @@ typedef struct
   int              checkpoint_every; /* steps between checkpoints; 0: end only */
   DdpmProgressFunc progress;
   gpointer         progress_data;
+  /* NULL: one process (no communication at all); else this process's
+   * part of a data-parallel training (see DdpmTrainComm); batch ≥ size */
+  const DdpmTrainComm *comm;
 } DdpmTrainParams;
 
 void     ddpm_train_params_init (DdpmTrainParams *params);

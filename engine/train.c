@@ -19,6 +19,21 @@
  * come from sequential generators whose counters a checkpoint saves, and
  * dropout is keyed by (seed, s).  So for a given seed and thread count,
  * N steps + checkpoint + resume + N steps gives the same bits as 2N steps.
+ *
+ * SEVERAL PROCESSES (params->comm, DdpmTrainComm in ddpm.h): every process
+ * draws the whole batch's crops and timesteps (the sequential streams
+ * advance exactly as in one process, so a checkpoint does not depend on
+ * the number of processes and resumes with any) and the noise of its own
+ * examples (a counter-based stream: element i of the global batch), runs
+ * its share of the batch through the UNet, and the gradients of the
+ * shares — each already scaled by the GLOBAL element count — are summed
+ * in rank order (comm->sum_floats).  The sum is the gradient of the whole
+ * batch up to float rounding (the shares' sums are grouped differently),
+ * and every process holds the same bits, so the same AdamW/EMA update
+ * keeps the weights identical everywhere.  Only rank 0 writes files.
+ * Dropout masks are keyed by the position in the process's share, so with
+ * dropout > 0 different process counts draw different (equally
+ * distributed) masks.
  */
 #include <math.h>
 #include <string.h>
@@ -158,8 +173,15 @@ ddpm_train_ema_update (float *ema, const float *params, gsize n, double d)
 double
 ddpm_train_mse_loss (float *dout, const float *pred, const float *eps, gsize n)
 {
+  return ddpm_train_mse_sum (dout, pred, eps, n, n) / n;
+}
+
+double
+ddpm_train_mse_sum (float *dout, const float *pred, const float *eps, gsize n,
+                    gsize n_total)
+{
   double sum = 0;
-  const float scale = (float) (2.0 / n);
+  const float scale = (float) (2.0 / n_total);
 
   for (gsize i = 0; i < n; i++)
     {
@@ -168,7 +190,7 @@ ddpm_train_mse_loss (float *dout, const float *pred, const float *eps, gsize n)
       if (dout)
         dout[i] = scale * d;
     }
-  return sum / n;
+  return sum;
 }
 
 gboolean
@@ -206,6 +228,10 @@ ddpm_train_params_validate (const DdpmTrainParams *p, GError **error)
     FAIL (_("The number of threads must be 0 (all cores) or more, not %d."), p->threads);
   if (!p->out_path || !*p->out_path)
     FAIL (_("No output file given for the model."));
+  if (p->comm && p->batch < p->comm->size)
+    FAIL (_("The batch size (%d) must be at least the number of processes (%d): "
+            "each process trains on a share of every batch."),
+          p->batch, p->comm->size);
   return TRUE;
 #undef FAIL
 }
@@ -221,12 +247,14 @@ typedef struct
   float        *m;       /* (n_params) Adam first moment */
   float        *v;       /* (n_params) Adam second moment */
   float        *ema;     /* (n_params) EMA weights */
-  float        *x0;      /* (B, C, S, S) clean crops */
-  float        *eps;     /* (B, C, S, S) the noise */
-  float        *xt;      /* (B, C, S, S) the noised batch */
-  float        *pred;    /* (B, C, S, S) ε_θ */
-  float        *dpred;   /* (B, C, S, S) ∂L/∂ε_θ */
-  int          *tb;      /* (B) base t − 1 per sample */
+  const DdpmTrainComm *comm;  /* NULL: one process */
+  int           lo, hi;  /* this process's share of the batch: [lo, hi) */
+  float        *x0;      /* (B, C, S, S) clean crops, the whole batch */
+  float        *eps;     /* (hi − lo, C, S, S) the noise of the share */
+  float        *xt;      /* (hi − lo, C, S, S) the noised share */
+  float        *pred;    /* (hi − lo, C, S, S) ε_θ */
+  float        *dpred;   /* (hi − lo, C, S, S) ∂L/∂ε_θ */
+  int          *tb;      /* (hi − lo) base t − 1 per sample */
   char         *ckpt_path;
   DdpmTrainState state;
 } Trainer;
@@ -298,15 +326,22 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
       || !(tr->ema = try_alloc (tr->n_params, _("the averaged (EMA) weights"), error)))
     return FALSE;
 
-  gsize n = (gsize) params->batch * config.in_channels * config.image_size * config.image_size;
+  /* the share: as even as can be, in rank order */
+  tr->comm = params->comm;
+  tr->lo = tr->comm ? (int) ((gint64) params->batch * tr->comm->rank / tr->comm->size) : 0;
+  tr->hi = tr->comm ? (int) ((gint64) params->batch * (tr->comm->rank + 1) / tr->comm->size)
+                    : params->batch;
+
+  gsize per_image = (gsize) config.in_channels * config.image_size * config.image_size;
+  gsize n = (gsize) params->batch * per_image, n_share = (gsize) (tr->hi - tr->lo) * per_image;
   /* TRANSLATORS: completes "Not enough memory for %s". */
   if (!(tr->x0 = try_alloc (n, _("a training batch"), error))
-      || !(tr->eps = try_alloc (n, _("a training batch"), error))
-      || !(tr->xt = try_alloc (n, _("a training batch"), error))
-      || !(tr->pred = try_alloc (n, _("a training batch"), error))
-      || !(tr->dpred = try_alloc (n, _("a training batch"), error)))
+      || !(tr->eps = try_alloc (n_share, _("a training batch"), error))
+      || !(tr->xt = try_alloc (n_share, _("a training batch"), error))
+      || !(tr->pred = try_alloc (n_share, _("a training batch"), error))
+      || !(tr->dpred = try_alloc (n_share, _("a training batch"), error)))
     return FALSE;
-  tr->tb = g_new (int, params->batch);
+  tr->tb = g_new (int, MAX (tr->hi - tr->lo, 1));
 
   if (params->resume_path)
     {
@@ -326,6 +361,21 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
       tr->state.loss = NAN;
       tr->state.loss_ema = NAN;
     }
+
+  /* Rank 0's start is everyone's: the same checkpoint or initialisation
+   * everywhere even where another machine's libm rounds the initial
+   * weights differently or reads an older copy of the checkpoint. */
+  if (tr->comm)
+    {
+      const gsize bytes = tr->n_params * sizeof (float);
+
+      if (!tr->comm->broadcast (tr->comm, ddpm_unet_params (tr->unet), bytes, error)
+          || !tr->comm->broadcast (tr->comm, tr->m, bytes, error)
+          || !tr->comm->broadcast (tr->comm, tr->v, bytes, error)
+          || !tr->comm->broadcast (tr->comm, tr->ema, bytes, error)
+          || !tr->comm->broadcast (tr->comm, &tr->state, sizeof tr->state, error))
+        return FALSE;
+    }
   return TRUE;
 }
 
@@ -333,6 +383,9 @@ trainer_setup (Trainer *tr, const DdpmTrainParams *params, GError **error)
 static gboolean
 trainer_save (Trainer *tr, const DdpmTrainParams *params, GError **error)
 {
+  /* the others hold the same bits */
+  if (tr->comm && tr->comm->rank != 0)
+    return TRUE;
   return ddpm_model_file_write (tr->ckpt_path, tr->unet, tr->ema, tr->kind, tr->T,
                                 ddpm_unet_params (tr->unet), tr->m, tr->v,
                                 &tr->state, error)
@@ -349,32 +402,42 @@ trainer_step (Trainer               *tr,
 {
   const DdpmUNetConfig *config = ddpm_unet_get_config (tr->unet);
   const int B = params->batch, C = config->in_channels, S = config->image_size;
+  const int lo = tr->lo, B_share = tr->hi - tr->lo;
   const gsize per_image = (gsize) C * S * S, n = B * per_image;
+  const gsize n_share = B_share * per_image;
   DdpmTrainState *st = &tr->state;
   const gint64 step = st->step + 1;   /* 1-based number of this update */
   float *weights = ddpm_unet_params (tr->unet);
   float *grads = ddpm_unet_grads (tr->unet);
 
   ddpm_dataset_sample (dataset, tr->x0, B, S, params->hflip, st->seed, &st->data);
-  ddpm_rng_normal_fill (tr->eps, n, st->seed, TRAIN_STREAM_NOISE, (guint64) (step - 1) * n);
+  ddpm_rng_normal_fill (tr->eps, n_share, st->seed, TRAIN_STREAM_NOISE,
+                        (guint64) (step - 1) * n + (guint64) lo * per_image);
   for (int b = 0; b < B; b++)
     {
       int t = 1 + (int) ddpm_rng_next_below (&st->t_rng, (guint32) tr->T);
+      int i = b - lo;   /* in the share */
 
+      if (i < 0 || i >= B_share)
+        continue;
       /* Eq. 4 with the reparameterisation of §3.2. */
-      ddpm_q_sample (tr->xt + b * per_image, tr->x0 + b * per_image,
-                     tr->eps + b * per_image, per_image, tr->schedule, t);
-      tr->tb[b] = t - 1;
+      ddpm_q_sample (tr->xt + i * per_image, tr->x0 + b * per_image,
+                     tr->eps + i * per_image, per_image, tr->schedule, t);
+      tr->tb[i] = t - 1;
     }
 
   guint64 dropout_seed = (guint64) (ddpm_rng_uniform (st->seed, TRAIN_STREAM_DROPOUT,
                                                       (guint64) step)
                                     * 9007199254740992.0);
   ddpm_unet_zero_grads (tr->unet);
-  if (!ddpm_unet_forward (tr->unet, tr->pred, tr->xt, tr->tb, B, S, S, TRUE,
+  if (!ddpm_unet_forward (tr->unet, tr->pred, tr->xt, tr->tb, B_share, S, S, TRUE,
                           dropout_seed, error))
     return FALSE;
-  double loss = ddpm_train_mse_loss (tr->dpred, tr->pred, tr->eps, n);
+  /* the share's part of the batch mean, so that the parts add up */
+  double loss = ddpm_train_mse_sum (tr->dpred, tr->pred, tr->eps, n_share, n);
+  if (tr->comm && !tr->comm->sum_doubles (tr->comm, &loss, 1, error))
+    return FALSE;
+  loss /= n;
   if (!isfinite (loss))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
@@ -383,6 +446,8 @@ trainer_step (Trainer               *tr,
       return FALSE;
     }
   ddpm_unet_backward (tr->unet, tr->dpred);
+  if (tr->comm && !tr->comm->sum_floats (tr->comm, grads, tr->n_params, error))
+    return FALSE;
 
   ddpm_train_clip_grad_norm (grads, tr->n_params, params->grad_clip);
   ddpm_adam_step (weights, tr->m, tr->v, grads, tr->n_params,
@@ -430,6 +495,7 @@ ddpm_train (const DdpmTrainParams *params,
         goto out;
 
       gint64 step = tr.state.step;
+      gboolean stop = FALSE;
       if (params->progress)
         {
           DdpmProgress progress;
@@ -442,15 +508,25 @@ ddpm_train (const DdpmTrainParams *params,
           progress.per_second = elapsed > 0 ? (step - first) / elapsed : 0;
           progress.remaining = progress.per_second > 0
                                ? (params->steps - step) / progress.per_second : 0;
-          if (!params->progress (&progress, params->progress_data))
-            {
-              if (!trainer_save (&tr, params, error))
-                goto out;
-              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
-                           "Training cancelled after step %" G_GINT64_FORMAT
-                           "; checkpoint saved to %s", step, tr.ckpt_path);
-              goto out;
-            }
+          stop = !params->progress (&progress, params->progress_data);
+        }
+      /* a cancel on any process stops them all after the same step */
+      if (tr.comm)
+        {
+          double stops = stop;
+
+          if (!tr.comm->sum_doubles (tr.comm, &stops, 1, error))
+            goto out;
+          stop = stops > 0;
+        }
+      if (stop)
+        {
+          if (!trainer_save (&tr, params, error))
+            goto out;
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
+                       "Training cancelled after step %" G_GINT64_FORMAT
+                       "; checkpoint saved to %s", step, tr.ckpt_path);
+          goto out;
         }
       if (params->checkpoint_every > 0 && step % params->checkpoint_every == 0
           && step < params->steps && !trainer_save (&tr, params, error))

@@ -66,6 +66,16 @@ double ddpm_train_mse_loss (float       *dout,  /* (n) or NULL */
                             const float *eps,
                             gsize        n);
 
+/* One share of that mean: returns the SUM of (pred − eps)² over its n
+ * elements and writes dout = 2·(pred − eps)/n_total, so that the shares of
+ * a batch of n_total elements (one per process) add up to the loss and
+ * gradient of the whole batch. */
+double ddpm_train_mse_sum  (float       *dout,  /* (n) or NULL */
+                            const float *pred,
+                            const float *eps,
+                            gsize        n,
+                            gsize        n_total);
+
 /* ------------------------------------------------------------- dataset.c */
 
 /* The position of the data stream, saved in checkpoints so that a resumed
