@@ -16,6 +16,7 @@
  * generation and for a renoise at strength 0.5.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ddpm.h"
@@ -207,6 +208,61 @@ test_beats_ddim (gconstpointer data)
         g_assert_cmpfloat (10 * e_dpm, <, e_ddim);
     }
   g_free (xT);
+  ddpm_schedule_free (base);
+}
+
+/* Against the reference implementation (LuChengTHU/dpm-solver,
+ * dpm_solver_pytorch.py, run by tests/make-dpm-fixtures.py): the same
+ * Gaussian problem on the linear schedule, N trailing steps, one line per
+ * N of x_T and the reference's result, which our steps must reproduce to
+ * float rounding (the x stored in float between steps; measured: at most
+ * 1.8e-7). */
+static void
+test_reference (void)
+{
+  char *path = g_test_build_filename (G_TEST_DIST, "fixtures", "dpm-reference.txt", NULL);
+  DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
+  char *text = NULL;
+  GError *error = NULL;
+  int n_cases = 0;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, &error));
+  g_assert_no_error (error);
+  char **lines = g_strsplit (text, "\n", -1);
+  for (char **line = lines; *line != NULL; line++)
+    {
+      char **tok = g_strsplit_set (g_strstrip (*line), " ", -1);
+
+      if (g_strv_length (tok) != 33)
+        {
+          g_strfreev (tok);
+          continue;
+        }
+      const int N = atoi (tok[0]);
+      float x[16], eps[16], x0[16];
+      double worst = 0;
+      DdpmSchedule *chain = ddpm_schedule_respace (base, 1000, N, DDPM_SPACING_TRAILING, NULL);
+
+      for (int k = 0; k < 16; k++)
+        x[k] = (float) g_ascii_strtod (tok[1 + k], NULL);
+      for (int i = N; i >= 1; i--)
+        {
+          analytic_gaussian_eps (eps, x, 16, base, chain->timestep[i], MU, S_DATA);
+          ddpm_sampler_dpm_step (x, x0, eps, 16, chain, i,
+                                 ddpm_sampler_dpm_order (i, N), FALSE);
+        }
+      for (int k = 0; k < 16; k++)
+        worst = MAX (worst, fabs (x[k] - g_ascii_strtod (tok[17 + k], NULL)));
+      g_test_message ("N = %d: largest difference from the reference %.2e", N, worst);
+      g_assert_cmpfloat (worst, <, 2e-6);
+      ddpm_schedule_free (chain);
+      g_strfreev (tok);
+      n_cases++;
+    }
+  g_assert_cmpint (n_cases, ==, 3);
+  g_strfreev (lines);
+  g_free (text);
+  g_free (path);
   ddpm_schedule_free (base);
 }
 
@@ -503,6 +559,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/dpm-solver/first-order-is-ddim", test_first_order_is_ddim);
   g_test_add_func ("/engine/dpm-solver/order-rule", test_order_rule);
   g_test_add_func ("/engine/dpm-solver/convergence-order", test_convergence_order);
+  g_test_add_func ("/engine/dpm-solver/reference", test_reference);
   for (gsize k = 0; k < G_N_ELEMENTS (conv); k++)
     {
       char *path = g_strdup_printf ("/engine/dpm-solver/beats-ddim/%s-%s",
