@@ -11,9 +11,15 @@
  * N⁻² for DPM-Solver++(2M); the slope of log error against log N is fitted
  * over N = 10, 20, 40, 80.
  *
+ * The same problem run by the reference implementation
+ * (tests/make-dpm-fixtures.py) must be reproduced to float rounding.
+ *
  * On the shipped model, 10 DPM-Solver++ steps must land nearer the 50-step
  * DDIM result than 10 DDIM steps (same start, deterministic), for
  * generation and for a renoise at strength 0.5.
+ *
+ * The Karras and trailing spacings must give strictly increasing valid
+ * timesteps for every N in 1..t_max, and clear errors beyond.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -267,7 +273,8 @@ test_reference (void)
 }
 
 /* img2img drives the same solver: from a known x_T (t_start = T, no noise
- * added: x_T = √ᾱ_T·image), its result is the direct loop's bit for bit. */
+ * added: x_T = √ᾱ_T·image), its result is the direct loop's bit for bit;
+ * and so does ddpm_denoise from the t of its σ. */
 static void
 test_img2img_drives_solver (void)
 {
@@ -297,6 +304,28 @@ test_img2img_drives_solver (void)
   g_assert_no_error (error);
 
   DdpmSchedule *chain = ddpm_schedule_respace (base, base->T, N, p.spacing, NULL);
+  for (int i = N; i >= 1; i--)
+    {
+      analytic_gaussian_eps (eps, x, n, base, chain->timestep[i], MU, S_DATA);
+      ddpm_sampler_dpm_step (x, x0, eps, n, chain, i,
+                             ddpm_sampler_dpm_order (i, N), TRUE);
+    }
+  for (int k = 0; k < n; k++)
+    g_assert_cmpfloat (image[k], ==, x[k]);
+  ddpm_schedule_free (chain);
+
+  /* ddpm_denoise: from x_t0 = √ᾱ_t0·y at the t0 of σ, also bit for bit */
+  const double sigma = 0.1;
+  const int t0 = ddpm_denoise_sigma_to_t (base, sigma, NULL);
+  g_assert_cmpint (t0, >, N);
+  ddpm_rng_normal_fill (image, n, 4, 0, 0);
+  for (int k = 0; k < n; k++)
+    x[k] = (float) (base->sqrt_alpha_bar[t0] * image[k]);
+  p.t_start = 0;
+  p.add_noise = TRUE;
+  g_assert_true (ddpm_denoise (image, NULL, 1, H, W, base, &d, sigma, &p, &error));
+  g_assert_no_error (error);
+  chain = ddpm_schedule_respace (base, t0, N, p.spacing, NULL);
   for (int i = N; i >= 1; i--)
     {
       analytic_gaussian_eps (eps, x, n, base, chain->timestep[i], MU, S_DATA);
@@ -568,7 +597,7 @@ main (int argc, char **argv)
       g_test_add_data_func (path, &conv[k], test_beats_ddim);
       g_free (path);
     }
-  g_test_add_func ("/engine/dpm-solver/img2img-drives-solver", test_img2img_drives_solver);
+  g_test_add_func ("/engine/dpm-solver/img2img-and-denoise-drive-solver", test_img2img_drives_solver);
   g_test_add_func ("/engine/dpm-solver/spacing-all-n", test_spacing_all_n);
   g_test_add_func ("/engine/dpm-solver/karras-levels", test_karras_levels);
   g_test_add_func ("/engine/dpm-solver/spacing-errors", test_spacing_errors);
