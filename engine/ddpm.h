@@ -24,7 +24,8 @@
  *   DdpmProgress     what long work reports, and how a caller cancels it.
  *   DdpmDenoiser     "predict ε for this batch at this t": a network, or an
  *                    analytic denoiser in tests.
- *   samplers         DDPM ancestral and DDIM on a respaced schedule;
+ *   samplers         DDPM ancestral, DDIM and DPM-Solver++(2M) on a
+ *                    respaced schedule;
  *                    ddpm_img2img runs them on any image size (tiles whose
  *                    predictions are blended, SDEdit strength, masks), and
  *                    DdpmSampleParams holds a user's settings, checked once
@@ -163,6 +164,11 @@ typedef enum
   DDPM_SPACING_TRAILING, /* t_i = round(i·t_max/N): always includes t_max */
   DDPM_SPACING_LEADING,  /* t_i = 1 + (i−1)·⌊t_max/N⌋: always includes 1 */
   DDPM_SPACING_LINSPACE, /* t_i = round(linspace(1, t_max, N)): both ends */
+  DDPM_SPACING_KARRAS,   /* Karras et al. 2022, eq. 5, ρ = 7: noise levels
+                            σ = √((1−ᾱ)/ᾱ) evenly spaced in σ^(1/ρ) from
+                            σ(t_max) to σ(1), each mapped to the timestep
+                            of nearest log σ; needs the schedule (see
+                            ddpm_spacing_karras_timesteps) */
   DDPM_SPACING_COUNT
 } DdpmSpacing;
 
@@ -223,12 +229,24 @@ DdpmSchedule *ddpm_schedule_respace (const DdpmSchedule  *base,
                                      DdpmSpacing          spacing,
                                      GError             **error);
 
-/* The kept timesteps alone: fills out[1..n_steps] (out[0] = 0), increasing. */
+/* The kept timesteps alone: fills out[1..n_steps] (out[0] = 0), increasing.
+ * DDPM_SPACING_KARRAS depends on the schedule's noise levels and fails
+ * here: use ddpm_spacing_karras_timesteps. */
 gboolean ddpm_spacing_timesteps (int           *out,
                                  int            t_max,
                                  int            n_steps,
                                  DdpmSpacing    spacing,
                                  GError       **error);
+
+/* The Karras spacing (spacing-karras.c) of `base`: fills out[1..n_steps]
+ * (out[0] = 0), strictly increasing, out[n_steps] = t_max and, for
+ * n_steps > 1, out[1] = 1.  Fails (translated) unless 1 ≤ t_max ≤ base->T
+ * and 1 ≤ n_steps ≤ t_max. */
+gboolean ddpm_spacing_karras_timesteps (int                *out,
+                                        const DdpmSchedule *base,
+                                        int                 t_max,
+                                        int                 n_steps,
+                                        GError            **error);
 
 /* A deep copy: every table bit for bit, kind, T, T_base and timesteps
  * included (rebuilding from ᾱ with ddpm_schedule_new_from_alpha_bar would
@@ -366,6 +384,8 @@ typedef enum
 {
   DDPM_SAMPLER_DDPM,   /* ancestral sampling, Ho et al. 2020, Algorithm 2 */
   DDPM_SAMPLER_DDIM,   /* Song et al. 2021, eq. 12, with η */
+  DDPM_SAMPLER_DPM_2M, /* DPM-Solver++(2M), Lu et al. 2022, Algorithm 2:
+                          deterministic, for 10–20 steps */
   DDPM_SAMPLER_COUNT
 } DdpmSamplerKind;
 

@@ -29,7 +29,8 @@
  * An image side shorter than S is reflect-padded: the tile reads the
  * current state mirrored about the edge (replicated for a 1-pixel side),
  * and only the real pixels keep their ε.  Memory: the state and ε (two
- * full-image float buffers) and one batch of tiles in and out.
+ * full-image float buffers; three for DPM-Solver++, which keeps the
+ * previous x̂0) and one batch of tiles in and out.
  *
  * Noise keys.  Every normal is ddpm_rng_normal (seed, stream, index) with
  * index = c·H·W + y·W + x in the FULL image and a stream made of the step
@@ -123,9 +124,10 @@ ddpm_sample_params_validate (const DdpmSampleParams *p,
     return FALSE;
   /* the message names the values */
   G_STATIC_ASSERT (DDPM_SAMPLER_DDPM == 0 && DDPM_SAMPLER_DDIM == 1
-                   && DDPM_SAMPLER_COUNT == 2);
+                   && DDPM_SAMPLER_DPM_2M == 2 && DDPM_SAMPLER_COUNT == 3);
   if (p->sampler < 0 || p->sampler >= DDPM_SAMPLER_COUNT)
-    FAIL (_("Unknown sampler %d: use 0 (DDPM) or 1 (DDIM)."), (int) p->sampler);
+    FAIL (_("Unknown sampler %d: use 0 (DDPM), 1 (DDIM) or 2 (DPM-Solver++)."),
+          (int) p->sampler);
   if (p->variance < 0 || p->variance >= DDPM_VARIANCE_COUNT)
     FAIL (_("Unknown sampler variance %d."), (int) p->variance);
   if (p->spacing < 0 || p->spacing >= DDPM_SPACING_COUNT)
@@ -243,6 +245,8 @@ typedef struct
   /* the state */
   float *x;                        /* (C, H, W) x_t */
   float *eps;                      /* (C, H, W) ε_θ(x_t, t) */
+  float *x0_prev;                  /* (C, H, W) DPM-Solver++ only: the
+                                      previous step's x̂0; else NULL */
   int    step;                     /* current chain index i */
   gboolean pure_noise;             /* strength 1: start from ε alone */
 
@@ -347,6 +351,11 @@ step_range (gsize begin, gsize end, gpointer data)
       if (p->sampler == DDPM_SAMPLER_DDPM)
         ddpm_sampler_ddpm_step (run->x + e0, run->eps + e0, noisy ? z : NULL,
                                 len, run->chain, i, p->variance, p->clip_x0);
+      else if (p->sampler == DDPM_SAMPLER_DPM_2M)
+        ddpm_sampler_dpm_step (run->x + e0, run->x0_prev + e0, run->eps + e0,
+                               len, run->chain, i,
+                               ddpm_sampler_dpm_order (i, run->chain->T),
+                               p->clip_x0);
       else
         ddpm_sampler_ddim_step (run->x + e0, run->eps + e0, noisy ? z : NULL,
                                 len, run->chain, i, p->eta, p->clip_x0);
@@ -565,6 +574,7 @@ run_clear (Run *run)
 {
   g_free (run->x);
   g_free (run->eps);
+  g_free (run->x0_prev);
   g_free (run->tiles_in);
   g_free (run->tiles_out);
   if (run->S > 0)
@@ -632,11 +642,15 @@ ddpm_img2img (float                  *image,
   gboolean ok = FALSE;
   gint64 start = g_get_monotonic_time ();
 
+  /* the multistep solver keeps one more image: the previous x̂0 */
+  const int n_buffers = params->sampler == DDPM_SAMPLER_DPM_2M ? 3 : 2;
   run.x = g_try_new (float, run.n);
   run.eps = g_try_new (float, run.n);
-  if (run.x == NULL || run.eps == NULL)
+  if (n_buffers == 3)
+    run.x0_prev = g_try_new (float, run.n);
+  if (run.x == NULL || run.eps == NULL || (n_buffers == 3 && run.x0_prev == NULL))
     {
-      ddpm_set_error_no_memory (error, 2 * run.n * sizeof (float),
+      ddpm_set_error_no_memory (error, n_buffers * run.n * sizeof (float),
                                 _("a %d × %d image"), W, H);
       goto out;
     }

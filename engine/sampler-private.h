@@ -1,7 +1,7 @@
 /* sampler-private.h: one reverse step of each sampler, shared by img2img.c
  * (which drives them over tiles, masks and threads) and the tests.
  *
- * Both steps work in place on a slice of the state, on the RESPACED chain
+ * The steps work in place on a slice of the state, on the RESPACED chain
  * `s` (see ddpm_schedule_respace): step index i (1 ≤ i ≤ s->T) takes
  * x_{t_i} to x_{t_{i−1}}, with ᾱ' = s->alpha_bar and the posterior tables
  * of the respaced chain.  `noise` holds standard normals for the slice, or
@@ -44,6 +44,29 @@ void ddpm_sampler_ddim_step (float              *x,
                              int                 i,
                              double              eta,
                              gboolean            clip_x0);
+
+/* DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2; sampler-dpm.c): the order
+ * of step i of an n_steps chain — 1 for the first step (no history) and
+ * the last (to σ = 0), else 2. */
+int  ddpm_sampler_dpm_order (int i,
+                             int n_steps);
+
+/* One DPM-Solver++ step from chain index i to i − 1, data prediction
+ * x̂0 = √(1/ᾱ'_i)·x − √(1/ᾱ'_i − 1)·ε (clipped if asked), λ = log(α/σ),
+ * h = λ_{i−1} − λ_i:
+ *   order 1: x ← (σ_{i−1}/σ_i)·x − α_{i−1}·(e^{−h} − 1)·x̂0  (= DDIM, η = 0)
+ *   order 2: the same with D = x̂0 + (x̂0 − x0_prev)/(2r), r = h_prev/h,
+ *            x0_prev holding step i + 1's x̂0 (needs 1 < i < s->T).
+ * x0_prev receives this step's x̂0 for the next step.  At i = 1 (ᾱ'_0 = 1)
+ * the step is x ← x̂0 and order must be 1.  Draws no noise. */
+void ddpm_sampler_dpm_step (float              *x,
+                            float              *x0_prev,
+                            const float        *eps,
+                            gsize               n,
+                            const DdpmSchedule *s,
+                            int                 i,
+                            int                 order,
+                            gboolean            clip_x0);
 
 G_END_DECLS
 

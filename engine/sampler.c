@@ -1,6 +1,7 @@
 /* sampler.c: the reverse process, one step at a time.
  *
- * Two samplers share the ε-predictor ε_θ(x_t, t):
+ * Two samplers here (and DPM-Solver++(2M) in sampler-dpm.c) share the
+ * ε-predictor ε_θ(x_t, t):
  *
  *   DDPM ancestral (Ho et al. 2020, Algorithm 2) written through the
  *   predicted x̂0 and the posterior q(x_{t−1}|x_t, x̂0) (eqs. 6–7), which is
@@ -25,6 +26,7 @@
 static const char *const sampler_names[DDPM_SAMPLER_COUNT] = {
   [DDPM_SAMPLER_DDPM] = "ddpm",
   [DDPM_SAMPLER_DDIM] = "ddim",
+  [DDPM_SAMPLER_DPM_2M] = "dpm++2m",
 };
 
 static const char *const variance_names[DDPM_VARIANCE_COUNT] = {
@@ -84,7 +86,7 @@ ddpm_sampler_step_needs_noise (const DdpmSampleParams *params,
     return FALSE;
   if (params->sampler == DDPM_SAMPLER_DDIM)
     return params->eta > 0.0;
-  return TRUE;
+  return params->sampler == DDPM_SAMPLER_DDPM;
 }
 
 static inline double

@@ -24,6 +24,7 @@ static const char *const spacing_names[DDPM_SPACING_COUNT] = {
   [DDPM_SPACING_TRAILING] = "trailing",
   [DDPM_SPACING_LEADING] = "leading",
   [DDPM_SPACING_LINSPACE] = "linspace",
+  [DDPM_SPACING_KARRAS] = "karras",
 };
 
 const char *
@@ -332,6 +333,11 @@ ddpm_spacing_timesteps (int           *out,
           out[i] = n_steps == 1 ? t_max
                    : (int) llround (linspace (1.0, t_max, n_steps, i - 1));
           break;
+        case DDPM_SPACING_KARRAS:
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                       "Karras spacing depends on the noise schedule: use "
+                       "ddpm_spacing_karras_timesteps");
+          return FALSE;
         case DDPM_SPACING_COUNT:
         default:
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
@@ -364,7 +370,9 @@ ddpm_schedule_respace (const DdpmSchedule  *base,
   int *timestep = g_new (int, n_steps + 1);
   DdpmSchedule *s = NULL;
 
-  if (ddpm_spacing_timesteps (kept, t_max, n_steps, spacing, error))
+  if (spacing == DDPM_SPACING_KARRAS
+      ? ddpm_spacing_karras_timesteps (kept, base, t_max, n_steps, error)
+      : ddpm_spacing_timesteps (kept, t_max, n_steps, spacing, error))
     {
       for (int i = 0; i <= n_steps; i++)
         {

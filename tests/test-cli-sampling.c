@@ -108,6 +108,36 @@ test_renoise_gray_and_seeds (void)
   g_free (o3);
 }
 
+/* --sampler dpm++2m and --spacing karras run, independently of threads,
+ * and differ from DDIM on the same start. */
+static void
+test_renoise_dpm_solver (void)
+{
+  char *in = cli_test_make_input ("dpm.png", 3, FALSE);
+  char *o1 = cli_test_path ("d1.png"), *o2 = cli_test_path ("d2.png"), *o3 = cli_test_path ("d3.png");
+
+  g_assert_cmpint (cli_test_run (NULL, "renoise", "--model", cli_test_model, "--strength", "0.4",
+                             "--steps", "3", "--sampler", "dpm++2m", "--spacing", "karras",
+                             "--threads", "1", in, o1, NULL), ==, 0);
+  g_assert_cmpint (cli_test_run (NULL, "renoise", "--model", cli_test_model, "--strength", "0.4",
+                             "--steps", "3", "--sampler", "dpm++2m", "--spacing", "karras",
+                             "--threads", "2", in, o2, NULL), ==, 0);
+  g_assert_cmpint (cli_test_run (NULL, "renoise", "--model", cli_test_model, "--strength", "0.4",
+                             "--steps", "3", "--sampler", "ddim", "--spacing", "karras",
+                             in, o3, NULL), ==, 0);
+  DdpmImage *a = cli_test_load (o1), *b = cli_test_load (o2), *c = cli_test_load (o3);
+  gsize n = (gsize) a->channels * a->width * a->height;
+  g_assert_cmpfloat (cli_test_max_diff (a->pixels, b->pixels, n), ==, 0.0);
+  g_assert_cmpfloat (cli_test_max_diff (a->pixels, c->pixels, n), >, 0.0);
+  ddpm_image_free (a);
+  ddpm_image_free (b);
+  ddpm_image_free (c);
+  g_free (in);
+  g_free (o1);
+  g_free (o2);
+  g_free (o3);
+}
+
 static void
 test_sample (void)
 {
@@ -250,6 +280,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/sampling/renoise-strength", test_renoise_strength);
   g_test_add_func ("/cli/sampling/renoise-mask", test_renoise_mask);
   g_test_add_func ("/cli/sampling/renoise-gray-and-seeds", test_renoise_gray_and_seeds);
+  g_test_add_func ("/cli/sampling/renoise-dpm-solver", test_renoise_dpm_solver);
   g_test_add_func ("/cli/sampling/sample", test_sample);
   g_test_add_func ("/cli/sampling/eval", test_eval);
   g_test_add_func ("/cli/sampling/errors", test_errors);

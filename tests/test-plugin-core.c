@@ -512,11 +512,24 @@ test_render_jobs (void)
   g_assert_cmpint (plan.n_steps, ==, 5);
   g_assert_no_error (error);
 
+  /* Every sampler a dialog offers runs, DPM-Solver++ included. */
+  g_assert_cmpint (plugin_n_sampler_choices, ==, DDPM_SAMPLER_COUNT);
+  for (gint k = 0; k < plugin_n_sampler_choices; k++)
+    {
+      g_assert_cmpint (plugin_sampler_choices[k].value, ==, k);
+      renoise.sampler = plugin_sampler_choices[k].value;
+      plugin_render_job_init_renoise (&job, &renoise, FALSE);
+      g_assert_true (plugin_render_job_check (&job, &error));
+      g_assert_true (plugin_renoise_values_validate (&renoise, &error));
+      g_assert_no_error (error);
+    }
+
   /* What cannot run. */
   renoise.sampler = 7;
   plugin_render_job_init_renoise (&job, &renoise, FALSE);
   g_assert_false (plugin_render_job_check (&job, &error));
-  g_assert_cmpstr (error->message, ==, "Unknown sampler 7: use 0 (DDPM) or 1 (DDIM).");
+  g_assert_cmpstr (error->message, ==,
+                   "Unknown sampler 7: use 0 (DDPM), 1 (DDIM) or 2 (DPM-Solver++).");
   g_clear_error (&error);
   renoise.model[0] = '\0';  /* the default: there is none */
   g_assert_false (plugin_render_job_plan (&job, &plan, &error));

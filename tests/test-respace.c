@@ -43,6 +43,11 @@ check_respaced (const DdpmSchedule *base, int t_max, int n, DdpmSpacing spacing)
       if (n > 1)
         g_assert_cmpint (s->timestep[1], ==, 1);
       break;
+    case DDPM_SPACING_KARRAS:
+      g_assert_cmpint (s->timestep[n], ==, t_max);
+      if (n > 1)
+        g_assert_cmpint (s->timestep[1], ==, 1);
+      break;
     default:
       g_assert_not_reached ();
     }

@@ -75,7 +75,8 @@ typedef struct
   gint     steps;         /* denoising steps actually run */
   guint32  seed;
   gboolean random_seed;   /* the dialog draws a new seed on each run */
-  gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim */
+  gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim,
+                             2 = dpm++2m */
 } PluginRenoiseValues;
 
 typedef struct
@@ -87,7 +88,8 @@ typedef struct
   gint     steps;         /* denoising steps actually run (at most t) */
   guint32  seed;          /* for the DDPM sampler's fresh noise */
   gboolean random_seed;   /* the dialog draws a new seed on each run */
-  gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim */
+  gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim,
+                             2 = dpm++2m */
 } PluginDenoiseValues;
 
 typedef struct
@@ -106,6 +108,17 @@ extern const PluginRenoiseValues plugin_renoise_defaults;
 extern const PluginRenoiseValues plugin_generate_defaults;
 extern const PluginDenoiseValues plugin_denoise_defaults;
 extern const PluginTrainValues   plugin_train_defaults;
+
+/* The samplers a dialog offers, in order: a DdpmSamplerKind and its
+ * label (marked N_(): translate with _() when showing it). */
+typedef struct
+{
+  gint         value;
+  const gchar *label;
+} PluginSamplerChoice;
+
+extern const PluginSamplerChoice plugin_sampler_choices[];
+extern const gint                plugin_n_sampler_choices;
 
 /* Check values given by a caller (the PDB's non-interactive arguments):
  * strength in [0, 1], steps >= 1.  FALSE with a translated error if not. */

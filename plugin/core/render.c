@@ -70,7 +70,7 @@ plugin_render_job_check (const PluginRenderJob *job,
   if (job->sampler < 0 || job->sampler >= DDPM_SAMPLER_COUNT)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   _("Unknown sampler %d: use 0 (DDPM) or 1 (DDIM)."),
+                   _("Unknown sampler %d: use 0 (DDPM), 1 (DDIM) or 2 (DPM-Solver++)."),
                    job->sampler);
       return FALSE;
     }

@@ -37,6 +37,15 @@ const PluginDenoiseValues plugin_denoise_defaults =
   DDPM_SAMPLER_DDIM, /* sampler: deterministic, the better PSNR */
 };
 
+const PluginSamplerChoice plugin_sampler_choices[] =
+{
+  { DDPM_SAMPLER_DDPM,   N_("DDPM (ancestral, stochastic)") },
+  { DDPM_SAMPLER_DDIM,   N_("DDIM (deterministic)") },
+  { DDPM_SAMPLER_DPM_2M, N_("DPM-Solver++ (deterministic, 10–20 steps)") },
+};
+const gint plugin_n_sampler_choices = G_N_ELEMENTS (plugin_sampler_choices);
+G_STATIC_ASSERT (G_N_ELEMENTS (plugin_sampler_choices) == DDPM_SAMPLER_COUNT);
+
 const PluginTrainValues plugin_train_defaults =
 {
   "",                /* output: filled in for the dialog */

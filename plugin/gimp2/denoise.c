@@ -32,7 +32,7 @@ plugin_denoise_query (void)
     { GIMP_PDB_FLOAT,    "sigma",    "Standard deviation of the noise on the 0..1 pixel scale (25/255 = 0.098 for noise of 25 levels); 0 or negative: estimate it from the layer" },
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1; at most the starting timestep are run)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed (used by the DDPM sampler)" },
-    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1) }" },
+    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
   };
 
   gimp_install_procedure (DENOISE_PROC,

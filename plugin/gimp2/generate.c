@@ -19,7 +19,7 @@ plugin_generate_query (void)
     { GIMP_PDB_STRING,   "model",    "Model file (.safetensors); \"\" for the default model" },
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed" },
-    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1) }" },
+    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
   };
 
   gimp_install_procedure (GENERATE_PROC,

@@ -24,7 +24,7 @@ plugin_renoise_query (void)
     { GIMP_PDB_FLOAT,    "strength", "How far to noise before denoising, 0..1 (0: unchanged, 1: a new image)" },
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed" },
-    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1) }" },
+    { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
   };
 
   gimp_install_procedure (RENOISE_PROC,

@@ -604,9 +604,10 @@ test_renoise_plan (void)
   g_assert_cmpfloat (get_double (r, "strength_after"), ==, 0.4);
   assert_key_str (r, "plan_steps_7", ==, "Noise to t = 400 of 1000, then 7 denoising steps");
   g_assert_cmpfloat (get_double (r, "steps_after"), ==, 7);
-  /* The sampler combo writes the values: 0 = DDPM, 1 = DDIM. */
+  /* The sampler combo writes the values: 0 = DDPM, 1 = DDIM, 2 = DPM-Solver++. */
   g_assert_cmpfloat (get_double (r, "sampler_after_ddpm"), ==, 0);
   g_assert_cmpfloat (get_double (r, "sampler_after_ddim"), ==, 1);
+  g_assert_cmpfloat (get_double (r, "sampler_after_dpm"), ==, 2);
   g_free (initial);
   g_key_file_free (r);
 }
@@ -729,6 +730,7 @@ test_denoise_widgets (void)
   g_assert_true (get_bool (r, "ok_sensitive_initial"));
   g_assert_cmpfloat (get_double (r, "sampler_after_ddpm"), ==, 0);
   g_assert_cmpfloat (get_double (r, "sampler_after_ddim"), ==, 1);
+  g_assert_cmpfloat (get_double (r, "sampler_after_dpm"), ==, 2);
   g_key_file_free (r);
 }
 

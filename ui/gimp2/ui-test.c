@@ -258,6 +258,8 @@ renoise_poke (gpointer data)
 
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDPM);
   record_double (test, "sampler_after_ddpm", w->work.sampler);
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DPM_2M);
+  record_double (test, "sampler_after_dpm", w->work.sampler);
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDIM);
   record_double (test, "sampler_after_ddim", w->work.sampler);
 
@@ -391,6 +393,8 @@ denoise_poke (gpointer data)
 
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDPM);
   record_double (test, "sampler_after_ddpm", w->work.sampler);
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DPM_2M);
+  record_double (test, "sampler_after_dpm", w->work.sampler);
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDIM);
   record_double (test, "sampler_after_ddim", w->work.sampler);
 
