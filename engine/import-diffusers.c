@@ -74,6 +74,14 @@ typedef struct
 static char *
 node_text (JsonNode *node)
 {
+  if (node && JSON_NODE_HOLDS_VALUE (node)
+      && json_node_get_value_type (node) == G_TYPE_DOUBLE)
+    {
+      /* as the file spells it (1e-05), not 1.0000000000000001e-05 */
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      return g_strdup (g_ascii_formatd (buf, sizeof buf, "%.9g",
+                                        json_node_get_double (node)));
+    }
   return node ? json_to_string (node, FALSE) : g_strdup ("(missing)");
 }
 
