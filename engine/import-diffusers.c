@@ -1023,8 +1023,12 @@ ddpm_import_diffusers (const char  *folder,
       || !ddpm_limits_check_model (&config, T, config_path, error))
     goto out;
 
+  /* the weights file is found and checked before the (maybe 450 MB)
+   * parameters are allocated */
+  if (!weights_open (&w, unet_dir, error))
+    goto out;
   unet = ddpm_unet_new (&config, error);
-  if (!unet || !weights_open (&w, unet_dir, error))
+  if (!unet)
     goto out;
 
   float *params = ddpm_unet_params (unet);

@@ -437,6 +437,63 @@ test_not_a_state_dict (void)
   g_free (dst);
 }
 
+/* google/ddpm-cat-256's config.json and scheduler_config.json as published
+ * (diffusers 0.0.4 / 0.1.1 keys; -celebahq-256, -church-256 and
+ * -bedroom-256 have the same), and google/ddpm-cifar10-32's UNet in the
+ * same keys.  Without their weights the import must get past both
+ * configurations and stop only at the missing weights file. */
+static const char cat256_config[] =
+  "{\"_class_name\": \"UNet2DModel\", \"_diffusers_version\": \"0.0.4\", "
+  "\"act_fn\": \"silu\", \"attention_head_dim\": null, "
+  "\"block_out_channels\": [128, 128, 256, 256, 512, 512], "
+  "\"center_input_sample\": false, "
+  "\"down_block_types\": [\"DownBlock2D\", \"DownBlock2D\", \"DownBlock2D\", "
+  "\"DownBlock2D\", \"AttnDownBlock2D\", \"DownBlock2D\"], "
+  "\"downsample_padding\": 0, \"flip_sin_to_cos\": false, \"freq_shift\": 1, "
+  "\"in_channels\": 3, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1, "
+  "\"norm_eps\": 1e-06, \"norm_num_groups\": 32, \"out_channels\": 3, "
+  "\"sample_size\": 256, \"time_embedding_type\": \"positional\", "
+  "\"up_block_types\": [\"UpBlock2D\", \"AttnUpBlock2D\", \"UpBlock2D\", "
+  "\"UpBlock2D\", \"UpBlock2D\", \"UpBlock2D\"]}";
+static const char cifar32_config[] =
+  "{\"_class_name\": \"UNet2DModel\", \"_diffusers_version\": \"0.0.4\", "
+  "\"act_fn\": \"silu\", \"attention_head_dim\": null, "
+  "\"block_out_channels\": [128, 256, 256, 256], \"center_input_sample\": false, "
+  "\"down_block_types\": [\"DownBlock2D\", \"AttnDownBlock2D\", \"DownBlock2D\", "
+  "\"DownBlock2D\"], "
+  "\"downsample_padding\": 0, \"flip_sin_to_cos\": false, \"freq_shift\": 1, "
+  "\"in_channels\": 3, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1, "
+  "\"norm_eps\": 1e-06, \"norm_num_groups\": 32, \"out_channels\": 3, "
+  "\"sample_size\": 32, \"time_embedding_type\": \"positional\", "
+  "\"up_block_types\": [\"UpBlock2D\", \"UpBlock2D\", \"AttnUpBlock2D\", "
+  "\"UpBlock2D\"]}";
+static const char google_scheduler[] =
+  "{\"_class_name\": \"DDPMScheduler\", \"_diffusers_version\": \"0.1.1\", "
+  "\"beta_end\": 0.02, \"beta_schedule\": \"linear\", \"beta_start\": 0.0001, "
+  "\"clip_sample\": true, \"num_train_timesteps\": 1000, \"trained_betas\": null, "
+  "\"variance_type\": \"fixed_small\"}";
+
+static void
+test_published_configs (void)
+{
+  const char *configs[] = { cat256_config, cifar32_config };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (configs); i++)
+    {
+      char *dir = tmp_dir ();
+      char *config = g_build_filename (dir, "config.json", NULL);
+      char *sched = g_build_filename (dir, "scheduler_config.json", NULL);
+
+      g_assert_true (g_file_set_contents (config, configs[i], -1, NULL));
+      g_assert_true (g_file_set_contents (sched, google_scheduler, -1, NULL));
+      expect_failure (dir, DDPM_ERROR_IO, "diffusion_pytorch_model.safetensors", NULL);
+      test_remove_tree (dir);
+      g_free (dir);
+      g_free (config);
+      g_free (sched);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -445,6 +502,7 @@ main (int argc, char **argv)
   g_test_add_func ("/import-diffusers/l256-pipeline", test_l256_pipeline);
   g_test_add_func ("/import-diffusers/cifar-safetensors-old-names",
                    test_cifar_safetensors_old_names);
+  g_test_add_func ("/import-diffusers/published-configs", test_published_configs);
   g_test_add_func ("/import-diffusers/error/missing-config", test_missing_config);
   g_test_add_func ("/import-diffusers/error/unsupported-fields", test_unsupported_fields);
   g_test_add_func ("/import-diffusers/error/wrong-shape", test_wrong_shape);
