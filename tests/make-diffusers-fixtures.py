@@ -7,7 +7,9 @@ huggingface/diffusers (never needed at test time):
 
     /usr/bin/python3 tests/make-diffusers-fixtures.py DIFFUSERS_SRC tests/fixtures/diffusers
 
-where DIFFUSERS_SRC is the checkout's src/ folder.  The reference is
+where DIFFUSERS_SRC is the checkout's src/ folder (the committed fixtures
+were made from huggingface/diffusers 58eb52c0803e, version 0.40.0.dev0;
+the script reproduces them byte for byte).  The reference is
 diffusers' own UNet2DModel and DDPMScheduler, imported from that checkout
 and run unchanged.  Third-party packages diffusers imports at load time but
 which are not installed here (huggingface_hub, safetensors, filelock, …:
