@@ -590,6 +590,23 @@ const char           *ddpm_model_get_metadata (const DdpmModel *model,
  * variable is set, else the data directory's.  Newly allocated. */
 char                 *ddpm_model_default_path (void);
 
+/* Import a model published in diffusers' layout (Google's DDPM checkpoints
+ * google/ddpm-cifar10-32, -celebahq-256, -church-256, -bedroom-256,
+ * -cat-256, ddpm-ema-*, and any UNet2DModel of the same architecture):
+ * `folder` holds config.json (UNet2DModel), diffusion_pytorch_model
+ * .safetensors or .bin (PyTorch, read without running it) and
+ * scheduler_config.json (DDPMScheduler), or is a pipeline folder with
+ * them in unet/ and scheduler/.  Writes our model file to `out_path`
+ * (atomically: on failure nothing is left there).  Every configuration
+ * field this engine cannot honour is refused with an error naming the
+ * field and its value (DDPM_ERROR_UNSUPPORTED), and every tensor is
+ * checked by name and shape (DDPM_ERROR_CORRUPT_FILE naming the tensor,
+ * the shape expected and the shape found).  See import-diffusers.c for the
+ * mapping, field by field. */
+gboolean              ddpm_import_diffusers   (const char  *folder,
+                                               const char  *out_path,
+                                               GError     **error);
+
 /* ------------------------------------------------------------------- image */
 
 /* RESOURCE LIMITS (limits.c): what the engine agrees to work on, checked
