@@ -20,6 +20,7 @@
  * dropout is keyed by (seed, s).  So for a given seed and thread count,
  * N steps + checkpoint + resume + N steps gives the same bits as 2N steps.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -378,8 +379,8 @@ trainer_step (Trainer               *tr,
   if (!isfinite (loss))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training diverged at step %" G_GINT64_FORMAT " (the loss is %g); "
-                   "try a lower learning rate", step, loss);
+                   _("Training diverged at step %" PRId64 " (the loss is %g); "
+                     "try a lower learning rate"), step, loss);
       return FALSE;
     }
   ddpm_unet_backward (tr->unet, tr->dpred);
@@ -447,8 +448,8 @@ ddpm_train (const DdpmTrainParams *params,
               if (!trainer_save (&tr, params, error))
                 goto out;
               g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
-                           "Training cancelled after step %" G_GINT64_FORMAT
-                           "; checkpoint saved to %s", step, tr.ckpt_path);
+                           _("Training cancelled after step %" PRId64
+                             "; checkpoint saved to %s"), step, tr.ckpt_path);
               goto out;
             }
         }
