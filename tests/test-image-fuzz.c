@@ -203,7 +203,8 @@ splice (Buf *b, gsize at, gsize del, const guint8 *ins, gsize ins_len)
   guint8 *out = g_malloc (n ? n : 1);
 
   memcpy (out, b->data, at);
-  memcpy (out + at, ins, ins_len);
+  if (ins_len)   /* a deletion passes NULL, which memcpy must not get */
+    memcpy (out + at, ins, ins_len);
   memcpy (out + at + ins_len, b->data + at + del, b->len - at - del);
   g_free (b->data);
   b->data = out;
