@@ -75,7 +75,7 @@ ddpm_image_try_new (int width, int height, int channels, gboolean with_alpha,
   g_return_val_if_fail (channels == 1 || channels == 3, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!ddpm_limits_check_image (width, height, channels, with_alpha, "The image",
+  if (!ddpm_limits_check_image (width, height, channels, with_alpha, _("The image"),
                                 error))
     return NULL;
 
@@ -662,7 +662,7 @@ ddpm_image_save_png (const DdpmImage *image,
       return FALSE;
     }
   if (!ddpm_limits_check_image (image->width, image->height, image->channels,
-                                image->alpha != NULL, "The image", error))
+                                image->alpha != NULL, _("The image"), error))
     return FALSE;
 
   PngWriteContext ctx = { 0 };
