@@ -388,6 +388,12 @@ test_train_job (void)
                    "pixels to learn from.");
   g_clear_error (&error);
 
+  /* A layer beyond the engine's limits, before any pixel is read. */
+  g_assert_false (plugin_train_job_prepare (&vals, 3, 9000, 8000, &params, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "9000 × 8000"));
+  g_clear_error (&error);
+
   vals.patch_size = 40;
   g_assert_false (plugin_train_job_prepare (&vals, 3, SIZE, SIZE, &params, &error));
   g_assert_cmpstr (error->message, ==,
@@ -493,7 +499,7 @@ test_render_context_limits (void)
   target = (PluginRect) { 0, 0, 9000, 8000 };
   g_assert_false (plugin_render_context (&plan, &target, 9000, 8000, FALSE, &context, &error));
   g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
-  g_assert_nonnull (strstr (error->message, "The layer is 9000 × 8000 pixels"));
+  g_assert_nonnull (strstr (error->message, "The area to work on is 9000 × 8000 pixels"));
   g_clear_error (&error);
 
   /* An 8192² selection inside a larger layer: its margin takes it over. */
@@ -510,6 +516,13 @@ test_render_context_limits (void)
   g_assert_no_error (error);
   g_assert_cmpint (context.x, ==, G_MAXINT - 20);
   g_assert_cmpint (context.width, ==, 20);   /* clipped at the layer's edge */
+
+  /* The check the other procedures ask before reading a layer. */
+  g_assert_true (plugin_region_check (8192, 8192, 1, &error));
+  g_assert_no_error (error);
+  g_assert_false (plugin_region_check (8193, 8192, 1, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_clear_error (&error);
 }
 
 static void

@@ -296,6 +296,15 @@ gboolean plugin_render_job_plan  (const PluginRenderJob *job,
                                   PluginRenderPlan      *plan,
                                   GError               **error);
 
+/* Whether a width × height area of a layer, with `channels` colour
+ * channels and alpha, is within the engine's resource limits
+ * (ddpm_limits_check_image); FALSE with its error, translated, if not.
+ * Every procedure asks before it reads a layer's pixels. */
+gboolean plugin_region_check     (gint                    width,
+                                  gint                    height,
+                                  gint                    channels,
+                                  GError                **error);
+
 /* The region to read for `target` (inside a layer of width × height):
  * with a selection, `target` grown by plan->margin on every side (inside
  * the layer), so that what the model makes agrees with the surroundings;

@@ -139,13 +139,18 @@ plugin_render_context (const PluginRenderPlan *plan,
       *context = (PluginRect) { x0, y0, MAX (x1 - x0, 0), MAX (y1 - y0, 0) };
     }
 
-  /* The engine's limits, before the front end allocates the region's
-   * pixels (read as colour planes with alpha beside them). */
-  return ddpm_limits_check_image (context->width, context->height,
-                                  MAX (plan->channels, 1), TRUE,
-                                  has_selection ? _("The selection with its surroundings")
-                                                : _("The layer"),
-                                  error);
+  return plugin_region_check (context->width, context->height, plan->channels, error);
+}
+
+gboolean
+plugin_region_check (gint     width,
+                     gint     height,
+                     gint     channels,
+                     GError **error)
+{
+  /* the layer's pixels are read as colour planes with alpha beside them */
+  return ddpm_limits_check_image (width, height, MAX (channels, 1), TRUE,
+                                  _("The area to work on"), error);
 }
 
 /* The engine composited final = m·generated + (1 − m)·original; give back
