@@ -44,6 +44,7 @@
 
 #include <glib/gstdio.h>
 
+#include "intl.h"
 #include "atomic-file.h"
 
 #define ATOMIC_BUFFER_SIZE (256 * 1024)
@@ -63,7 +64,7 @@ struct _DdpmAtomicFile
 static void
 set_write_error (GError **error, const DdpmAtomicFile *file, int errsv)
 {
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, "Could not write %s: %s",
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, _("Could not write %s: %s"),
                file->display_name, g_strerror (errsv));
 }
 

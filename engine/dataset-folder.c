@@ -127,14 +127,14 @@ ddpm_dataset_new_from_folder (const char  *path,
   if (channels != 1 && channels != 3)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training images must be converted to 1 (gray) or 3 (RGB) "
-                   "channels, not %d", channels);
+                   _("Training images must be converted to 1 (gray) or 3 (RGB) "
+                     "channels, not %d"), channels);
       return NULL;
     }
   if (resize_short < 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The resize size must be positive (or 0 for none), not %d",
+                   _("The resize size must be positive (or 0 for none), not %d"),
                    resize_short);
       return NULL;
     }
@@ -145,7 +145,7 @@ ddpm_dataset_new_from_folder (const char  *path,
   if (names->len == 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "%s: no PNG or JPEG images in this folder", path);
+                   _("%s: no PNG or JPEG images in this folder"), path);
       g_ptr_array_free (names, TRUE);
       return NULL;
     }

@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "intl.h"
 #include "train.h"
 
 /* The epoch permutations' streams: DATASET_STREAM_SHUFFLE + epoch. */
@@ -82,13 +83,13 @@ ddpm_dataset_new_from_pixels (const float *pixels,
   if (C != 1 && C != 3)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training images must have 1 (gray) or 3 (RGB) channels, not %d", C);
+                   _("Training images must have 1 (gray) or 3 (RGB) channels, not %d"), C);
       return NULL;
     }
   if (H < 1 || W < 1)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training image has no pixels (%d×%d)", W, H);
+                   _("Training image has no pixels (%d×%d)"), W, H);
       return NULL;
     }
 
@@ -174,19 +175,19 @@ ddpm_dataset_prepare (DdpmDataset *dataset, int channels, int size, GError **err
   if (channels != 1 && channels != 3)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The model must have 1 or 3 channels, not %d", channels);
+                   _("The model must have 1 or 3 channels, not %d"), channels);
       return FALSE;
     }
   if (size < 1)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The crop size must be positive, not %d", size);
+                   _("The crop size must be positive, not %d"), size);
       return FALSE;
     }
   if (dataset->images->len == 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The training set has no images");
+                   _("The training set has no images"));
       return FALSE;
     }
 

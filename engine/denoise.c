@@ -139,8 +139,8 @@ ddpm_estimate_noise_sigma (const float *image,
   if (C < 1 || H < 2 || W < 2)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Estimating the noise needs an image of at least 2×2 pixels, "
-                   "not %d×%d", W, H);
+                   _("Estimating the noise needs an image of at least 2×2 pixels, "
+                     "not %d×%d"), W, H);
       return FALSE;
     }
 

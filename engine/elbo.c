@@ -24,6 +24,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
 #include "ddpm.h"
 
 typedef struct
@@ -124,14 +125,14 @@ ddpm_elbo_bpd (DdpmElbo           *result,
   if (B < 1 || C < 1 || H < 1 || W < 1 || t_samples < 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Invalid evaluation batch %d×%d×%d×%d or %d timestep samples",
+                   _("Invalid evaluation batch %d×%d×%d×%d or %d timestep samples"),
                    B, C, H, W, t_samples);
       return FALSE;
     }
   if (C != denoiser->channels)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The images have %d channel%s but the model expects %d",
+                   _("The images have %d channel%s but the model expects %d"),
                    C, C == 1 ? "" : "s", denoiser->channels);
       return FALSE;
     }
@@ -190,7 +191,7 @@ ddpm_elbo_bpd (DdpmElbo           *result,
                              elapsed / (k + 1) * (K - k) };
           if (!progress (&p, progress_data))
             {
-              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED, "Evaluation cancelled");
+              g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED, _("Evaluation cancelled"));
               goto out;
             }
         }

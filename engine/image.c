@@ -19,6 +19,7 @@
  * row at a time into the float planes; only interlaced PNGs need the
  * whole 8/16-bit image in memory first.
  */
+#include <inttypes.h>
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -61,9 +62,9 @@ check_data (gint64 have, guint64 need, int width, int height, const char *displa
   if (have < 0 || (guint64) have >= need)
     return TRUE;
   g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-               ("%s is damaged or truncated: its header says %d × %d pixels, which "
-                 "take at least %" G_GUINT64_FORMAT " bytes, but the file has %"
-                 G_GINT64_FORMAT), display, width, height, need, have);
+               _("%s is damaged or truncated: its header says %d × %d pixels, which "
+                  "take at least %" PRIu64 " bytes, but the file has %"
+                  PRId64), display, width, height, need, have);
   return FALSE;
 }
 
@@ -74,7 +75,7 @@ ddpm_image_try_new (int width, int height, int channels, gboolean with_alpha,
   g_return_val_if_fail (channels == 1 || channels == 3, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!ddpm_limits_check_image (width, height, channels, with_alpha, "The image",
+  if (!ddpm_limits_check_image (width, height, channels, with_alpha, _("The image"),
                                 error))
     return NULL;
 
@@ -240,14 +241,14 @@ load_png (FILE *fp, const char *display, GError **error)
       if (ctx.error)
         g_propagate_error (error, ctx.error);
       else if (ctx.read_errno)
-        g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, "Could not read %s: %s",
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, _("Could not read %s: %s"),
                      display, g_strerror (ctx.read_errno));
       else if (ctx.eof)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is truncated: the PNG data ends early", display);
+                     _("%s is truncated: the PNG data ends early"), display);
       else
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is a damaged PNG file (%s)", display, ctx.message);
+                     _("%s is a damaged PNG file (%s)"), display, ctx.message);
       return NULL;
     }
 
@@ -275,7 +276,7 @@ load_png (FILE *fp, const char *display, GError **error)
     {
       if (ctx.error == NULL)
         g_set_error (&ctx.error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s is too large", display);
+                     _("%s is too large"), display);
       png_error (png, "refused");
     }
 
@@ -410,10 +411,10 @@ load_jpeg (FILE *fp, const char *display, GError **error)
         g_propagate_error (error, err.error);
       else if (err.truncated)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is truncated: the JPEG data ends early", display);
+                     _("%s is truncated: the JPEG data ends early"), display);
       else
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is a damaged JPEG file (%s)", display, err.message);
+                     _("%s is a damaged JPEG file (%s)"), display, err.message);
       return NULL;
     }
 
@@ -435,7 +436,7 @@ load_jpeg (FILE *fp, const char *display, GError **error)
                       &err.error))
     {
       if (err.error == NULL)
-        g_set_error (&err.error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED, "%s is too large", display);
+        g_set_error (&err.error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED, _("%s is too large"), display);
       longjmp (err.jmp, 1);
     }
 
@@ -481,7 +482,7 @@ load_jpeg (FILE *fp, const char *display, GError **error)
       if (jpeg_read_scanlines (&cinfo, &rowp, 1) != 1)
         {
           g_set_error (&err.error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                       "%s is a damaged JPEG file (no data for row %d)", display, y);
+                       _("%s is a damaged JPEG file (no data for row %d)"), display, y);
           longjmp (err.jmp, 1);
         }
       for (int x = 0; x < W; x++)
@@ -539,14 +540,14 @@ ddpm_image_load (const char *path, GError **error)
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO,
-                   "Could not read image %s: it is a folder", display);
+                   _("Could not read image %s: it is a folder"), display);
       goto out;
     }
   fp = fopen (path, "rb");
   if (fp == NULL)
     {
       int errsv = errno;
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, "Could not open image %s: %s",
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, _("Could not open image %s: %s"),
                    display, g_strerror (errsv));
       goto out;
     }
@@ -554,7 +555,7 @@ ddpm_image_load (const char *path, GError **error)
   if (ferror (fp) || fseek (fp, 0, SEEK_SET) != 0)
     {
       int errsv = errno;
-      g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, "Could not read image %s: %s",
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, _("Could not read image %s: %s"),
                    display, g_strerror (errsv));
       goto out;
     }
@@ -570,20 +571,20 @@ ddpm_image_load (const char *path, GError **error)
             && memcmp (head, other_formats[i].magic, other_formats[i].len) == 0)
           {
             g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                         "%s is a %s image; only PNG and JPEG files can be read "
-                         "(convert it first, e.g. with GIMP)", display, other_formats[i].name);
+                         _("%s is a %s image; only PNG and JPEG files can be read "
+                           "(convert it first, e.g. with GIMP)"), display, other_formats[i].name);
             goto out;
           }
       if (n >= 12 && memcmp (head, "RIFF", 4) == 0 && memcmp (head + 8, "WEBP", 4) == 0)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s is a WebP image; only PNG and JPEG files can be read "
-                     "(convert it first, e.g. with GIMP)", display);
+                     _("%s is a WebP image; only PNG and JPEG files can be read "
+                       "(convert it first, e.g. with GIMP)"), display);
       else if (n == 0)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is empty, not a PNG or JPEG image", display);
+                     _("%s is empty, not a PNG or JPEG image"), display);
       else
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is not a PNG or JPEG image", display);
+                     _("%s is not a PNG or JPEG image"), display);
     }
 
 out:
@@ -657,11 +658,11 @@ ddpm_image_save_png (const DdpmImage *image,
   if (bit_depth != 8 && bit_depth != 16)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "PNG bit depth %d is not supported (use 8 or 16)", bit_depth);
+                   _("PNG bit depth %d is not supported (use 8 or 16)"), bit_depth);
       return FALSE;
     }
   if (!ddpm_limits_check_image (image->width, image->height, image->channels,
-                                image->alpha != NULL, "The image", error))
+                                image->alpha != NULL, _("The image"), error))
     return FALSE;
 
   PngWriteContext ctx = { 0 };
@@ -695,7 +696,7 @@ ddpm_image_save_png (const DdpmImage *image,
       if (ctx.error)
         g_propagate_error (error, ctx.error);
       else
-        g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, "Could not write PNG: %s", ctx.message);
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO, _("Could not write PNG: %s"), ctx.message);
       return FALSE;
     }
 

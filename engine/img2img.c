@@ -668,9 +668,9 @@ ddpm_img2img (float                  *image,
         {
           if (local == NULL) /* a denoiser that forgot its error */
             g_set_error (&local, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                         "The model failed without saying why");
+                         _("The model failed without saying why"));
           g_propagate_prefixed_error (error, local,
-                                      "Denoising step %d of %d failed: ",
+                                      _("Denoising step %d of %d failed: "),
                                       done, n_steps);
           goto out;
         }
@@ -690,7 +690,7 @@ ddpm_img2img (float                  *image,
           if (!params->progress (&progress, params->progress_data))
             {
               g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
-                           "Cancelled after step %d of %d", done, n_steps);
+                           _("Cancelled after step %d of %d"), done, n_steps);
               goto out;
             }
         }

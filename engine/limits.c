@@ -51,7 +51,7 @@ ddpm_limits_check_image (int          width,
   if (width < 1 || height < 1)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   ("%s has an empty size %d × %d"), what, width, height);
+                   _("%s has an empty size %d × %d"), what, width, height);
       return FALSE;
     }
 
@@ -64,8 +64,8 @@ ddpm_limits_check_image (int          width,
       || pixels > DDPM_IMAGE_MAX_PIXELS)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s is %d × %d pixels, larger than this program handles (at "
-                     "most %d pixels a side and %" G_GSIZE_FORMAT " pixels in all)"),
+                   _("%s is %d × %d pixels, larger than this program handles (at "
+                     "most %d pixels a side and %zu pixels in all)"),
                    what, width, height, DDPM_IMAGE_MAX_SIDE, DDPM_IMAGE_MAX_PIXELS);
       return FALSE;
     }
@@ -73,7 +73,7 @@ ddpm_limits_check_image (int          width,
     {
       char *need = g_format_size (bytes), *have = g_format_size (ddpm_limits_memory_budget ());
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s is %d × %d pixels and needs %s, more than the %s this "
+                   _("%s is %d × %d pixels and needs %s, more than the %s this "
                      "program uses (half of this computer's memory)"),
                    what, width, height, need, have);
       g_free (need);
@@ -96,14 +96,14 @@ ddpm_limits_check_model (const DdpmUNetConfig *config,
   if (T < 1 || T > DDPM_MODEL_MAX_T)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s: its number of timesteps T = %d is beyond this program's "
+                   _("%s: its number of timesteps T = %d is beyond this program's "
                      "limit of %d"), what, T, DDPM_MODEL_MAX_T);
       return FALSE;
     }
   if (c->image_size > DDPM_MODEL_MAX_IMAGE_SIZE)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s: its image_size = %d is beyond this program's limit of %d"),
+                   _("%s: its image_size = %d is beyond this program's limit of %d"),
                    what, c->image_size, DDPM_MODEL_MAX_IMAGE_SIZE);
       return FALSE;
     }
@@ -116,9 +116,9 @@ ddpm_limits_check_model (const DdpmUNetConfig *config,
       for (int l = 0; l < c->n_levels; l++)
         g_string_append_printf (mult, "%s%d", l ? "," : "", c->ch_mult[l]);
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s: its ch = %d (with ch_mult = %s and num_res_blocks = %d) "
-                     "makes %" G_GSIZE_FORMAT " parameters, beyond this program's "
-                     "limit of %" G_GSIZE_FORMAT), what, c->ch, mult->str,
+                   _("%s: its ch = %d (with ch_mult = %s and num_res_blocks = %d) "
+                     "makes %zu parameters, beyond this program's "
+                     "limit of %zu"), what, c->ch, mult->str,
                    c->num_res_blocks, n_params, DDPM_MODEL_MAX_PARAMS);
       g_string_free (mult, TRUE);
       return FALSE;
@@ -132,7 +132,7 @@ ddpm_limits_check_model (const DdpmUNetConfig *config,
     {
       char *need = g_format_size (bytes), *have = g_format_size (ddpm_limits_memory_budget ());
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   ("%s: its image_size = %d and ch = %d need %s to denoise one "
+                   _("%s: its image_size = %d and ch = %d need %s to denoise one "
                      "tile, more than the %s this program uses (half of this "
                      "computer's memory)"), what, c->image_size, c->ch, need, have);
       g_free (need);

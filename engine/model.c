@@ -22,9 +22,11 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
 #include "finite.h"
 #include "layers/layers.h"
 
@@ -228,14 +230,14 @@ parse_int (const DdpmTensorFile *file, const char *key, gint64 min, gint64 max,
   if (!value)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: the model metadata has no “%s”",
+                   _("%s: the model metadata has no “%s”"),
                    ddpm_tensor_file_get_display_name (file), key);
       return FALSE;
     }
   if (!g_ascii_string_to_signed (value, 10, min, max, out, &parse_error))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: bad “%s” in the model metadata: %s",
+                   _("%s: bad “%s” in the model metadata: %s"),
                    ddpm_tensor_file_get_display_name (file), key, parse_error->message);
       g_error_free (parse_error);
       return FALSE;
@@ -252,7 +254,7 @@ parse_int_list (const DdpmTensorFile *file, const char *key, int *values, int *n
   if (!value)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: the model metadata has no “%s”",
+                   _("%s: the model metadata has no “%s”"),
                    ddpm_tensor_file_get_display_name (file), key);
       return FALSE;
     }
@@ -271,8 +273,8 @@ parse_int_list (const DdpmTensorFile *file, const char *key, int *values, int *n
   if (!ok)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: bad “%s” in the model metadata: “%s” (expected up to %d "
-                   "positive integers separated by commas)",
+                   _("%s: bad “%s” in the model metadata: “%s” (expected up to %d "
+                     "positive integers separated by commas)"),
                    ddpm_tensor_file_get_display_name (file), key, value, DDPM_MAX_LEVELS);
       return FALSE;
     }
@@ -296,11 +298,11 @@ read_header (const DdpmTensorFile *file,
     {
       if (format)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s: not a GIMP DDPM model (its format is “%s”)", name, format);
+                     _("%s: not a GIMP DDPM model (its format is “%s”)"), name, format);
       else
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s: not a GIMP DDPM model (its metadata does not describe a "
-                     "model: no “format” entry)", name);
+                     _("%s: not a GIMP DDPM model (its metadata does not describe a "
+                       "model: no “format” entry)"), name);
       return FALSE;
     }
   if (!parse_int (file, "format_version", 1, G_MAXINT, &v[0], error))
@@ -308,8 +310,8 @@ read_header (const DdpmTensorFile *file,
   if (v[0] > MODEL_FORMAT_VERSION)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s: model format version %" G_GINT64_FORMAT " is newer than this "
-                   "program reads (%d); update GIMP DDPM", name, v[0], MODEL_FORMAT_VERSION);
+                   _("%s: model format version %" PRId64 " is newer than this "
+                     "program reads (%d); update GIMP DDPM"), name, v[0], MODEL_FORMAT_VERSION);
       return FALSE;
     }
 
@@ -337,7 +339,7 @@ read_header (const DdpmTensorFile *file,
   if (!dropout || end == dropout || *end || !(d >= 0 && d < 1))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: bad “dropout” in the model metadata: “%s”", name,
+                   _("%s: bad “dropout” in the model metadata: “%s”"), name,
                    dropout ? dropout : "missing");
       return FALSE;
     }
@@ -348,7 +350,7 @@ read_header (const DdpmTensorFile *file,
   if (!schedule || !ddpm_schedule_kind_from_string (schedule, kind, &local))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: bad “schedule” in the model metadata: %s", name,
+                   _("%s: bad “schedule” in the model metadata: %s"), name,
                    local ? local->message : "missing");
       g_clear_error (&local);
       return FALSE;
@@ -356,7 +358,7 @@ read_header (const DdpmTensorFile *file,
   if (!ddpm_unet_config_validate (config, &local))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: bad model configuration: %s", name, local->message);
+                   _("%s: bad model configuration: %s"), name, local->message);
       g_error_free (local);
       return FALSE;
     }
@@ -384,7 +386,7 @@ read_weights (const DdpmTensorFile *file,
       if (!ddpm_tensor_file_has (file, name))
         {
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                       "%s: tensor '%s' missing",
+                       _("%s: tensor '%s' missing"),
                        ddpm_tensor_file_get_display_name (file), name);
           g_free (name);
           return FALSE;
@@ -400,8 +402,8 @@ read_weights (const DdpmTensorFile *file,
               && ndim == 4 && shape[1] != c->in_channels)
             {
               g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                           "%s: '%s' was trained for %" G_GINT64_FORMAT " channel%s, "
-                           "but the metadata says %d",
+                           _("%s: '%s' was trained for %" PRId64 " channel%s, "
+                             "but the metadata says %d"),
                            ddpm_tensor_file_get_display_name (file), name, shape[1],
                            shape[1] == 1 ? "" : "s", c->in_channels);
               g_free (name);
@@ -420,8 +422,8 @@ read_weights (const DdpmTensorFile *file,
           if (bad < len)
             {
               g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                           "%s: tensor '%s' holds a NaN or infinity (element %"
-                           G_GSIZE_FORMAT "): the file is damaged",
+                           _("%s: tensor '%s' holds a NaN or infinity (element %zu): "
+                             "the file is damaged"),
                            ddpm_tensor_file_get_display_name (file), name, bad);
               ok = FALSE;
             }
@@ -456,7 +458,7 @@ read_state (const DdpmTensorFile *file, DdpmTrainState *state, GError **error)
   if (step[0] < 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: negative training step %" G_GINT64_FORMAT,
+                   _("%s: negative training step %" PRId64),
                    ddpm_tensor_file_get_display_name (file), step[0]);
       return FALSE;
     }
@@ -500,8 +502,8 @@ ddpm_checkpoint_read (const char        *path,
   if (!ddpm_tensor_file_has (file, "train.state.step"))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "%s: a model file, not a training checkpoint (it has no optimizer "
-                   "state); resume from the .ckpt.safetensors file written beside it",
+                   _("%s: a model file, not a training checkpoint (it has no optimizer "
+                     "state); resume from the .ckpt.safetensors file written beside it"),
                    ddpm_tensor_file_get_display_name (file));
       goto out;
     }
@@ -512,7 +514,7 @@ ddpm_checkpoint_read (const char        *path,
           || c->n_levels != config->n_levels || c->image_size != config->image_size)
         {
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                       "%s: the checkpoint's model differs from the network given",
+                       _("%s: the checkpoint's model differs from the network given"),
                        ddpm_tensor_file_get_display_name (file));
           goto out;
         }
@@ -633,7 +635,7 @@ model_denoise (float       *eps,
   if (C != c->in_channels)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "%s was trained for %d channel%s (%s), not %d",
+                   _("%s was trained for %d channel%s (%s), not %d"),
                    model->path, c->in_channels, c->in_channels == 1 ? "" : "s",
                    c->in_channels == 1 ? "grayscale" : c->in_channels == 3 ? "RGB" : "other",
                    C);
@@ -642,7 +644,7 @@ model_denoise (float       *eps,
   if (t < 1 || t > model->schedule->T)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Timestep %d is outside the model's 1..%d", t, model->schedule->T);
+                   _("Timestep %d is outside the model's 1..%d"), t, model->schedule->T);
       return FALSE;
     }
 

@@ -1,4 +1,5 @@
 /* names.c: enum ⇄ name lookup with an error that lists the valid names. */
+#include "intl.h"
 #include "ddpm.h"
 #include "names.h"
 
@@ -21,7 +22,7 @@ ddpm_name_lookup (const char *const *names,
   for (int i = 0; i < count; i++)
     g_string_append_printf (valid, "%s%s", i ? ", " : "", names[i]);
   g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown %s “%s” (expected one of: %s)",
+               _("Unknown %s “%s” (expected one of: %s)"),
                what, name ? name : "", valid->str);
   g_string_free (valid, TRUE);
   return FALSE;

@@ -27,10 +27,12 @@
  * the format recommends) but other writers need not align, so reads go
  * through memcpy and never cast a pointer into the file.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
 
+#include "intl.h"
 #include "atomic-file.h"
 #include "safetensors.h"
 
@@ -102,7 +104,7 @@ ddpm_dtype_from_string (const char  *name,
 
   char *valid = dtype_list ();
   g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown tensor dtype '%s' (supported: %s)", name, valid);
+               _("Unknown tensor dtype '%s' (supported: %s)"), name, valid);
   g_free (valid);
   return FALSE;
 }
@@ -190,7 +192,7 @@ set_foreign (GError **error, const DdpmTensorFile *file, const char *format, ...
   char *reason = g_strdup_vprintf (format, ap);
   va_end (ap);
   g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-               "%s is not a safetensors model file (%s)", file->display_name, reason);
+               _("%s is not a safetensors model file (%s)"), file->display_name, reason);
   g_free (reason);
 }
 
@@ -207,10 +209,10 @@ set_damaged (GError **error, const DdpmTensorFile *file, const char *tensor,
   va_end (ap);
   if (tensor)
     g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                 "%s is damaged: tensor '%s' %s", file->display_name, tensor, reason);
+                 _("%s is damaged: tensor '%s' %s"), file->display_name, tensor, reason);
   else
     g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                 "%s is damaged: %s", file->display_name, reason);
+                 _("%s is damaged: %s"), file->display_name, reason);
   g_free (reason);
 }
 
@@ -328,8 +330,8 @@ parse_entry (DdpmTensorFile *file, const char *name, JsonNode *node, GError **er
           {
             char *valid = dtype_list ();
             g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                         "%s: tensor '%s' has dtype %s, which this program does not read "
-                         "(supported: %s)", file->display_name, name, dtype, valid);
+                         _("%s: tensor '%s' has dtype %s, which this program does not read "
+                           "(supported: %s)"), file->display_name, name, dtype, valid);
             g_free (valid);
             return NULL;
           }
@@ -386,8 +388,8 @@ parse_entry (DdpmTensorFile *file, const char *name, JsonNode *node, GError **er
   if ((guint64) end > file->data_size)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s is truncated or damaged: tensor '%s' ends at byte %" G_GINT64_FORMAT
-                   " of the data, which holds only %" G_GSIZE_FORMAT " bytes",
+                   _("%s is truncated or damaged: tensor '%s' ends at byte %" PRId64
+                     " of the data, which holds only %zu bytes"),
                    file->display_name, name, end, file->data_size);
       return NULL;
     }
@@ -591,7 +593,7 @@ ddpm_tensor_file_open (const char *path, GError **error)
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO,
-                   "Could not read model file %s: it is a folder", display);
+                   _("Could not read model file %s: it is a folder"), display);
       g_free (display);
       return NULL;
     }
@@ -600,7 +602,7 @@ ddpm_tensor_file_open (const char *path, GError **error)
   if (mapped == NULL)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO,
-                   "Could not read model file %s: %s", display, local->message);
+                   _("Could not read model file %s: %s"), display, local->message);
       g_error_free (local);
       g_free (display);
       return NULL;
@@ -718,13 +720,13 @@ lookup_typed (const DdpmTensorFile *file, const char *name, DdpmDtype dtype, GEr
   if (e == NULL)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s has no tensor '%s'", file->display_name, name);
+                   _("%s has no tensor '%s'"), file->display_name, name);
       return NULL;
     }
   if (e->dtype != dtype)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: tensor '%s' has dtype %s, expected %s", file->display_name,
+                   _("%s: tensor '%s' has dtype %s, expected %s"), file->display_name,
                    name, dtype_info[e->dtype].name, dtype_info[dtype].name);
       return NULL;
     }
@@ -756,7 +758,7 @@ ddpm_tensor_file_read_f32 (const DdpmTensorFile *file,
     {
       char *have = shape_string (e->ndim, e->shape), *want = shape_string (ndim, shape);
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: tensor '%s' has shape %s, expected %s", file->display_name,
+                   _("%s: tensor '%s' has shape %s, expected %s"), file->display_name,
                    name, have, want);
       g_free (have);
       g_free (want);
@@ -789,8 +791,8 @@ ddpm_tensor_file_read_raw (const DdpmTensorFile *file,
     {
       char *have = shape_string (e->ndim, e->shape);
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s: tensor '%s' (shape %s) holds %" G_GUINT64_FORMAT " bytes, "
-                   "expected %" G_GSIZE_FORMAT, file->display_name, name, have,
+                   _("%s: tensor '%s' (shape %s) holds %" PRIu64 " bytes, "
+                     "expected %zu"), file->display_name, name, have,
                    e->end - e->begin, n_bytes);
       g_free (have);
       return FALSE;
@@ -1018,7 +1020,7 @@ ddpm_tensor_writer_write (DdpmTensorWriter *writer, const char *path, GError **e
     {
       char *display = g_filename_display_name (path);
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Could not write %s: %s", display, writer->problem);
+                   _("Could not write %s: %s"), display, writer->problem);
       g_free (display);
       return FALSE;
     }

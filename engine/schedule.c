@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "intl.h"
 #include "ddpm.h"
 #include "names.h"
 
@@ -175,7 +176,7 @@ check_T (int T, GError **error)
   if (T < 1 || T > DDPM_T_MAX)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The number of timesteps must be between 1 and %d, not %d",
+                   _("The number of timesteps must be between 1 and %d, not %d"),
                    DDPM_T_MAX, T);
       return FALSE;
     }
@@ -243,7 +244,7 @@ ddpm_schedule_new (DdpmScheduleKind   kind,
   if (kind < 0 || kind >= DDPM_SCHEDULE_COUNT)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Unknown schedule kind %d", (int) kind);
+                   _("Unknown schedule kind %d"), (int) kind);
       return NULL;
     }
   if (!check_T (T, error))
@@ -281,8 +282,8 @@ ddpm_schedule_new_from_alpha_bar (DdpmScheduleKind   kind,
       if (!(alpha_bar[t] > 0.0 && alpha_bar[t] < prev))
         {
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                       "ᾱ must decrease strictly within (0, 1): ᾱ_%d = %g "
-                       "after %g", t, alpha_bar[t], prev);
+                       _("ᾱ must decrease strictly within (0, 1): ᾱ_%d = %g "
+                         "after %g"), t, alpha_bar[t], prev);
           return NULL;
         }
     }
@@ -312,8 +313,8 @@ ddpm_spacing_timesteps (int           *out,
   if (n_steps < 1 || n_steps > t_max)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Cannot run %d steps between t = 1 and t = %d: "
-                   "choose between 1 and %d steps", n_steps, t_max, MAX (t_max, 1));
+                   _("Cannot run %d steps between t = 1 and t = %d: "
+                     "choose between 1 and %d steps"), n_steps, t_max, MAX (t_max, 1));
       return FALSE;
     }
 
@@ -341,7 +342,7 @@ ddpm_spacing_timesteps (int           *out,
         case DDPM_SPACING_COUNT:
         default:
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                       "Unknown timestep spacing %d", (int) spacing);
+                       _("Unknown timestep spacing %d"), (int) spacing);
           return FALSE;
         }
       g_assert (out[i] > out[i - 1] && out[i] <= t_max);
@@ -360,7 +361,7 @@ ddpm_schedule_respace (const DdpmSchedule  *base,
   if (t_max < 1 || t_max > base->T)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The starting timestep must be between 1 and %d, not %d",
+                   _("The starting timestep must be between 1 and %d, not %d"),
                    base->T, t_max);
       return NULL;
     }

@@ -55,10 +55,12 @@
  * Byte order: torch writes the host's order and every host we build for is
  * little-endian; the check below stops a big-endian build.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include <zip.h>
 
+#include "intl.h"
 #include "torch-pickle.h"
 
 #if G_BYTE_ORDER != G_LITTLE_ENDIAN
@@ -265,7 +267,7 @@ set_damaged (GError **error, const DdpmTorchCheckpoint *ckpt, const char *format
   va_start (ap, format);
   char *reason = g_strdup_vprintf (format, ap);
   va_end (ap);
-  g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE, "%s is damaged: %s",
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE, _("%s is damaged: %s"),
                ckpt->display_name, reason);
   g_free (reason);
 }
@@ -396,10 +398,13 @@ pickle_error (GError **error, const Unpickler *u, int code, const char *format, 
   va_start (ap, format);
   char *reason = g_strdup_vprintf (format, ap);
   va_end (ap);
-  g_set_error (error, DDPM_ERROR, code, "%s %s: its pickle (data.pkl, byte %" G_GSIZE_FORMAT
-               ") %s", u->ckpt->display_name,
-               code == DDPM_ERROR_CORRUPT_FILE ? "is damaged" : "cannot be read",
-               u->op_at, reason);
+  if (code == DDPM_ERROR_CORRUPT_FILE)
+    g_set_error (error, DDPM_ERROR, code, _("%s is damaged: its pickle (data.pkl, byte %zu) %s"),
+                 u->ckpt->display_name, u->op_at, reason);
+  else
+    g_set_error (error, DDPM_ERROR, code,
+                 _("%s cannot be read: its pickle (data.pkl, byte %zu) %s"),
+                 u->ckpt->display_name, u->op_at, reason);
   g_free (reason);
 }
 
@@ -658,13 +663,13 @@ find_global (Unpickler *u, const char *module, gsize mlen, const char *name, gsi
                       "and LongStorage)", n);
       else if (found < 0)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s was refused: its pickle (data.pkl, byte %" G_GSIZE_FORMAT ") names "
-                     "%s.%s, which no PyTorch state_dict needs (one needs only "
-                     "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
-                     "_rebuild_parameter, and torch storage types) and through which "
-                     "torch.load could run code.  Nothing in the file was run.  If it holds "
-                     "a whole pickled model, save its state_dict instead: "
-                     "torch.save(model.state_dict(), path)",
+                     _("%s was refused: its pickle (data.pkl, byte %zu) names "
+                       "%s.%s, which no PyTorch state_dict needs (one needs only "
+                       "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
+                       "_rebuild_parameter, and torch storage types) and through which "
+                       "torch.load could run code.  Nothing in the file was run.  If it holds "
+                       "a whole pickled model, save its state_dict instead: "
+                       "torch.save(model.state_dict(), path)"),
                      u->ckpt->display_name, u->op_at, m, n);
       g_free (m);
       g_free (n);
@@ -1403,7 +1408,7 @@ take_state_dict (DdpmTorchCheckpoint *ckpt, const Value *root, GError **error)
   if (root->kind != V_DICT)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s holds a %s, not a state_dict (a dict of tensors)",
+                   _("%s holds a %s, not a state_dict (a dict of tensors)"),
                    ckpt->display_name, kind_names[root->kind]);
       return FALSE;
     }
@@ -1430,8 +1435,8 @@ take_state_dict (DdpmTorchCheckpoint *ckpt, const Value *root, GError **error)
       if (n > 8)
         g_string_append_printf (keys, " and %u more", n - 8);
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s holds no state_dict: its dict is not one of tensors, nor does it have "
-                   "a 'state_dict' or 'model' entry that is (it holds %s)",
+                   _("%s holds no state_dict: its dict is not one of tensors, nor does it have "
+                     "a 'state_dict' or 'model' entry that is (it holds %s)"),
                    ckpt->display_name, keys->str);
       g_string_free (keys, TRUE);
       return FALSE;
@@ -1503,7 +1508,7 @@ read_record (DdpmTorchCheckpoint *ckpt, zip_uint64_t index, guint64 size, GError
   if (buf == NULL)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory to read %s of %s (%" G_GUINT64_FORMAT " bytes)",
+                   _("Not enough memory to read %s of %s (%" PRIu64 " bytes)"),
                    display, ckpt->display_name, size);
       goto fail;
     }
@@ -1556,7 +1561,7 @@ open_zip (DdpmTorchCheckpoint *ckpt, zip_int64_t *pkl_index, GError **error)
   if (size == 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   "%s is not a PyTorch checkpoint: it is empty", ckpt->display_name);
+                   _("%s is not a PyTorch checkpoint: it is empty"), ckpt->display_name);
       return FALSE;
     }
   /* Before 1.6 (or with _use_new_zipfile_serialization=False) torch.save
@@ -1565,10 +1570,10 @@ open_zip (DdpmTorchCheckpoint *ckpt, zip_int64_t *pkl_index, GError **error)
   if (data[0] == 0x80 || (size > 262 && memcmp (data + 257, "ustar", 5) == 0))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s is in PyTorch's legacy checkpoint format (from before PyTorch 1.6, "
-                   "or saved with _use_new_zipfile_serialization=False), which this program "
-                   "does not read.  Re-save it with PyTorch 1.6 or newer: "
-                   "torch.save(torch.load(\"old.pt\"), \"new.pt\")", ckpt->display_name);
+                   _("%s is in PyTorch's legacy checkpoint format (from before PyTorch 1.6, "
+                     "or saved with _use_new_zipfile_serialization=False), which this program "
+                     "does not read.  Re-save it with PyTorch 1.6 or newer: "
+                     "torch.save(torch.load(\"old.pt\"), \"new.pt\")"), ckpt->display_name);
       return FALSE;
     }
 
@@ -1586,11 +1591,11 @@ open_zip (DdpmTorchCheckpoint *ckpt, zip_int64_t *pkl_index, GError **error)
       int code = zip_error_code_zip (&ze);
       if (code == ZIP_ER_MEMORY)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                     "Not enough memory to open %s", ckpt->display_name);
+                     _("Not enough memory to open %s"), ckpt->display_name);
       else if (code == ZIP_ER_NOZIP)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                     "%s is not a PyTorch checkpoint: it is not a zip archive, or a "
-                     "truncated one", ckpt->display_name);
+                     _("%s is not a PyTorch checkpoint: it is not a zip archive, or a "
+                       "truncated one"), ckpt->display_name);
       else
         set_damaged (error, ckpt, "its zip archive is unreadable (%s)",
                      zip_error_strerror (&ze));
@@ -1651,8 +1656,8 @@ open_zip (DdpmTorchCheckpoint *ckpt, zip_int64_t *pkl_index, GError **error)
       char *q = quote (text, strlen (text));
       if (!little)
         g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                     "%s holds storages in '%s' byte order; this program reads only "
-                     "little-endian checkpoints", ckpt->display_name, q);
+                     _("%s holds storages in '%s' byte order; this program reads only "
+                       "little-endian checkpoints"), ckpt->display_name, q);
       g_free (q);
       g_free (text);
       g_free (order);
@@ -1689,8 +1694,8 @@ ddpm_torch_checkpoint_open_bytes (GBytes      *bytes,
   if (st.size > DDPM_TORCH_MAX_PICKLE_BYTES)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s cannot be read: its data.pkl has %" G_GUINT64_FORMAT " bytes (a "
-                   "state_dict's has far fewer; the limit is %" G_GSIZE_FORMAT ")",
+                   _("%s cannot be read: its data.pkl has %" PRIu64 " bytes (a "
+                     "state_dict's has far fewer; the limit is %zu)"),
                    ckpt->display_name, (guint64) st.size, DDPM_TORCH_MAX_PICKLE_BYTES);
       goto fail;
     }
@@ -1722,8 +1727,8 @@ ddpm_torch_checkpoint_open_pickle (GBytes      *pickle,
   if (size > DDPM_TORCH_MAX_PICKLE_BYTES)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                   "%s cannot be read: its pickle has %" G_GSIZE_FORMAT " bytes (the limit "
-                   "is %" G_GSIZE_FORMAT ")", display_name, size, DDPM_TORCH_MAX_PICKLE_BYTES);
+                   _("%s cannot be read: its pickle has %zu bytes (the limit "
+                     "is %zu)"), display_name, size, DDPM_TORCH_MAX_PICKLE_BYTES);
       ddpm_torch_checkpoint_free (ckpt);
       return NULL;
     }
@@ -1747,7 +1752,7 @@ ddpm_torch_checkpoint_open (const char *path, GError **error)
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO,
-                   "Could not read checkpoint %s: it is a folder", display);
+                   _("Could not read checkpoint %s: it is a folder"), display);
       g_free (display);
       return NULL;
     }
@@ -1755,7 +1760,7 @@ ddpm_torch_checkpoint_open (const char *path, GError **error)
   if (mapped == NULL)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_IO,
-                   "Could not read checkpoint %s: %s", display, local->message);
+                   _("Could not read checkpoint %s: %s"), display, local->message);
       g_error_free (local);
       g_free (display);
       return NULL;
@@ -1839,7 +1844,7 @@ load_storage_range (DdpmTorchCheckpoint *ckpt, Storage *s, guint64 lo, guint64 h
   if (buf == NULL)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_NO_MEMORY,
-                   "Not enough memory to read %" G_GUINT64_FORMAT " bytes of %s",
+                   _("Not enough memory to read %" PRIu64 " bytes of %s"),
                    hi - lo, ckpt->display_name);
       return NULL;
     }
@@ -1942,8 +1947,8 @@ ddpm_torch_checkpoint_read_f32 (DdpmTorchCheckpoint   *ckpt,
   if (n_elements != tensor->numel)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Tensor '%s' of %s has %" G_GUINT64_FORMAT " elements, not %"
-                   G_GUINT64_FORMAT, tensor->name, ckpt->display_name, tensor->numel,
+                   _("Tensor '%s' of %s has %" PRIu64 " elements, not %"
+                     PRIu64), tensor->name, ckpt->display_name, tensor->numel,
                    n_elements);
       return FALSE;
     }
@@ -1966,7 +1971,7 @@ ddpm_torch_checkpoint_read_f32 (DdpmTorchCheckpoint   *ckpt,
   if (data == NULL)
     {
       /* The error named the record; say which tensor it was for. */
-      g_prefix_error (error, "Tensor '%s': ", tensor->name);
+      g_prefix_error (error, _("Tensor '%s': "), tensor->name);
       return FALSE;
     }
 

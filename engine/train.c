@@ -35,6 +35,7 @@
  * dropout > 0 different process counts draw different (equally
  * distributed) masks.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -441,8 +442,8 @@ trainer_step (Trainer               *tr,
   if (!isfinite (loss))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "Training diverged at step %" G_GINT64_FORMAT " (the loss is %g); "
-                   "try a lower learning rate", step, loss);
+                   _("Training diverged at step %" PRId64 " (the loss is %g); "
+                     "try a lower learning rate"), step, loss);
       return FALSE;
     }
   ddpm_unet_backward (tr->unet, tr->dpred);
@@ -524,8 +525,8 @@ ddpm_train (const DdpmTrainParams *params,
           if (!trainer_save (&tr, params, error))
             goto out;
           g_set_error (error, DDPM_ERROR, DDPM_ERROR_CANCELLED,
-                       "Training cancelled after step %" G_GINT64_FORMAT
-                       "; checkpoint saved to %s", step, tr.ckpt_path);
+                       _("Training cancelled after step %" PRId64
+                         "; checkpoint saved to %s"), step, tr.ckpt_path);
           goto out;
         }
       if (params->checkpoint_every > 0 && step % params->checkpoint_every == 0

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "intl.h"
 #include "unet.h"
 
 /* ----------------------------------------------------------------- presets */
@@ -59,7 +60,7 @@ ddpm_unet_config_from_preset (const char     *name,
       return ddpm_unet_config_validate (config, error);
     }
   g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-               "Unknown model size “%s”: use tiny, small or cifar", name);
+               _("Unknown model size “%s”: use tiny, small or cifar"), name);
   return FALSE;
 }
 

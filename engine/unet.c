@@ -1307,8 +1307,8 @@ ddpm_unet_forward (DdpmUNet    *unet,
       || (gint64) B * H * W > G_MAXINT32)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   "The UNet cannot run on %d images of %d×%d: width and height "
-                   "must be positive multiples of %d",
+                   _("The UNet cannot run on %d images of %d×%d: width and height "
+                     "must be positive multiples of %d"),
                    B, W, H, mult);
       return FALSE;
     }

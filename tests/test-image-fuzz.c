@@ -15,14 +15,16 @@
  * image whose sizes are sane and whose pixels are finite and in [0, 1].
  *
  * DDPM_FUZZ_CASES (default 20000, a few seconds), DDPM_FUZZ_SEED
- * (default 1), DDPM_FUZZ_FIRST and DDPM_FUZZ_VERBOSE as in
- * test-model-fuzz.c.  Width and height fields are kept at most 4096 unless
- * DDPM_FUZZ_BIG=1 (the size limits are the engine's resource-limit work).
+ * (default 1), DDPM_FUZZ_FIRST, DDPM_FUZZ_VERBOSE and
+ * DDPM_FUZZ_CASE_TIMEOUT as in test-model-fuzz.c.  Width and height
+ * fields are kept at most 4096 unless DDPM_FUZZ_BIG=1 (the size limits
+ * are the engine's resource-limit work).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <jpeglib.h>
@@ -201,7 +203,8 @@ splice (Buf *b, gsize at, gsize del, const guint8 *ins, gsize ins_len)
   guint8 *out = g_malloc (n ? n : 1);
 
   memcpy (out, b->data, at);
-  memcpy (out + at, ins, ins_len);
+  if (ins_len)   /* a deletion passes NULL, which memcpy must not get */
+    memcpy (out + at, ins, ins_len);
   memcpy (out + at + ins_len, b->data + at + del, b->len - at - del);
   g_free (b->data);
   b->data = out;
@@ -335,6 +338,7 @@ test_fuzz (void)
   guint64 first = env_u64 ("DDPM_FUZZ_FIRST", 0);
   gboolean verbose = env_u64 ("DDPM_FUZZ_VERBOSE", 0) != 0;
   gboolean big = env_u64 ("DDPM_FUZZ_BIG", 0) != 0;
+  guint case_timeout = (guint) env_u64 ("DDPM_FUZZ_CASE_TIMEOUT", 0);
   GError *error = NULL;
   Stats st = { 0 };
   int kinds[7] = { 0 };
@@ -378,8 +382,11 @@ test_fuzz (void)
           printf ("# case seed %" G_GUINT64_FORMAT " index %" G_GUINT64_FORMAT "\n", seed, c);
           fflush (stdout);
         }
+      if (case_timeout)
+        alarm (case_timeout);
       fuzz_one (b.data, b.len, &st);
     }
+  alarm (0);
   g_free (b.data);
   g_ptr_array_unref (seeds);
   g_rmdir (tmp_dir);

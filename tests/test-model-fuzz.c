@@ -19,12 +19,14 @@
  * DDPM_FUZZ_SEED the seed (default 1).  Case c of seed s is reproduced
  * alone with DDPM_FUZZ_SEED=s DDPM_FUZZ_FIRST=c DDPM_FUZZ_CASES=1;
  * DDPM_FUZZ_VERBOSE=1 prints each case before running it, so the last one
- * printed before a crash is the culprit.
+ * printed before a crash is the culprit; DDPM_FUZZ_CASE_TIMEOUT is the
+ * seconds a case may take (SIGALRM ends the run after that: a hang).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -315,6 +317,7 @@ test_fuzz (void)
   guint64 first = env_u64 ("DDPM_FUZZ_FIRST", 0);
   gboolean verbose = env_u64 ("DDPM_FUZZ_VERBOSE", 0) != 0;
   gboolean big = env_u64 ("DDPM_FUZZ_BIG", 0) != 0;
+  guint case_timeout = (guint) env_u64 ("DDPM_FUZZ_CASE_TIMEOUT", 0);
   char *model_path = g_build_filename (g_getenv ("G_TEST_SRCDIR") ? g_getenv ("G_TEST_SRCDIR") : ".",
                                        "..", "models", "default.safetensors", NULL);
   GError *error = NULL;
@@ -347,8 +350,11 @@ test_fuzz (void)
           printf ("# case seed %" G_GUINT64_FORMAT " index %" G_GUINT64_FORMAT "\n", seed, c);
           fflush (stdout);
         }
+      if (case_timeout)
+        alarm (case_timeout);
       fuzz_one (b.data, b.len, &st);
     }
+  alarm (0);
   g_free (b.data);
   g_bytes_unref (seed_bytes);
   g_rmdir (tmp_dir);

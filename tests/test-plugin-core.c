@@ -388,6 +388,12 @@ test_train_job (void)
                    "pixels to learn from.");
   g_clear_error (&error);
 
+  /* A layer beyond the engine's limits, before any pixel is read. */
+  g_assert_false (plugin_train_job_prepare (&vals, 3, 9000, 8000, &params, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "9000 × 8000"));
+  g_clear_error (&error);
+
   vals.patch_size = 40;
   g_assert_false (plugin_train_job_prepare (&vals, 3, SIZE, SIZE, &params, &error));
   g_assert_cmpstr (error->message, ==,
@@ -445,9 +451,12 @@ test_render_context (void)
   PluginRenderPlan plan = { 0 };
   PluginRect target = { 8, 4, 10, 10 };
   PluginRect context;
+  GError *error = NULL;
 
   plan.margin = 8;
-  plugin_render_context (&plan, &target, 40, 30, TRUE, &context);
+  plan.channels = 3;
+  g_assert_true (plugin_render_context (&plan, &target, 40, 30, TRUE, &context, &error));
+  g_assert_no_error (error);
   g_assert_cmpint (context.x, ==, 0);
   g_assert_cmpint (context.y, ==, 0);
   g_assert_cmpint (context.width, ==, 26);   /* 8 + 10 + 8 */
@@ -455,15 +464,65 @@ test_render_context (void)
 
   /* Clipped to the layer on the far side too. */
   target = (PluginRect) { 30, 20, 10, 10 };
-  plugin_render_context (&plan, &target, 40, 30, TRUE, &context);
+  g_assert_true (plugin_render_context (&plan, &target, 40, 30, TRUE, &context, &error));
   g_assert_cmpint (context.x, ==, 22);
   g_assert_cmpint (context.y, ==, 12);
   g_assert_cmpint (context.width, ==, 18);
   g_assert_cmpint (context.height, ==, 18);
 
   /* No selection: the target alone. */
-  plugin_render_context (&plan, &target, 40, 30, FALSE, &context);
+  g_assert_true (plugin_render_context (&plan, &target, 40, 30, FALSE, &context, &error));
   g_assert_cmpmem (&context, sizeof context, &target, sizeof target);
+  g_assert_no_error (error);
+}
+
+/* A region beyond the engine's pixel budget (DDPM_IMAGE_MAX_PIXELS = 2^26)
+ * is refused with the limits' error when its context is decided, before
+ * the front end reads (allocates) a single pixel; the largest allowed one
+ * passes.  Only sizes are handled here: nothing of that size is made. */
+static void
+test_render_context_limits (void)
+{
+  PluginRenderPlan plan = { 0 };
+  PluginRect target, context;
+  GError *error = NULL;
+
+  plan.margin = 8;
+  plan.channels = 3;
+
+  /* A whole 8192 × 8192 layer: exactly the budget. */
+  target = (PluginRect) { 0, 0, 8192, 8192 };
+  g_assert_true (plugin_render_context (&plan, &target, 8192, 8192, FALSE, &context, &error));
+  g_assert_no_error (error);
+
+  /* A 9000 × 8000 layer, no selection. */
+  target = (PluginRect) { 0, 0, 9000, 8000 };
+  g_assert_false (plugin_render_context (&plan, &target, 9000, 8000, FALSE, &context, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "The area to work on is 9000 × 8000 pixels"));
+  g_clear_error (&error);
+
+  /* An 8192² selection inside a larger layer: its margin takes it over. */
+  target = (PluginRect) { 100, 100, 8192, 8192 };
+  g_assert_false (plugin_render_context (&plan, &target, 20000, 20000, TRUE, &context, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_assert_nonnull (strstr (error->message, "8208 × 8208"));
+  g_clear_error (&error);
+
+  /* A selection at the far end of a layer of the largest size GIMP
+   * allows: the margin arithmetic does not wrap. */
+  target = (PluginRect) { G_MAXINT - 12, 0, 10, 10 };
+  g_assert_true (plugin_render_context (&plan, &target, G_MAXINT, 100, TRUE, &context, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (context.x, ==, G_MAXINT - 20);
+  g_assert_cmpint (context.width, ==, 20);   /* clipped at the layer's edge */
+
+  /* The check the other procedures ask before reading a layer. */
+  g_assert_true (plugin_region_check (8192, 8192, 1, &error));
+  g_assert_no_error (error);
+  g_assert_false (plugin_region_check (8193, 8192, 1, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED);
+  g_clear_error (&error);
 }
 
 static void
@@ -683,6 +742,7 @@ main (int argc, char **argv)
   g_test_add_func ("/plugin/core/train/job", test_train_job);
   g_test_add_func ("/plugin/core/model-cache/shared", test_model_cache);
   g_test_add_func ("/plugin/core/render/context", test_render_context);
+  g_test_add_func ("/plugin/core/render/context-limits", test_render_context_limits);
   g_test_add_func ("/plugin/core/render/jobs", test_render_jobs);
   g_test_add_func ("/plugin/core/render/selection", test_render_selection);
   g_test_add_func ("/plugin/core/estimate-noise", test_estimate_noise);

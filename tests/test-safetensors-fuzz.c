@@ -17,10 +17,16 @@
  * DDPM_FUZZ_CASES sets the number of cases (default 1000000, about ten
  * seconds); DDPM_FUZZ_SEED the seed (default 1).  Randomness comes from
  * the engine's counter-based generator, so a failing case is reproduced
- * by its seed and index alone (printed on failure).
+ * by its seed and index alone (printed on failure).  For tools/fuzz:
+ * DDPM_FUZZ_FIRST (first case index), DDPM_FUZZ_VERBOSE=1 (print each case
+ * before running it, so the last printed before a crash is the culprit)
+ * and DDPM_FUZZ_CASE_TIMEOUT (seconds a case may take; SIGALRM ends the
+ * run after that, reported as a hang).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -425,12 +431,15 @@ test_fuzz (void)
 {
   guint64 n_cases = env_u64 ("DDPM_FUZZ_CASES", DEFAULT_CASES);
   guint64 seed = env_u64 ("DDPM_FUZZ_SEED", 1);
+  guint64 first = env_u64 ("DDPM_FUZZ_FIRST", 0);
+  gboolean verbose = env_u64 ("DDPM_FUZZ_VERBOSE", 0) != 0;
+  guint case_timeout = (guint) env_u64 ("DDPM_FUZZ_CASE_TIMEOUT", 0);
   Stats st = { 0 };
   int kinds[9] = { 0 };
   Buf b = { 0 };
 
   make_seeds ();
-  for (guint64 c = 0; c < n_cases; c++)
+  for (guint64 c = first; c < first + n_cases; c++)
     {
       /* One generator per case: case c is reproducible on its own. */
       DdpmRng rng;
@@ -447,8 +456,16 @@ test_fuzz (void)
         n_mut++;
       for (int m = 0; m < n_mut; m++)
         mutate (&rng, &b, kinds);
+      if (verbose)
+        {
+          printf ("# case seed %" G_GUINT64_FORMAT " index %" G_GUINT64_FORMAT "\n", seed, c);
+          fflush (stdout);
+        }
+      if (case_timeout)
+        alarm (case_timeout);
       check_case (b.data, b.len, seed, c, &st);
     }
+  alarm (0);
   g_free (b.data);
   g_ptr_array_unref (seeds);
 
@@ -459,6 +476,8 @@ test_fuzz (void)
   g_test_message ("mutations: flip %d, byte %d, truncate %d, length %d, number %d, token %d, "
                   "delete %d, duplicate %d, splice %d", kinds[0], kinds[1], kinds[2], kinds[3],
                   kinds[4], kinds[5], kinds[6], kinds[7], kinds[8]);
+  printf ("# FUZZ-SUMMARY cases=%" G_GUINT64_FORMAT " opened=%" G_GUINT64_FORMAT
+          " rejected=%" G_GUINT64_FORMAT "\n", n_cases, st.opened, st.rejected + st.unsupported);
   /* Both outcomes must be exercised, or the mutations are too weak (all
    * rejected) or not reaching the validator (all accepted). */
   g_assert_cmpuint (st.opened + st.rejected + st.unsupported, ==, n_cases);

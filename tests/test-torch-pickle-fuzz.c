@@ -22,9 +22,15 @@
  *
  * DDPM_FUZZ_CASES sets the number of cases (default 60000, a few seconds;
  * split 4:1:1 between pickle, rezip and file); DDPM_FUZZ_SEED the seed
- * (default 1).  Case c is reproduced from (seed, c) alone.
+ * (default 1).  Case c is reproduced from (seed, c) alone:
+ * DDPM_FUZZ_SEED=s DDPM_FUZZ_FIRST=c DDPM_FUZZ_CASES=1.  For tools/fuzz:
+ * DDPM_FUZZ_VERBOSE=1 prints each case before running it (the last printed
+ * before a crash is the culprit) and DDPM_FUZZ_CASE_TIMEOUT is the seconds
+ * a case may take (SIGALRM ends the run after that, reported as a hang).
  */
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zip.h>
 
@@ -450,13 +456,23 @@ test_fuzz (void)
 {
   guint64 n_cases = env_u64 ("DDPM_FUZZ_CASES", DEFAULT_CASES);
   guint64 seed = env_u64 ("DDPM_FUZZ_SEED", 1);
+  guint64 first = env_u64 ("DDPM_FUZZ_FIRST", 0);
+  gboolean verbose = env_u64 ("DDPM_FUZZ_VERBOSE", 0) != 0;
+  guint case_timeout = (guint) env_u64 ("DDPM_FUZZ_CASE_TIMEOUT", 0);
   Stats pk = { 0 }, rz = { 0 }, fl = { 0 };
   int kinds[15] = { 0 };
   Buf b = { 0 }, z = { 0 };
 
   make_seeds ();
-  for (guint64 c = 0; c < n_cases; c++)
+  for (guint64 c = first; c < first + n_cases; c++)
     {
+      if (verbose)
+        {
+          printf ("# case seed %" G_GUINT64_FORMAT " index %" G_GUINT64_FORMAT "\n", seed, c);
+          fflush (stdout);
+        }
+      if (case_timeout)
+        alarm (case_timeout);
       /* One generator per case: case c is reproducible on its own. */
       DdpmRng rng;
       ddpm_rng_init (&rng, seed, c);
@@ -497,6 +513,7 @@ test_fuzz (void)
           run_case (&z, FALSE, seed, c, &rz);
         }
     }
+  alarm (0);
   g_free (b.data);
   g_free (z.data);
   g_ptr_array_unref (seeds);
@@ -509,6 +526,8 @@ test_fuzz (void)
                   "byte %d, truncate %d, delete %d, size field %d", kinds[0], kinds[1],
                   kinds[2], kinds[3], kinds[4], kinds[5], kinds[6] + kinds[7], kinds[8],
                   kinds[9], kinds[10], kinds[11], kinds[12], kinds[13], kinds[14]);
+  printf ("# FUZZ-SUMMARY cases=%" G_GUINT64_FORMAT " opened=%" G_GUINT64_FORMAT "\n",
+          pk.cases + rz.cases + fl.cases, pk.opened + rz.opened + fl.opened);
 
   /* Every outcome must be exercised, or the mutations are too weak (all
    * refused) or never reach the checks (all opened). */

@@ -33,8 +33,9 @@
  *     return FALSE;
  *   if (plan.n_steps == 0)
  *     return TRUE;                  (strength 0, no noise: leave the pixels)
- *   plugin_render_context (&plan, &target, layer_width, layer_height,
- *                          has_selection, &context);
+ *   if (!plugin_render_context (&plan, &target, layer_width, layer_height,
+ *                               has_selection, &context, error))
+ *     return FALSE;                 (larger than the resource limits)
  *   ... read `context` as plan.channels planes, keep a copy (original),
  *       read the selection over it as mask (NULL: none) ...
  *   if (!plugin_render_job_run (&job, &plan, planes, original, mask,
@@ -308,16 +309,29 @@ gboolean plugin_render_job_plan  (const PluginRenderJob *job,
                                   PluginRenderPlan      *plan,
                                   GError               **error);
 
+/* Whether a width × height area of a layer, with `channels` colour
+ * channels and alpha, is within the engine's resource limits
+ * (ddpm_limits_check_image); FALSE with its error, translated, if not.
+ * Every procedure asks before it reads a layer's pixels. */
+gboolean plugin_region_check     (gint                    width,
+                                  gint                    height,
+                                  gint                    channels,
+                                  GError                **error);
+
 /* The region to read for `target` (inside a layer of width × height):
  * with a selection, `target` grown by plan->margin on every side (inside
  * the layer), so that what the model makes agrees with the surroundings;
- * without one, `target` itself. */
-void     plugin_render_context   (const PluginRenderPlan *plan,
+ * without one, `target` itself.  FALSE with the engine's resource-limits
+ * error (ddpm_limits_check_image, translated) when that region is larger
+ * than the engine works on: call it before reading any pixels, so a huge
+ * layer fails with nothing allocated and the image untouched. */
+gboolean plugin_render_context   (const PluginRenderPlan *plan,
                                   const PluginRect       *target,
                                   gint                    width,
                                   gint                    height,
                                   gboolean                has_selection,
-                                  PluginRect             *context);
+                                  PluginRect             *context,
+                                  GError                **error);
 
 /* Run the job on `planes` (plan->channels, height, width) in [−1, 1], in
  * place.  original: a copy of planes as read; mask (height, width) in

@@ -114,27 +114,43 @@ plugin_render_job_plan (const PluginRenderJob *job,
   return TRUE;
 }
 
-void
+gboolean
 plugin_render_context (const PluginRenderPlan *plan,
                        const PluginRect       *target,
                        gint                    width,
                        gint                    height,
                        gboolean                has_selection,
-                       PluginRect             *context)
+                       PluginRect             *context,
+                       GError                **error)
 {
   gint x0, y0, x1, y1;
 
-  g_return_if_fail (plan != NULL && target != NULL && context != NULL);
+  g_return_val_if_fail (plan != NULL && target != NULL && context != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   *context = *target;
-  if (!has_selection)
-    return;
+  if (has_selection)
+    {
+      /* in 64 bits: a target near G_MAXINT plus the margin must not wrap */
+      x0 = (gint) MAX ((gint64) target->x - plan->margin, 0);
+      y0 = (gint) MAX ((gint64) target->y - plan->margin, 0);
+      x1 = (gint) MIN ((gint64) target->x + target->width + plan->margin, width);
+      y1 = (gint) MIN ((gint64) target->y + target->height + plan->margin, height);
+      *context = (PluginRect) { x0, y0, MAX (x1 - x0, 0), MAX (y1 - y0, 0) };
+    }
 
-  x0 = MAX (target->x - plan->margin, 0);
-  y0 = MAX (target->y - plan->margin, 0);
-  x1 = MIN (target->x + target->width + plan->margin, width);
-  y1 = MIN (target->y + target->height + plan->margin, height);
-  *context = (PluginRect) { x0, y0, MAX (x1 - x0, 0), MAX (y1 - y0, 0) };
+  return plugin_region_check (context->width, context->height, plan->channels, error);
+}
+
+gboolean
+plugin_region_check (gint     width,
+                     gint     height,
+                     gint     channels,
+                     GError **error)
+{
+  /* the layer's pixels are read as colour planes with alpha beside them */
+  return ddpm_limits_check_image (width, height, MAX (channels, 1), TRUE,
+                                  _("The area to work on"), error);
 }
 
 /* The engine composited final = m·generated + (1 − m)·original; give back

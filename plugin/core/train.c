@@ -66,7 +66,8 @@ plugin_train_job_prepare (const PluginTrainValues *vals,
 
   g_return_val_if_fail (vals != NULL && params != NULL, FALSE);
 
-  if (!train_values_check (vals, width, height, error))
+  if (!train_values_check (vals, width, height, error)
+      || !plugin_region_check (width, height, channels, error))
     return FALSE;
 
   resume = vals->resume[0] != '\0';

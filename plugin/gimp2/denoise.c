@@ -82,6 +82,9 @@ denoise_estimate (gint32    drawable_id,
       || target.width < 2 || target.height < 2)
     return TRUE;  /* no pixels (or too few) to find noise in */
 
+  if (!plugin_region_check (target.width, target.height,
+                            gimp_drawable_is_rgb (drawable_id) ? 3 : 1, error))
+    return FALSE;
   pixels = plugin_pixels_read (drawable_id, &target, error);
   if (pixels == NULL)
     return FALSE;

@@ -62,20 +62,24 @@ plugin_render_target (gint32         drawable_id,
 }
 
 /* The region the engine sees for `target`: with a selection, a margin of
- * context around it (plugin_render_context). */
-static GeglRectangle
+ * context around it (plugin_render_context); FALSE if beyond the limits. */
+static gboolean
 render_context (gint32                  drawable_id,
                 const PluginRenderPlan *plan,
-                const GeglRectangle    *target)
+                const GeglRectangle    *target,
+                GeglRectangle          *context,
+                GError                **error)
 {
   gint32 image_id = gimp_item_get_image (drawable_id);
   PluginRect t = { target->x, target->y, target->width, target->height };
   PluginRect c;
 
-  plugin_render_context (plan, &t, gimp_drawable_width (drawable_id),
-                         gimp_drawable_height (drawable_id),
-                         !gimp_selection_is_empty (image_id), &c);
-  return (GeglRectangle) { c.x, c.y, c.width, c.height };
+  if (!plugin_render_context (plan, &t, gimp_drawable_width (drawable_id),
+                              gimp_drawable_height (drawable_id),
+                              !gimp_selection_is_empty (image_id), &c, error))
+    return FALSE;
+  *context = (GeglRectangle) { c.x, c.y, c.width, c.height };
+  return TRUE;
 }
 
 /* The pixels out, into the drawable as one undo step: the shadow buffer,
@@ -142,7 +146,8 @@ plugin_render_drawable (gint32                 drawable_id,
     return render_unchanged (drawable_id, preview, &target, error);
 
   /* In: the context's pixels as the model's planes, and the selection. */
-  context = render_context (drawable_id, &plan, &target);
+  if (!render_context (drawable_id, &plan, &target, &context, error))
+    goto out;
   pixels = plugin_pixels_read (drawable_id, &context, error);
   if (pixels == NULL)
     goto out;
