@@ -25,6 +25,7 @@
 
 #include "ddpm.h"
 #include "layers/layers.h"
+#include "unet.h"
 
 static guint64 data_stream = 1;
 
@@ -251,6 +252,59 @@ out:
   g_free (scratch);
 }
 
+/* A training forward is fp32 even inside a run that asked for bf16
+ * (ddpm_unet_forward sets it for its pass), and gives the setting back;
+ * an inference forward under the same setting does use bf16. */
+static void
+test_training_is_fp32 (void)
+{
+  DdpmUNetConfig c;
+  GError *error = NULL;
+  DdpmUNet *u;
+  const int B = 2, H = 32, W = 32, t[2] = { 10, 700 };
+  const gsize n = (gsize) B * 3 * H * W;
+  float *x, *ref, *out;
+  DdpmPrecision old;
+
+  if (!need_bf16 ())
+    return;
+  g_assert_true (ddpm_unet_config_from_preset ("tiny", 3, &c, &error));
+  c.dropout = 0.0f;
+  u = ddpm_unet_new (&c, &error);
+  g_assert_no_error (error);
+  ddpm_unet_init (u, 3);
+  {
+    /* the initialisation zeroes the output conv: perturb every parameter
+     * so that the output depends on the arithmetic */
+    float *params = ddpm_unet_params (u), *noise = random_tensor (ddpm_unet_n_params (u), -0.05, 0.05);
+
+    for (gsize i = 0; i < ddpm_unet_n_params (u); i++)
+      params[i] += noise[i];
+    g_free (noise);
+  }
+  x = random_tensor (n, -1, 1);
+  ref = g_new (float, n);
+  out = g_new (float, n);
+
+  old = ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+  g_assert_true (ddpm_unet_forward (u, ref, x, t, B, H, W, TRUE, 0, &error));
+  ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, TRUE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (out, n * sizeof (float), ref, n * sizeof (float));
+  g_assert_true (ddpm_layers_use_bf16 ());   /* given back */
+
+  g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (memcmp (out, ref, n * sizeof (float)) != 0);
+  ddpm_layers_set_precision (old);
+
+  g_free (x);
+  g_free (ref);
+  g_free (out);
+  ddpm_unet_free (u);
+}
+
 /* ------------------------------------------------- the shipped model */
 
 static DdpmModel *
@@ -432,6 +486,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/conv3x3", test_conv3x3);
   g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
+  g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);
   g_test_add_func ("/engine/bf16/renoise", test_renoise);
   return g_test_run ();
