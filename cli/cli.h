@@ -65,12 +65,13 @@ typedef struct
   char            *sampler;
   char            *variance;
   char            *spacing;
+  char            *precision;
 } CliSampleOptions;
 
 void       cli_sample_options_add     (GOptionContext *context, CliSampleOptions *options);
 void       cli_sample_options_clear   (CliSampleOptions *options);
 /* Check the options and fill params: options->params with the sampler,
- * variance and spacing names read. */
+ * variance, spacing and precision names read. */
 gboolean   cli_sample_options_resolve (const CliSampleOptions *options,
                                        DdpmSampleParams       *params,
                                        GError                **error);

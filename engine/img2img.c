@@ -89,6 +89,7 @@ ddpm_sample_params_init (DdpmSampleParams *params)
   params->progress_data = NULL;
   params->t_start = 0;
   params->add_noise = TRUE;
+  params->precision = DDPM_PRECISION_AUTO;
 }
 
 /* The checks ddpm_img2img_plan and ddpm_sample_params_validate share. */
@@ -137,6 +138,8 @@ ddpm_sample_params_validate (const DdpmSampleParams *p,
   if (p->threads < 0)
     FAIL (_("The number of threads must be 0 (all cores) or more, not %d."),
           p->threads);
+  if (p->precision < 0 || p->precision >= DDPM_PRECISION_COUNT)
+    FAIL (_("Unknown precision %d."), (int) p->precision);
   return TRUE;
 #undef FAIL
 }
@@ -638,6 +641,8 @@ ddpm_img2img (float                  *image,
                    && params->add_noise;
   const int saved_threads = ddpm_parallel_threads ();
   ddpm_parallel_set_threads (params->threads);
+  /* the layers read it in this thread, which runs the denoiser */
+  const DdpmPrecision saved_precision = ddpm_layers_set_precision (params->precision);
 
   gboolean ok = FALSE;
   gint64 start = g_get_monotonic_time ();
@@ -703,5 +708,6 @@ ddpm_img2img (float                  *image,
 out:
   run_clear (&run);
   ddpm_parallel_set_threads (saved_threads);
+  ddpm_layers_set_precision (saved_precision);
   return ok;
 }

@@ -1321,10 +1321,16 @@ ddpm_unet_forward (DdpmUNet    *unet,
   u->dropout_p = training ? u->config.dropout : 0.0f;
   u->dropout_seed = dropout_seed;
 
+  /* training is fp32, whatever the run around it set (cpu-features.c) */
+  const DdpmPrecision precision
+    = training ? ddpm_layers_set_precision (DDPM_PRECISION_FP32) : DDPM_PRECISION_COUNT;
+
   temb_forward (u, t, B);
   memcpy (u->nodes[0].a.in.x, x, sizeof (float) * B * u->config.in_channels * H * W);
   for (int i = 0; i < u->n_nodes; i++)
     node_forward (u, i, out, training, B, H, W);
+  if (training)
+    ddpm_layers_set_precision (precision);
   u->saved = training;
   return TRUE;
 }

@@ -143,6 +143,9 @@ void
 ddpm_conv1x1_forward (float *out, const float *inp, const float *weight, const float *bias,
                       const DdpmConvShape *s)
 {
+  /* an inference pass that may use bf16 (cpu-features.c) */
+  if (ddpm_layers_use_bf16 () && ddpm_conv1x1_forward_bf16 (out, inp, weight, bias, s))
+    return;
   run (out, inp, weight, bias, s->C_in, 1, s->B, s->C_out, s->C_in, (gsize) s->H * s->W,
        FALSE);
 }

@@ -385,6 +385,10 @@ void
 ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weight,
                              const float *bias, const DdpmConvShape *s, float *scratch)
 {
+  /* an inference pass that may use bf16 (cpu-features.c) */
+  if (ddpm_layers_use_bf16 () && ddpm_conv3x3_forward_padded_bf16 (out, padded, weight, bias, s))
+    return;
+
   TileJob tj = same_job (out, padded, scratch, bias, s->C_in, s->C_out, s->H, s->W, FALSE);
 
   pack_weights (scratch, weight, s->C_out, s->C_in, FALSE);

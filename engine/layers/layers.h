@@ -213,6 +213,52 @@ gboolean ddpm_conv1x1_input_grad_ok (const DdpmConvShape *shape);
 void     ddpm_conv1x1_input_grad    (float *dinp, const float *dout, const float *weight,
                                      const DdpmConvShape *shape);
 
+/* bf16 inference. */
+
+/* The precision the inference layers use on the calling thread
+ * (cpu-features.c): set for a run, returns the previous setting.  A thread
+ * starts at fp32.  ddpm_layers_use_bf16: the setting is not fp32 and the
+ * CPU has AVX512_BF16.  ddpm_cpu_set_bf16_disabled (TRUE) makes the CPU
+ * count as one without it (the tests' way to the fallback path). */
+DdpmPrecision ddpm_layers_set_precision  (DdpmPrecision precision);
+gboolean      ddpm_layers_use_bf16       (void);
+void          ddpm_cpu_set_bf16_disabled (gboolean disabled);
+
+/* fp32 → bf16, round to nearest even (as vcvtneps2bf16; NaN stays NaN),
+ * and back: the rounding the bf16 kernels apply, for the tests. */
+static inline guint16
+ddpm_float_to_bf16 (float f)
+{
+  union { float f; guint32 u; } b = { f };
+
+  if ((b.u & 0x7fffffffu) > 0x7f800000u)
+    return (guint16) ((b.u >> 16) | 0x40);   /* quiet NaN */
+  return (guint16) ((b.u + 0x7fffu + ((b.u >> 16) & 1)) >> 16);
+}
+
+static inline float
+ddpm_bf16_to_float (guint16 h)
+{
+  union { guint32 u; float f; } b = { (guint32) h << 16 };
+  return b.f;
+}
+
+/* The bf16 forms of the inference convolutions (conv-bf16.c), which ddpm_conv3x3_forward_padded and
+ * ddpm_conv1x1_forward call when ddpm_layers_use_bf16 (); same arguments
+ * and conditions (_ok) as those.  Weights and inputs are rounded to bf16
+ * (into a per-thread workspace: no persistent copy), the products summed
+ * in fp32 by vdpbf16ps, bias added in fp32.  FALSE, nothing written,
+ * when the workspace cannot be allocated (the caller then runs fp32). */
+gboolean ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded,
+                                           const float *weight, const float *bias,
+                                           const DdpmConvShape *shape);
+gboolean ddpm_conv1x1_forward_bf16        (float *out, const float *inp, const float *weight,
+                                           const float *bias, const DdpmConvShape *shape);
+/* The workspace of the calling thread, at least `bytes`, 64-byte aligned;
+ * kept for the next call and freed when the thread ends.  NULL if it
+ * cannot be had. */
+gpointer ddpm_bf16_workspace (gsize bytes);
+
 /* Direct 7-loop convolution: the oracle. */
 void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape);

@@ -78,6 +78,9 @@ typedef struct
   gboolean random_seed;   /* the dialog draws a new seed on each run */
   gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim,
                              2 = dpm++2m */
+  gint     precision;     /* DdpmPrecision: 0 = auto (bf16 where the CPU
+                             has AVX512_BF16), 1 = fp32, 2 = bf16; last, so
+                             that values saved before it keep the default */
 } PluginRenoiseValues;
 
 typedef struct
@@ -91,6 +94,9 @@ typedef struct
   gboolean random_seed;   /* the dialog draws a new seed on each run */
   gint     sampler;       /* DdpmSamplerKind: 0 = ddpm, 1 = ddim,
                              2 = dpm++2m */
+  gint     precision;     /* DdpmPrecision: 0 = auto (bf16 where the CPU
+                             has AVX512_BF16), 1 = fp32, 2 = bf16; last, so
+                             that values saved before it keep the default */
 } PluginDenoiseValues;
 
 typedef struct
@@ -260,6 +266,7 @@ typedef struct
   PluginRenderKind  kind;
   const gchar      *model;          /* "" = the default model */
   gint              sampler;        /* DdpmSamplerKind, checked */
+  gint              precision;      /* DdpmPrecision, checked */
   gint              steps;
   guint32           seed;
   gdouble           strength;       /* RENOISE: 0..1; GENERATE: 1 */

@@ -36,6 +36,7 @@ plugin_render_job_init_renoise (PluginRenderJob           *job,
   job->kind = generate ? PLUGIN_RENDER_GENERATE : PLUGIN_RENDER_RENOISE;
   job->model = vals->model;
   job->sampler = vals->sampler;
+  job->precision = vals->precision;
   job->steps = vals->steps;
   job->seed = vals->seed;
   job->strength = generate ? 1.0 : vals->strength;
@@ -54,6 +55,7 @@ plugin_render_job_init_denoise (PluginRenderJob           *job,
   job->kind = PLUGIN_RENDER_DENOISE;
   job->model = vals->model;
   job->sampler = vals->sampler;
+  job->precision = vals->precision;
   job->steps = vals->steps;
   job->seed = vals->seed;
   job->sigma = sigma;
@@ -198,6 +200,7 @@ plugin_render_job_run (const PluginRenderJob  *job,
   C = plan->channels;
   ddpm_sample_params_init (&params);
   params.sampler = job->sampler;
+  params.precision = (DdpmPrecision) job->precision;
   params.steps = job->steps;
   params.seed = job->seed;
   if (progress != NULL)

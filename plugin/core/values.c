@@ -15,6 +15,7 @@ const PluginRenoiseValues plugin_renoise_defaults =
   0,                 /* seed */
   TRUE,              /* random_seed */
   DDPM_SAMPLER_DDIM, /* sampler */
+  DDPM_PRECISION_AUTO, /* precision: bf16 where the CPU has it */
 };
 
 const PluginRenoiseValues plugin_generate_defaults =
@@ -25,6 +26,7 @@ const PluginRenoiseValues plugin_generate_defaults =
   0,                 /* seed */
   TRUE,              /* random_seed */
   DDPM_SAMPLER_DDIM, /* sampler */
+  DDPM_PRECISION_AUTO, /* precision: bf16 where the CPU has it */
 };
 
 const PluginDenoiseValues plugin_denoise_defaults =
@@ -35,6 +37,7 @@ const PluginDenoiseValues plugin_denoise_defaults =
   0,                 /* seed */
   TRUE,              /* random_seed */
   DDPM_SAMPLER_DDIM, /* sampler: deterministic, the better PSNR */
+  DDPM_PRECISION_AUTO, /* precision: bf16 where the CPU has it */
 };
 
 const PluginSamplerChoice plugin_sampler_choices[] =

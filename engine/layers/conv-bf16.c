@@ -1,0 +1,357 @@
+/* conv-bf16.c: the inference convolutions (same 3×3, and 1×1) in bf16
+ * with AVX512_BF16: weights and inputs rounded to bf16, products summed in
+ * fp32 by vdpbf16ps.
+ *
+ * WHY
+ *
+ * vdpbf16ps does two multiply-adds per fp32 lane, 32 per instruction
+ * against vfmadd's 16, at the same rate on Zen 5: twice the arithmetic
+ * peak for the convolutions, which are almost all of a forward pass.  The
+ * inputs lose mantissa bits (8 significant bits, relative rounding error
+ * ≤ 2⁻⁹ per factor), the sums do not (fp32 accumulators): see the bounds
+ * in tests/test-bf16.c and the end-to-end gates there.
+ *
+ * HOW
+ *
+ * vdpbf16ps (acc, a, b) adds a[2i]·b[2i] + a[2i+1]·b[2i+1] to fp32 lane i,
+ * so each 32-bit lane must hold a PAIR of the summed-over index.  We pair
+ * input channels: the input is rewritten once per call as
+ *   xin[b][p][pixel] = (bf16 in[b][2p][pixel], bf16 in[b][2p+1][pixel])
+ * (a zero channel after an odd last one), the weights as
+ *   wpk[o/8][p][tap][o%8] = (bf16 w[o][2p][tap], bf16 w[o][2p+1][tap]),
+ * and the register tile of conv3x3.c carries over unchanged: 8 output
+ * channels × V ≤ 3 vectors of 16 pixels, for each channel pair and tap V
+ * loads of 16 pairs and 8 broadcast weight pairs, 8·V vdpbf16ps (64·V
+ * multiply-adds).  A 1×1 conv is the same tile with one tap over the
+ * plane read as a flat row.  Each output is summed in a fixed order by one
+ * thread, so the thread count does not change the result.
+ *
+ * MEMORY
+ *
+ * The bf16 copies live in a per-thread workspace (ddpm_bf16_workspace):
+ * the input pairs, half the size of the fp32 input, and the packed
+ * weights, half the size of the fp32 pack conv3x3.c already makes on every
+ * call.  The model keeps only its fp32 weights: no second copy of a 552 M
+ * parameter model (1.1 GB more), at the price of re-rounding one layer's
+ * weights per call, 9·C_in·C_out values against 9·C_in·C_out·H·W
+ * multiply-adds.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <immintrin.h>
+
+#include "layers.h"
+
+#define TILE_CO 8
+#define VEC 16
+#define MAX_V 3
+#define BF16_TARGET "avx512f,avx512dq,avx512bw,avx512bf16"
+
+/* ----------------------------------------------------------- workspace */
+
+typedef struct
+{
+  gpointer data;
+  gsize    size;
+} Workspace;
+
+static void
+workspace_free (gpointer p)
+{
+  Workspace *w = p;
+
+  free (w->data);
+  g_free (w);
+}
+
+static GPrivate workspace_key = G_PRIVATE_INIT (workspace_free);
+
+gpointer
+ddpm_bf16_workspace (gsize bytes)
+{
+  Workspace *w = g_private_get (&workspace_key);
+
+  if (w == NULL)
+    {
+      w = g_new0 (Workspace, 1);
+      g_private_set (&workspace_key, w);
+    }
+  if (w->size < bytes)
+    {
+      void *p = NULL;
+
+      free (w->data);
+      w->data = NULL;
+      w->size = 0;
+      if (posix_memalign (&p, 64, bytes) != 0)
+        return NULL;
+      w->data = p;
+      w->size = bytes;
+    }
+  return w->data;
+}
+
+/* ------------------------------------------------------------- packing */
+
+static inline guint32
+bf16_pair (float lo, float hi)
+{
+  return (guint32) ddpm_float_to_bf16 (lo) | (guint32) ddpm_float_to_bf16 (hi) << 16;
+}
+
+/* wpk[o/8][p][t][o%8] from w (C_out, C_in, T): zero past C_out and for the
+ * channel after an odd last one. */
+static void
+pack_weights (guint32 *wpk, const float *w, int C_out, int C_in, int T)
+{
+  const int P = (C_in + 1) / 2, O = (C_out + TILE_CO - 1) / TILE_CO * TILE_CO;
+
+  for (int o = 0; o < O; o++)
+    for (int p = 0; p < P; p++)
+      for (int t = 0; t < T; t++)
+        {
+          const int i = 2 * p;
+          const float lo = o < C_out ? w[((gsize) o * C_in + i) * T + t] : 0.0f;
+          const float hi = o < C_out && i + 1 < C_in ? w[((gsize) o * C_in + i + 1) * T + t]
+                                                     : 0.0f;
+
+          wpk[(((gsize) (o / TILE_CO) * P + p) * T + t) * TILE_CO + o % TILE_CO]
+            = bf16_pair (lo, hi);
+        }
+}
+
+typedef struct
+{
+  guint32     *dst;   /* (B, P, plane) pairs */
+  const float *src;   /* (B, C, plane) */
+  int          C, P;
+  gsize        plane;
+} PairJob;
+
+/* Items are (image, channel pair).  vcvtne2ps2bf16 rounds 16 + 16 floats
+ * (round to nearest even, as ddpm_float_to_bf16), vpermw interleaves them
+ * into pairs. */
+static __attribute__ ((target (BF16_TARGET))) void
+pair_range (gsize begin, gsize end, gpointer data)
+{
+  const PairJob *j = data;
+  const __m512i interleave = _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
+                                               25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+                                               19, 3, 18, 2, 17, 1, 16, 0);
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int b = (int) (item / j->P), p = (int) (item % j->P), c = 2 * p;
+      const float *lo = j->src + ((gsize) b * j->C + c) * j->plane;
+      const float *hi = c + 1 < j->C ? lo + j->plane : NULL;
+      guint32 *dst = j->dst + item * j->plane;
+
+      for (gsize i = 0; i < j->plane; i += VEC)
+        {
+          const gsize left = j->plane - i;
+          const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+          const __m512 a = _mm512_maskz_loadu_ps (m, lo + i);
+          const __m512 h = hi != NULL ? _mm512_maskz_loadu_ps (m, hi + i) : _mm512_setzero_ps ();
+          const __m512i both = (__m512i) _mm512_cvtne2ps_pbh (h, a);
+
+          _mm512_mask_storeu_epi32 (dst + i, m, _mm512_permutexvar_epi16 (interleave, both));
+        }
+    }
+}
+
+/* -------------------------------------------------------------- kernel */
+
+/* 16 input pairs: one unaligned load, or (rows of 8) the 8 at p and the
+ * 8 one padded row below. */
+static inline __attribute__ ((always_inline, target (BF16_TARGET))) __m512i
+load_pairs (const guint32 *p, int Wp, int seg)
+{
+  if (seg == VEC)
+    return _mm512_loadu_si512 (p);
+  return _mm512_inserti64x4 (_mm512_castsi256_si512 (_mm256_loadu_si256 ((const void *) p)),
+                             _mm256_loadu_si256 ((const void *) (p + Wp)), 1);
+}
+
+/* One register tile: 8 channels of out from o0, V vectors at px[v] in
+ * the output plane and pp[v] in the input's pair plane, tap t taps[t]
+ * further on; P channel pairs, T taps, rows valid output channels. */
+static inline __attribute__ ((always_inline, target (BF16_TARGET))) void
+tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, int Wp,
+             const gsize *taps, int T, const guint32 *wpk, const float *bias, int P,
+             const gsize *px, const gsize *pp, int V, int seg, int rows)
+{
+  __m512 acc[TILE_CO][MAX_V];
+
+#pragma GCC unroll 8
+  for (int r = 0; r < TILE_CO; r++)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; v++)
+      acc[r][v] = _mm512_set1_ps (bias != NULL && r < rows ? bias[r] : 0.0f);
+
+  for (int p = 0; p < P; p++)
+    {
+      const guint32 *plane = xin + (gsize) p * in_plane;
+
+      for (int t = 0; t < T; t++)
+        {
+          const guint32 *wt = wpk + ((gsize) p * T + t) * TILE_CO;
+          __m512i x[MAX_V];
+
+#pragma GCC unroll 3
+          for (int v = 0; v < V; v++)
+            x[v] = load_pairs (plane + pp[v] + taps[t], Wp, seg);
+#pragma GCC unroll 8
+          for (int r = 0; r < TILE_CO; r++)
+            {
+              const __m512bh wr = (__m512bh) _mm512_set1_epi32 ((int) wt[r]);
+#pragma GCC unroll 3
+              for (int v = 0; v < V; v++)
+                acc[r][v] = _mm512_dpbf16_ps (acc[r][v], (__m512bh) x[v], wr);
+            }
+        }
+    }
+
+#pragma GCC unroll 8
+  for (int r = 0; r < TILE_CO; r++)
+#pragma GCC unroll 3
+    for (int v = 0; v < V; v++)
+      if (r < rows)
+        _mm512_storeu_ps (out + r * out_plane + px[v], acc[r][v]);
+}
+
+/* Separate bodies per (V, row width, taps), so that each keeps its
+ * accumulators in registers and its tap loop unrolled. */
+#define DEFINE_TILE(V, SEG, T)                                                           \
+  static __attribute__ ((noinline, target (BF16_TARGET))) void                         \
+  tile_##V##_##SEG##_##T (float *out, gsize out_plane, const guint32 *xin,              \
+                          gsize in_plane, int Wp, const gsize *taps,                    \
+                          const guint32 *wpk, const float *bias, int P,                 \
+                          const gsize *px, const gsize *pp, int rows)                   \
+  {                                                                                    \
+    tile_kernel (out, out_plane, xin, in_plane, Wp, taps, T, wpk, bias, P, px, pp, V,   \
+                 SEG, rows);                                                           \
+  }
+DEFINE_TILE (1, 16, 9)
+DEFINE_TILE (2, 16, 9)
+DEFINE_TILE (3, 16, 9)
+DEFINE_TILE (1, 8, 9)
+DEFINE_TILE (2, 8, 9)
+DEFINE_TILE (3, 8, 9)
+DEFINE_TILE (1, 16, 1)
+DEFINE_TILE (2, 16, 1)
+DEFINE_TILE (3, 16, 1)
+
+typedef void (*TileFunc) (float *, gsize, const guint32 *, gsize, int, const gsize *,
+                          const guint32 *, const float *, int, const gsize *, const gsize *,
+                          int);
+
+/* [3×3 rows of 16, 3×3 rows of 8, 1×1][V − 1] */
+static const TileFunc tile_funcs[3][MAX_V] = {
+  { tile_1_16_9, tile_2_16_9, tile_3_16_9 },
+  { tile_1_8_9, tile_2_8_9, tile_3_8_9 },
+  { tile_1_16_1, tile_2_16_1, tile_3_16_1 },
+};
+
+typedef struct
+{
+  float         *out;      /* (B, O, H, W) */
+  const guint32 *xin;      /* (B, P, in_plane) */
+  const guint32 *wpk;
+  const float   *bias;
+  int            P, O, H, W, T;
+  int            kind;     /* row of tile_funcs */
+  int            tiles;    /* tiles of up to 3 vectors per image */
+  int            Wp;       /* a row of the input plane */
+  gsize          in_plane;
+  gsize          taps[9];
+} TileJob;
+
+static void
+tiles_range (gsize begin, gsize end, gpointer data)
+{
+  const TileJob *j = data;
+  const int n_vec = j->H * j->W / VEC;
+  const gsize out_plane = (gsize) j->H * j->W;
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int b = (int) (item / j->tiles), first = (int) (item % j->tiles) * MAX_V;
+      const int V = MIN (MAX_V, n_vec - first);
+      const TileFunc tile = tile_funcs[j->kind][V - 1];
+      gsize px[MAX_V], pp[MAX_V];
+
+      for (int v = 0; v < V; v++)
+        {
+          const int f = first + v;
+
+          if (j->kind == 2)
+            px[v] = pp[v] = (gsize) f * VEC;                 /* flat plane */
+          else if (j->W >= VEC)
+            {
+              const int per_row = j->W / VEC, y = f / per_row, x = f % per_row * VEC;
+              px[v] = (gsize) y * j->W + x;
+              pp[v] = (gsize) y * j->Wp + x;
+            }
+          else
+            {
+              px[v] = (gsize) f * VEC;                       /* rows 2f, 2f + 1 */
+              pp[v] = (gsize) (2 * f) * j->Wp;
+            }
+        }
+      const guint32 *xin = j->xin + (gsize) b * j->P * j->in_plane;
+      for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
+        tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, xin, j->in_plane, j->Wp,
+              j->taps, j->wpk + (gsize) (o0 / TILE_CO) * j->P * j->T * TILE_CO,
+              j->bias != NULL ? j->bias + o0 : NULL, j->P, px, pp, MIN (TILE_CO, j->O - o0));
+    }
+}
+
+/* Rounds the input and weights into the workspace and runs the tiles;
+ * FALSE (nothing written) when the workspace cannot be had. */
+static gboolean
+run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
+{
+  const gsize n_in = (gsize) B * tj->P * tj->in_plane;
+  const gsize n_w = (gsize) (tj->O + TILE_CO - 1) / TILE_CO * TILE_CO * tj->P * tj->T;
+  guint32 *ws = ddpm_bf16_workspace (sizeof (guint32) * (n_in + n_w));
+
+  if (ws == NULL)
+    return FALSE;
+
+  PairJob pj = { ws, inp, C_in, tj->P, tj->in_plane };
+  ddpm_parallel_for ((gsize) B * tj->P, MAX (1, 4096 / tj->in_plane), pair_range, &pj);
+  pack_weights (ws + n_in, weight, tj->O, C_in, tj->T);
+  tj->xin = ws;
+  tj->wpk = ws + n_in;
+  ddpm_parallel_for ((gsize) B * tj->tiles, 1, tiles_range, tj);
+  return TRUE;
+}
+
+gboolean
+ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded, const float *weight,
+                                  const float *bias, const DdpmConvShape *s)
+{
+  const int n_vec = s->H * s->W / VEC;
+  TileJob tj = { out, NULL, NULL, bias, (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
+                 s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
+                 (gsize) (s->H + 2) * (s->W + 2), { 0 } };
+
+  g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
+  for (int t = 0; t < 9; t++)
+    tj.taps[t] = (gsize) (t / 3) * tj.Wp + t % 3;
+  return run (&tj, padded, weight, s->B, s->C_in);
+}
+
+gboolean
+ddpm_conv1x1_forward_bf16 (float *out, const float *inp, const float *weight,
+                           const float *bias, const DdpmConvShape *s)
+{
+  const int HW = s->H * s->W;
+  /* the plane as one flat row of H·W pixels */
+  TileJob tj = { out, NULL, NULL, bias, (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
+                 (HW / VEC + MAX_V - 1) / MAX_V, HW, (gsize) HW, { 0 } };
+
+  g_return_val_if_fail (ddpm_conv1x1_direct_ok (s), FALSE);
+  return run (&tj, inp, weight, s->B, s->C_in);
+}

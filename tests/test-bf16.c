@@ -1,0 +1,493 @@
+/* test-bf16.c: the bf16 inference path (engine/layers/conv-bf16.c,
+ * cpu-features.c): each kernel against the fp32 oracle, the fallback, and
+ * the quality gates of issue 17 on the shipped model.
+ *
+ * THE KERNEL BOUND
+ *
+ * bf16 keeps 8 significant bits; rounding to nearest gives a relative
+ * error |δ| ≤ u = 2⁻⁹ per value.  A product of two rounded values is
+ * x·w·(1 + δ₁)(1 + δ₂), off by at most |x·w|·(2u + u²); the sum of n such
+ * products, accumulated in fp32 (unit roundoff 2⁻²⁴, error ≤ γ_n·Σ|terms|
+ * with γ_n ≈ n·2⁻²⁴, Higham §3.1), is then off from the exact sum by at
+ * most
+ *     (2u + u² + n·2⁻²³) · Σ|x_i·w_i|
+ * (the n·2⁻²³ also covering the fp32 oracle's own rounding).  Each output
+ * is checked against that bound with its own Σ|x·w|.  A second, much
+ * tighter check recomputes the sum in double from the bf16-ROUNDED inputs
+ * (what the kernel must compute exactly up to fp32 accumulation): this
+ * catches a kernel that pairs the wrong channels or taps but happens to
+ * stay within the loose bound.
+ *
+ * Tests that need AVX512_BF16 skip (g_test_skip) on CPUs without it.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ddpm.h"
+#include "layers/layers.h"
+#include "unet.h"
+
+static guint64 data_stream = 1;
+
+static float *
+random_tensor (gsize n, double lo, double hi)
+{
+  float *x = g_new (float, n);
+  guint64 stream = data_stream++;
+
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) (lo + (hi - lo) * ddpm_rng_uniform (7, stream, i));
+  return x;
+}
+
+static gboolean
+need_bf16 (void)
+{
+  if (!ddpm_cpu_has_avx512_bf16 ())
+    {
+      g_test_skip ("this CPU has no AVX512_BF16");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static float
+round_bf16 (float x)
+{
+  return ddpm_bf16_to_float (ddpm_float_to_bf16 (x));
+}
+
+/* Checks out (B, O, H, W) from inp (B, I, H, W) and w (O, I, k, k) of a
+ * same conv (k = 1 or 3) against both bounds of the header. */
+static void
+check_against_bounds (const float *out, const float *inp, const float *w, const float *bias,
+                      int B, int I, int O, int H, int W, int k)
+{
+  const double u = ldexp (1.0, -9);
+  const int n = I * k * k + 1, r = k / 2;
+  double worst_ratio = 0, worst_tight = 0, max_diff = 0;
+
+  for (int b = 0; b < B; b++)
+    for (int o = 0; o < O; o++)
+      for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+          {
+            double exact = bias != NULL ? bias[o] : 0, rounded = exact, mag = fabs (exact);
+
+            for (int i = 0; i < I; i++)
+              for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                  {
+                    const int yy = y + ky - r, xx = x + kx - r;
+
+                    if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+                      continue;
+                    const float xv = inp[(((gsize) b * I + i) * H + yy) * W + xx];
+                    const float wv = w[(((gsize) o * I + i) * k + ky) * k + kx];
+                    exact += (double) xv * wv;
+                    rounded += (double) round_bf16 (xv) * round_bf16 (wv);
+                    mag += fabs ((double) xv * wv);
+                  }
+            const double got = out[(((gsize) b * O + o) * H + y) * W + x];
+            const double bound = (2 * u + u * u + n * ldexp (1.0, -23)) * mag + 1e-30;
+            const double tight = n * ldexp (1.0, -23) * mag + 1e-30;
+
+            worst_ratio = MAX (worst_ratio, fabs (got - exact) / bound);
+            worst_tight = MAX (worst_tight, fabs (got - rounded) / tight);
+            max_diff = MAX (max_diff, fabs (got - exact));
+          }
+  g_test_message ("%d→%d %d×%d k%d: error/bound %.3f, error/(fp32 sum bound) vs bf16 "
+                  "emulation %.3f, max |error| %.3g",
+                  I, O, H, W, k, worst_ratio, worst_tight, max_diff);
+  g_assert_cmpfloat (worst_ratio, <=, 1.0);
+  g_assert_cmpfloat (worst_tight, <=, 1.0);
+  /* it did run in bf16: fp32 would be exact to ~1e-7 here */
+  g_assert_cmpfloat (max_diff, >, 1e-5);
+}
+
+/* The zero-bordered planes the 3×3 kernels read. */
+static float *
+pad_planes (const float *x, int planes, int H, int W)
+{
+  const int Wp = W + 2;
+  float *p = g_new0 (float, (gsize) planes * (H + 2) * Wp);
+
+  for (int c = 0; c < planes; c++)
+    for (int y = 0; y < H; y++)
+      memcpy (p + ((gsize) c * (H + 2) + y + 1) * Wp + 1, x + ((gsize) c * H + y) * W,
+              sizeof (float) * W);
+  return p;
+}
+
+static void
+conv3x3_case (int B, int I, int O, int H, int W)
+{
+  DdpmConvShape s = { B, I, H, W, O, 3, 1, 1, 1 };
+  const gsize n_in = (gsize) B * I * H * W, n_out = (gsize) B * O * H * W;
+  float *inp = random_tensor (n_in, -2, 2);
+  float *w = random_tensor ((gsize) O * I * 9, -1 / sqrt (I), 1 / sqrt (I));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  float *padded = pad_planes (inp, B * I, H, W);
+  float *out = g_new (float, n_out);
+  float *scratch = g_new (float, ddpm_conv3x3_scratch_size (&s, B));
+  DdpmPrecision old;
+
+  g_assert_true (ddpm_conv3x3_direct_ok (&s));
+  old = ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  ddpm_conv3x3_forward_padded (out, padded, w, bias, &s, scratch);
+  ddpm_layers_set_precision (old);
+  check_against_bounds (out, inp, w, bias, B, I, O, H, W, 3);
+
+  g_free (inp);
+  g_free (w);
+  g_free (bias);
+  g_free (padded);
+  g_free (out);
+  g_free (scratch);
+}
+
+static void
+test_conv3x3 (void)
+{
+  if (!need_bf16 ())
+    return;
+  conv3x3_case (1, 32, 32, 16, 16);   /* the default model's top level, one tile row */
+  conv3x3_case (2, 7, 13, 8, 8);      /* odd C_in, a partial output block, rows of 8 */
+  conv3x3_case (1, 64, 64, 8, 32);    /* several vectors per row */
+  conv3x3_case (1, 3, 8, 6, 16);      /* C_in < 2 pairs, partial last tile of vectors */
+}
+
+static void
+conv1x1_case (int B, int I, int O, int H, int W)
+{
+  DdpmConvShape s = { B, I, H, W, O, 1, 1, 0, 0 };
+  const gsize n_in = (gsize) B * I * H * W, n_out = (gsize) B * O * H * W;
+  float *inp = random_tensor (n_in, -2, 2);
+  float *w = random_tensor ((gsize) O * I, -1 / sqrt (I), 1 / sqrt (I));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  float *out = g_new (float, n_out);
+  DdpmPrecision old;
+
+  g_assert_true (ddpm_conv1x1_direct_ok (&s));
+  old = ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  ddpm_conv1x1_forward (out, inp, w, bias, &s);
+  ddpm_layers_set_precision (old);
+  check_against_bounds (out, inp, w, bias, B, I, O, H, W, 1);
+
+  g_free (inp);
+  g_free (w);
+  g_free (bias);
+  g_free (out);
+}
+
+static void
+test_conv1x1 (void)
+{
+  if (!need_bf16 ())
+    return;
+  conv1x1_case (1, 64, 64, 16, 16);   /* attention's projections at 16² */
+  conv1x1_case (2, 33, 16, 4, 12);    /* odd C_in, H·W = 48: a flat plane of 3 vectors */
+  conv1x1_case (1, 32, 64, 8, 8);     /* a skip projection */
+}
+
+/* The rounding helper: nearest, ties to even, as vcvtneps2bf16. */
+static void
+test_rounding (void)
+{
+  g_assert_cmpuint (ddpm_float_to_bf16 (1.0f), ==, 0x3f80);
+  /* 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: to even (1) */
+  g_assert_cmpuint (ddpm_float_to_bf16 (1.0f + ldexpf (1, -8)), ==, 0x3f80);
+  /* 1 + 3·2⁻⁸ is halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: to even (1 + 2⁻⁶) */
+  g_assert_cmpuint (ddpm_float_to_bf16 (1.0f + 3 * ldexpf (1, -8)), ==, 0x3f82);
+  g_assert_cmpuint (ddpm_float_to_bf16 (-2.0f), ==, 0xc000);
+  g_assert_true (isnan (ddpm_bf16_to_float (ddpm_float_to_bf16 (NAN))));
+}
+
+/* Without AVX512_BF16 (forced here) a bf16 request runs the fp32 kernels,
+ * bit for bit; training passes are fp32 whatever is asked. */
+static void
+test_fallback (void)
+{
+  DdpmConvShape s = { 1, 16, 16, 16, 16, 3, 1, 1, 1 };
+  const gsize n = (gsize) 16 * 16 * 16;
+  float *inp = random_tensor (n, -1, 1), *w = random_tensor (16 * 16 * 9, -0.1, 0.1);
+  float *padded = pad_planes (inp, 16, 16, 16);
+  float *ref = g_new (float, n), *out = g_new (float, n);
+  float *scratch = g_new (float, ddpm_conv3x3_scratch_size (&s, 1));
+  DdpmPrecision old;
+
+  if (!ddpm_conv3x3_direct_ok (&s))
+    {
+      g_test_skip ("this CPU has no AVX-512");
+      goto out;
+    }
+  old = ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+  ddpm_conv3x3_forward_padded (ref, padded, w, NULL, &s, scratch);
+
+  ddpm_cpu_set_bf16_disabled (TRUE);
+  g_assert_false (ddpm_cpu_has_avx512_bf16 ());
+  g_assert_cmpint (ddpm_precision_resolve (DDPM_PRECISION_AUTO), ==, DDPM_PRECISION_FP32);
+  g_assert_cmpint (ddpm_precision_resolve (DDPM_PRECISION_BF16), ==, DDPM_PRECISION_FP32);
+  ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  g_assert_false (ddpm_layers_use_bf16 ());
+  ddpm_conv3x3_forward_padded (out, padded, w, NULL, &s, scratch);
+  g_assert_cmpmem (out, n * sizeof (float), ref, n * sizeof (float));
+  ddpm_cpu_set_bf16_disabled (FALSE);
+
+  if (ddpm_cpu_has_avx512_bf16 ())
+    {
+      /* and with the feature, the same request does change the result */
+      g_assert_cmpint (ddpm_precision_resolve (DDPM_PRECISION_AUTO), ==, DDPM_PRECISION_BF16);
+      ddpm_conv3x3_forward_padded (out, padded, w, NULL, &s, scratch);
+      g_assert_true (memcmp (out, ref, n * sizeof (float)) != 0);
+    }
+  ddpm_layers_set_precision (old);
+
+out:
+  g_free (inp);
+  g_free (w);
+  g_free (padded);
+  g_free (ref);
+  g_free (out);
+  g_free (scratch);
+}
+
+/* A training forward is fp32 even inside a run that asked for bf16
+ * (ddpm_unet_forward sets it for its pass), and gives the setting back;
+ * an inference forward under the same setting does use bf16. */
+static void
+test_training_is_fp32 (void)
+{
+  DdpmUNetConfig c;
+  GError *error = NULL;
+  DdpmUNet *u;
+  const int B = 2, H = 32, W = 32, t[2] = { 10, 700 };
+  const gsize n = (gsize) B * 3 * H * W;
+  float *x, *ref, *out;
+  DdpmPrecision old;
+
+  if (!need_bf16 ())
+    return;
+  g_assert_true (ddpm_unet_config_from_preset ("tiny", 3, &c, &error));
+  c.dropout = 0.0f;
+  u = ddpm_unet_new (&c, &error);
+  g_assert_no_error (error);
+  ddpm_unet_init (u, 3);
+  {
+    /* the initialisation zeroes the output conv: perturb every parameter
+     * so that the output depends on the arithmetic */
+    float *params = ddpm_unet_params (u), *noise = random_tensor (ddpm_unet_n_params (u), -0.05, 0.05);
+
+    for (gsize i = 0; i < ddpm_unet_n_params (u); i++)
+      params[i] += noise[i];
+    g_free (noise);
+  }
+  x = random_tensor (n, -1, 1);
+  ref = g_new (float, n);
+  out = g_new (float, n);
+
+  old = ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+  g_assert_true (ddpm_unet_forward (u, ref, x, t, B, H, W, TRUE, 0, &error));
+  ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, TRUE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (out, n * sizeof (float), ref, n * sizeof (float));
+  g_assert_true (ddpm_layers_use_bf16 ());   /* given back */
+
+  g_assert_true (ddpm_unet_forward (u, out, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (memcmp (out, ref, n * sizeof (float)) != 0);
+  ddpm_layers_set_precision (old);
+
+  g_free (x);
+  g_free (ref);
+  g_free (out);
+  ddpm_unet_free (u);
+}
+
+/* ------------------------------------------------- the shipped model */
+
+static DdpmModel *
+load_default_model (void)
+{
+  const char *src = g_getenv ("G_TEST_SRCDIR");
+  g_autofree char *path = g_build_filename (src != NULL ? src : ".", "..", "models",
+                                            "default.safetensors", NULL);
+  GError *error = NULL;
+  DdpmModel *model = ddpm_model_load (path, &error);
+
+  g_assert_no_error (error);
+  return model;
+}
+
+/* A smooth picture in [−1, 1] with edges: what renoise is used on. */
+static void
+test_picture (float *x, int C, int H, int W)
+{
+  for (int c = 0; c < C; c++)
+    for (int y = 0; y < H; y++)
+      for (int i = 0; i < W; i++)
+        {
+          const double dx = i - W * 0.4, dy = y - H * 0.6;
+          const double disc = dx * dx + dy * dy < H * W * 0.06 ? 0.8 : -0.3;
+          x[((gsize) c * H + y) * W + i]
+            = (float) CLAMP (disc + 0.4 * sin (0.11 * i * (c + 1)) * cos (0.07 * y), -1, 1);
+        }
+}
+
+static double
+rms_diff (const float *a, const float *b, gsize n, double *rms_b)
+{
+  double d = 0, s = 0;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      d += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+      s += (double) b[i] * b[i];
+    }
+  if (rms_b != NULL)
+    *rms_b = sqrt (s / n);
+  return sqrt (d / n);
+}
+
+/* ε_θ(x_t, t) in bf16 within 1 % relative RMS of fp32 (issue 17). */
+static void
+test_model_eps (void)
+{
+  static const int ts[] = { 20, 250, 600, 990 };
+  DdpmModel *model;
+  DdpmDenoiser d;
+  const DdpmSchedule *sched;
+  const int B = 2, C = 3, H = 64, W = 64;
+  const gsize n = (gsize) B * C * H * W;
+  float *x0, *noise, *xt, *e32, *e16;
+
+  if (!need_bf16 ())
+    return;
+  model = load_default_model ();
+  ddpm_model_get_denoiser (model, 0, &d);
+  sched = ddpm_model_get_schedule (model);
+  x0 = g_new (float, n);
+  noise = g_new (float, n);
+  xt = g_new (float, n);
+  e32 = g_new (float, n);
+  e16 = g_new (float, n);
+  for (int b = 0; b < B; b++)
+    test_picture (x0 + (gsize) b * C * H * W, C, H, W);
+
+  for (guint k = 0; k < G_N_ELEMENTS (ts); k++)
+    {
+      GError *error = NULL;
+      DdpmPrecision old;
+      double rms32, diff;
+
+      ddpm_rng_normal_fill (noise, n, 11, k, 0);
+      ddpm_q_sample (xt, x0, noise, n, sched, ts[k]);
+      old = ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+      g_assert_true (d.denoise (e32, xt, B, C, H, W, ts[k], d.user_data, &error));
+      ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+      g_assert_true (d.denoise (e16, xt, B, C, H, W, ts[k], d.user_data, &error));
+      ddpm_layers_set_precision (old);
+      g_assert_no_error (error);
+
+      diff = rms_diff (e16, e32, n, &rms32);
+      g_test_message ("t = %d: relative RMS of ε(bf16) − ε(fp32) = %.5f", ts[k], diff / rms32);
+      g_assert_cmpfloat (diff / rms32, <, 0.01);
+      g_assert_cmpfloat (diff, >, 0.0);   /* bf16 did run */
+    }
+
+  g_free (x0);
+  g_free (noise);
+  g_free (xt);
+  g_free (e32);
+  g_free (e16);
+  ddpm_model_free (model);
+}
+
+/* A 20-step renoise (fixed seed) of a picture larger than a tile, bf16
+ * against fp32, through ddpm_img2img's precision setting: < 1/255 RMS in
+ * pixel values ([0, 1], i.e. half the [−1, 1] difference). */
+static void
+test_renoise (void)
+{
+  const int C = 3, H = 96, W = 112;
+  const gsize n = (gsize) C * H * W;
+  DdpmModel *model;
+  DdpmDenoiser d;
+  DdpmSampleParams p;
+  GError *error = NULL;
+  float *a, *b;
+  double diff;
+
+  if (!need_bf16 ())
+    return;
+  model = load_default_model ();
+  ddpm_model_get_denoiser (model, 0, &d);
+  a = g_new (float, n);
+  b = g_new (float, n);
+  test_picture (a, C, H, W);
+  memcpy (b, a, n * sizeof (float));
+
+  ddpm_sample_params_init (&p);
+  p.steps = 20;
+  p.strength = 0.5;
+  p.seed = 5;
+  p.precision = DDPM_PRECISION_FP32;
+  g_assert_true (ddpm_img2img (a, NULL, C, H, W, ddpm_model_get_schedule (model), &d, &p,
+                               &error));
+  g_assert_no_error (error);
+  p.precision = DDPM_PRECISION_BF16;
+  g_assert_true (ddpm_img2img (b, NULL, C, H, W, ddpm_model_get_schedule (model), &d, &p,
+                               &error));
+  g_assert_no_error (error);
+  /* the run gave the thread's setting back */
+  g_assert_false (ddpm_layers_use_bf16 ());
+
+  diff = rms_diff (a, b, n, NULL) / 2;
+  g_test_message ("20-step renoise, bf16 − fp32: RMS %.5f = %.3f/255", diff, diff * 255);
+  g_assert_cmpfloat (diff, <, 1.0 / 255);
+  g_assert_cmpfloat (diff, >, 0.0);
+
+  g_free (a);
+  g_free (b);
+  ddpm_model_free (model);
+}
+
+/* The setting is checked and named like the other sampling settings. */
+static void
+test_names (void)
+{
+  DdpmSampleParams p;
+  DdpmPrecision prec;
+  GError *error = NULL;
+
+  ddpm_sample_params_init (&p);
+  g_assert_cmpint (p.precision, ==, DDPM_PRECISION_AUTO);
+  for (int i = 0; i < DDPM_PRECISION_COUNT; i++)
+    {
+      g_assert_true (ddpm_precision_from_string (ddpm_precision_name (i), &prec, &error));
+      g_assert_cmpint (prec, ==, i);
+    }
+  g_assert_false (ddpm_precision_from_string ("fp16", &prec, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  p.precision = DDPM_PRECISION_COUNT;
+  g_assert_false (ddpm_sample_params_validate (&p, &error));
+  g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/bf16/rounding", test_rounding);
+  g_test_add_func ("/engine/bf16/names", test_names);
+  g_test_add_func ("/engine/bf16/conv3x3", test_conv3x3);
+  g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
+  g_test_add_func ("/engine/bf16/fallback", test_fallback);
+  g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
+  g_test_add_func ("/engine/bf16/model-eps", test_model_eps);
+  g_test_add_func ("/engine/bf16/renoise", test_renoise);
+  return g_test_run ();
+}
