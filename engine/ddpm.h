@@ -510,6 +510,17 @@ gboolean ddpm_denoise (float                  *image,
 
 #define DDPM_MAX_LEVELS 8
 
+/* The UNet family: DDPM is Ho et al.'s diffusion_tf (sinusoid [sin, cos]
+ * with frequencies over half − 1, GroupNorm ε 1e-6, the down-sampling
+ * conv padded right and bottom, conv_in to ch); ADM is guided-diffusion's
+ * (sinusoid [cos, sin] over half, ε 1e-5, padding 1 all round, conv_in
+ * to ch·ch_mult[0]). */
+typedef enum
+{
+  DDPM_UNET_STYLE_DDPM = 0,
+  DDPM_UNET_STYLE_ADM  = 1
+} DdpmUNetStyle;
+
 /* The DDPM UNet (Ho et al. 2020, appendix B), as in the reference
  * ../shared/bench/torch_unet.py.  Attention is tied to a depth level:
  * resolution r at training size S means level log2(S/r). */
@@ -525,6 +536,21 @@ typedef struct
   int   attn_resolutions[DDPM_MAX_LEVELS];
   int   image_size;        /* training resolution */
   float dropout;
+  /* The fields below describe the published ADM networks (Dhariwal &
+   * Nichol 2021, guided-diffusion's UNetModel).  All zero (FALSE) is the
+   * DDPM network above, so a config set up without them is unchanged. */
+  DdpmUNetStyle style;     /* the family: details fixed by the reference code */
+  int   num_heads;         /* attention heads (0 = 1) on the way down and mid */
+  int   num_head_channels; /* > 0: heads = channels / this (overrides the counts) */
+  int   num_heads_upsample;/* heads on the way up (0 = num_heads) */
+  gboolean scale_shift;    /* AdaGN: norm2(h)·(1 + scale) + shift from the
+                              time embedding instead of h + temb */
+  gboolean resblock_updown;/* residual blocks resample (avg-pool / nearest)
+                              instead of the strided and up-sampling convs */
+  gboolean learn_sigma;    /* out_channels = 2·in_channels: ε, then v, the
+                              interpolation of log β and log β̃ (Nichol &
+                              Dhariwal 2021, eq. 15) */
+  int   num_classes;       /* > 0: class-conditional (a label embedding) */
 } DdpmUNetConfig;
 
 /* Presets: "tiny" (32, [1,2,2], 1, attn 8), "small" (64, [1,2,2,2], 2,
