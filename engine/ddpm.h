@@ -592,6 +592,26 @@ void                  ddpm_model_get_denoiser (DdpmModel    *model,
  * Owned by the model. */
 const char           *ddpm_model_get_metadata (const DdpmModel *model,
                                                const char      *key);
+/* The class label a class-conditional model's denoiser conditions on
+ * (0..num_classes − 1), or −1 to unset it (its denoiser then fails with a
+ * message asking for one).  Fails for a label out of range or any label
+ * given to an unconditional model. */
+gboolean              ddpm_model_set_class    (DdpmModel       *model,
+                                               int              label,
+                                               GError         **error);
+/* Import a guided-diffusion / improved-diffusion checkpoint (`.pt`, the
+ * state_dict torch.save writes) into a model file at out_path (written
+ * atomically), the architecture and schedule given by guided-diffusion's
+ * own flags, argv-style as its README's MODEL_FLAGS and DIFFUSION_FLAGS:
+ * "--image_size", "256", "--learn_sigma", "True", … ("--name=value" too;
+ * defaults as script_util.py's).  Every tensor's name and shape is
+ * checked against the flags; an error names the tensor, both shapes and
+ * the flag that is likely wrong.  (import-guided.c) */
+gboolean              ddpm_import_guided_diffusion (const char         *src,
+                                                    const char         *out_path,
+                                                    const char * const *flags,
+                                                    int                 n_flags,
+                                                    GError            **error);
 /* The installed default model: $DDPM_MODEL_DIR/default.safetensors if that
  * variable is set, else the data directory's.  Newly allocated. */
 char                 *ddpm_model_default_path (void);
