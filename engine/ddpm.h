@@ -599,6 +599,22 @@ const char           *ddpm_model_get_metadata (const DdpmModel *model,
 gboolean              ddpm_model_set_class    (DdpmModel       *model,
                                                int              label,
                                                GError         **error);
+/* The network's raw output out (B, out_channels, H, W) for x (B, C, H, W):
+ * ε, then for a learn_sigma model v.  t (B) are the network's 0-based
+ * timesteps (as the reference code feeds them), y (B) the class labels of
+ * a class-conditional model (else NULL).  For checking an import against
+ * the reference and debugging (`ddpm forward`). */
+gboolean              ddpm_model_forward      (DdpmModel       *model,
+                                               float           *out,
+                                               const float     *x,
+                                               const int       *t,
+                                               const int       *y,
+                                               int              B,
+                                               int              C,
+                                               int              H,
+                                               int              W,
+                                               int              threads,
+                                               GError         **error);
 /* Import a guided-diffusion / improved-diffusion checkpoint (`.pt`, the
  * state_dict torch.save writes) into a model file at out_path (written
  * atomically), the architecture and schedule given by guided-diffusion's

@@ -791,6 +791,47 @@ ddpm_model_get_denoiser (DdpmModel    *model,
 }
 
 gboolean
+ddpm_model_forward (DdpmModel   *model,
+                    float       *out,
+                    const float *x,
+                    const int   *t,
+                    const int   *y,
+                    int          B,
+                    int          C,
+                    int          H,
+                    int          W,
+                    int          threads,
+                    GError     **error)
+{
+  g_return_val_if_fail (model != NULL && out != NULL && x != NULL && t != NULL, FALSE);
+
+  const DdpmUNetConfig *c = ddpm_unet_get_config (model->unet);
+  const gsize in_image = (gsize) C * H * W, out_image = (gsize) c->out_channels * H * W;
+
+  if (C != c->in_channels)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("%s takes %d channels, not %d."), model->path, c->in_channels, C);
+      return FALSE;
+    }
+  for (int b = 0; b < B; b++)
+    if (t[b] < 0 || t[b] >= model->schedule->T)
+      {
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                     _("Timestep %d is outside the model's 0..%d."), t[b],
+                     model->schedule->T - 1);
+        return FALSE;
+      }
+  ddpm_parallel_set_threads (MAX (threads, 0));
+  /* one image at a time: bounded activations whatever B */
+  for (int b = 0; b < B; b++)
+    if (!ddpm_unet_forward_class (model->unet, out + b * out_image, x + b * in_image, t + b,
+                                  y != NULL ? y + b : NULL, 1, H, W, FALSE, 0, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
 ddpm_model_set_class (DdpmModel *model, int label, GError **error)
 {
   g_return_val_if_fail (model != NULL, FALSE);
