@@ -25,6 +25,8 @@ int cli_info (int argc, char **argv);
 int cli_renoise (int argc, char **argv);
 int cli_sample (int argc, char **argv);
 int cli_eval (int argc, char **argv);
+int cli_import (int argc, char **argv);
+int cli_forward (int argc, char **argv);
 
 /* Print "ddpm COMMAND: message" to stderr and return `code`. */
 int cli_fail (const char *command, int code, const char *format, ...) G_GNUC_PRINTF (3, 4);

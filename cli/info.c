@@ -34,6 +34,19 @@ print_config (const DdpmUNetConfig *c, DdpmScheduleKind kind, int T)
   print_list ("attn_resolutions", c->attn_resolutions, c->n_attn);
   printf ("image_size: %d\n", c->image_size);
   printf ("dropout: %s\n", cli_format_double (buf, c->dropout));
+  if (c->style == DDPM_UNET_STYLE_ADM)
+    {
+      /* an imported guided-diffusion network: what its flags set */
+      printf ("style: adm\n");
+      if (c->num_head_channels > 0)
+        printf ("num_head_channels: %d\n", c->num_head_channels);
+      else
+        printf ("num_heads: %d\n", MAX (c->num_heads, 1));
+      printf ("scale_shift: %s\n", c->scale_shift ? "yes" : "no");
+      printf ("resblock_updown: %s\n", c->resblock_updown ? "yes" : "no");
+      printf ("learn_sigma: %s\n", c->learn_sigma ? "yes" : "no");
+      printf ("num_classes: %d\n", c->num_classes);
+    }
   printf ("schedule: %s\n", ddpm_schedule_kind_name (kind));
   printf ("T: %d\n", T);
   printf ("parameters: %" G_GSIZE_FORMAT "\n", ddpm_unet_config_n_params (c));

@@ -8,6 +8,11 @@
 #include "ddpm.h"
 #include "cli.h"
 
+/* --class: the label a class-conditional model generates (−1: none).  One
+ * per process, like the command it belongs to; cli_run_img2img and
+ * cli_run_denoise give it to the model. */
+static int class_label = -1;
+
 void
 cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
 {
@@ -35,6 +40,8 @@ cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
     { "precision", 0, 0, G_OPTION_ARG_STRING, &o->precision,
       "network arithmetic: bf16 (about twice as fast; default where the CPU has "
       "AVX512_BF16), fp32, or auto", "NAME" },
+    { "class", 0, 0, G_OPTION_ARG_INT, &class_label,
+      "class label of a class-conditional model (e.g. an ImageNet class 0–999)", "N" },
     { "tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->tile_overlap,
       "pixels shared by neighbouring tiles of a large image (default: an eighth "
       "of the model's tile, at least 8); smaller is faster, larger hides seams "
@@ -148,10 +155,13 @@ cli_run_img2img (DdpmModel              *model,
                  const DdpmSampleParams *params,
                  GError                **error)
 {
-  DdpmImage *work = to_model_space (model, image);
+  DdpmImage *work;
   DdpmDenoiser denoiser;
   gboolean ok;
 
+  if (class_label >= 0 && !ddpm_model_set_class (model, class_label, error))
+    return FALSE;
+  work = to_model_space (model, image);
   ddpm_model_get_denoiser (model, params->threads, &denoiser);
   ok = ddpm_img2img (work->pixels, mask, work->channels, work->height, work->width,
                      ddpm_model_get_schedule (model), &denoiser, params, error);
@@ -167,10 +177,13 @@ cli_run_denoise (DdpmModel              *model,
                  const DdpmSampleParams *params,
                  GError                **error)
 {
-  DdpmImage *work = to_model_space (model, image);
+  DdpmImage *work;
   DdpmDenoiser denoiser;
   gboolean ok;
 
+  if (class_label >= 0 && !ddpm_model_set_class (model, class_label, error))
+    return FALSE;
+  work = to_model_space (model, image);
   ddpm_model_get_denoiser (model, params->threads, &denoiser);
   ok = ddpm_denoise (work->pixels, mask, work->channels, work->height, work->width,
                      ddpm_model_get_schedule (model), &denoiser, sigma, params, error);

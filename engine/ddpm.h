@@ -554,6 +554,17 @@ gboolean ddpm_denoise (float                  *image,
 
 #define DDPM_MAX_LEVELS 8
 
+/* The UNet family: DDPM is Ho et al.'s diffusion_tf (sinusoid [sin, cos]
+ * with frequencies over half − 1, GroupNorm ε 1e-6, the down-sampling
+ * conv padded right and bottom, conv_in to ch); ADM is guided-diffusion's
+ * (sinusoid [cos, sin] over half, ε 1e-5, padding 1 all round, conv_in
+ * to ch·ch_mult[0]). */
+typedef enum
+{
+  DDPM_UNET_STYLE_DDPM = 0,
+  DDPM_UNET_STYLE_ADM  = 1
+} DdpmUNetStyle;
+
 /* The DDPM UNet (Ho et al. 2020, appendix B), as in the reference
  * ../shared/bench/torch_unet.py.  Attention is tied to a depth level:
  * resolution r at training size S means level log2(S/r). */
@@ -569,6 +580,21 @@ typedef struct
   int   attn_resolutions[DDPM_MAX_LEVELS];
   int   image_size;        /* training resolution */
   float dropout;
+  /* The fields below describe the published ADM networks (Dhariwal &
+   * Nichol 2021, guided-diffusion's UNetModel).  All zero (FALSE) is the
+   * DDPM network above, so a config set up without them is unchanged. */
+  DdpmUNetStyle style;     /* the family: details fixed by the reference code */
+  int   num_heads;         /* attention heads (0 = 1) on the way down and mid */
+  int   num_head_channels; /* > 0: heads = channels / this (overrides the counts) */
+  int   num_heads_upsample;/* heads on the way up (0 = num_heads) */
+  gboolean scale_shift;    /* AdaGN: norm2(h)·(1 + scale) + shift from the
+                              time embedding instead of h + temb */
+  gboolean resblock_updown;/* residual blocks resample (avg-pool / nearest)
+                              instead of the strided and up-sampling convs */
+  gboolean learn_sigma;    /* out_channels = 2·in_channels: ε, then v, the
+                              interpolation of log β and log β̃ (Nichol &
+                              Dhariwal 2021, eq. 15) */
+  int   num_classes;       /* > 0: class-conditional (a label embedding) */
 } DdpmUNetConfig;
 
 /* Presets: "tiny" (32, [1,2,2], 1, attn 8), "small" (64, [1,2,2,2], 2,
@@ -610,6 +636,42 @@ void                  ddpm_model_get_denoiser (DdpmModel    *model,
  * Owned by the model. */
 const char           *ddpm_model_get_metadata (const DdpmModel *model,
                                                const char      *key);
+/* The class label a class-conditional model's denoiser conditions on
+ * (0..num_classes − 1), or −1 to unset it (its denoiser then fails with a
+ * message asking for one).  Fails for a label out of range or any label
+ * given to an unconditional model. */
+gboolean              ddpm_model_set_class    (DdpmModel       *model,
+                                               int              label,
+                                               GError         **error);
+/* The network's raw output out (B, out_channels, H, W) for x (B, C, H, W):
+ * ε, then for a learn_sigma model v.  t (B) are the network's 0-based
+ * timesteps (as the reference code feeds them), y (B) the class labels of
+ * a class-conditional model (else NULL).  For checking an import against
+ * the reference and debugging (`ddpm forward`). */
+gboolean              ddpm_model_forward      (DdpmModel       *model,
+                                               float           *out,
+                                               const float     *x,
+                                               const int       *t,
+                                               const int       *y,
+                                               int              B,
+                                               int              C,
+                                               int              H,
+                                               int              W,
+                                               int              threads,
+                                               GError         **error);
+/* Import a guided-diffusion / improved-diffusion checkpoint (`.pt`, the
+ * state_dict torch.save writes) into a model file at out_path (written
+ * atomically), the architecture and schedule given by guided-diffusion's
+ * own flags, argv-style as its README's MODEL_FLAGS and DIFFUSION_FLAGS:
+ * "--image_size", "256", "--learn_sigma", "True", … ("--name=value" too;
+ * defaults as script_util.py's).  Every tensor's name and shape is
+ * checked against the flags; an error names the tensor, both shapes and
+ * the flag that is likely wrong.  (import-guided.c) */
+gboolean              ddpm_import_guided_diffusion (const char         *src,
+                                                    const char         *out_path,
+                                                    const char * const *flags,
+                                                    int                 n_flags,
+                                                    GError            **error);
 /* The installed default model: $DDPM_MODEL_DIR/default.safetensors if that
  * variable is set, else the data directory's.  Newly allocated. */
 char                 *ddpm_model_default_path (void);

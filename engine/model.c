@@ -28,13 +28,20 @@
 
 #include "intl.h"
 #include "finite.h"
+#include "intl.h"
 #include "layers/layers.h"
 
 #include "safetensors.h"
 #include "train.h"
 
 #define MODEL_FORMAT "gimp-ddpm"
-#define MODEL_FORMAT_VERSION 1
+/* Version 2 adds the ADM architecture's keys (style, num_heads,
+ * num_head_channels, num_heads_upsample, scale_shift, resblock_updown,
+ * learn_sigma, num_classes).  They are written only for a network that
+ * uses them, with version 2, so that an older reader refuses such a file
+ * by its version instead of building the wrong network; every other file
+ * stays version 1, byte for byte as before. */
+#define MODEL_FORMAT_VERSION 2
 /* Images per UNet call in the denoiser: bounds the activation memory of a
  * sampler that hands over many tiles at once.  A batch holds at most
  * MODEL_BATCH_PIXELS pixels (32 tiles of 32×32, 8 of 64×64): more only
@@ -52,6 +59,11 @@ struct _DdpmModel
   GHashTable     *metadata;  /* key → value, the file's __metadata__ */
   int             threads;   /* for the denoiser; 0 = all cores */
   int            *t_buf;     /* (MODEL_MAX_BATCH) 0-based t per image */
+  int            *y_buf;     /* (MODEL_MAX_BATCH) the class label per image */
+  int             class_label; /* class-conditional models: the label; −1 unset */
+  float          *out_buf;   /* learn_sigma: (max batch, 2C, H, W) the raw output,
+                                grown on demand */
+  gsize           out_len;
 };
 
 static int
@@ -139,8 +151,23 @@ ddpm_model_file_write (const char            *path,
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   char *list;
 
+  const gboolean adm = !ddpm_unet_config_is_adm_feature_free (c);
+
   ddpm_tensor_writer_set_metadata (writer, "format", MODEL_FORMAT);
-  set_metadata_int (writer, "format_version", MODEL_FORMAT_VERSION);
+  set_metadata_int (writer, "format_version", adm ? 2 : 1);
+  if (adm)
+    {
+      ddpm_tensor_writer_set_metadata (writer, "style",
+                                       c->style == DDPM_UNET_STYLE_ADM ? "adm" : "ddpm");
+      set_metadata_int (writer, "num_heads", c->num_heads);
+      set_metadata_int (writer, "num_head_channels", c->num_head_channels);
+      set_metadata_int (writer, "num_heads_upsample", c->num_heads_upsample);
+      ddpm_tensor_writer_set_metadata (writer, "scale_shift", c->scale_shift ? "true" : "false");
+      ddpm_tensor_writer_set_metadata (writer, "resblock_updown",
+                                       c->resblock_updown ? "true" : "false");
+      ddpm_tensor_writer_set_metadata (writer, "learn_sigma", c->learn_sigma ? "true" : "false");
+      set_metadata_int (writer, "num_classes", c->num_classes);
+    }
   set_metadata_int (writer, "in_channels", c->in_channels);
   set_metadata_int (writer, "out_channels", c->out_channels);
   set_metadata_int (writer, "ch", c->ch);
@@ -282,6 +309,58 @@ parse_int_list (const DdpmTensorFile *file, const char *key, int *values, int *n
   return TRUE;
 }
 
+/* An optional boolean key of version 2 ("true" / "false"; absent: FALSE). */
+static gboolean
+parse_bool (const DdpmTensorFile *file, const char *key, gboolean *out, GError **error)
+{
+  const char *value = ddpm_tensor_file_get_metadata (file, key);
+
+  *out = FALSE;
+  if (value == NULL || strcmp (value, "false") == 0)
+    return TRUE;
+  if (strcmp (value, "true") == 0)
+    {
+      *out = TRUE;
+      return TRUE;
+    }
+  g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+               "%s: bad “%s” in the model metadata: “%s” (expected true or false)",
+               ddpm_tensor_file_get_display_name (file), key, value);
+  return FALSE;
+}
+
+/* The ADM keys of version 2, each optional (absent: the DDPM default). */
+static gboolean
+read_adm_keys (const DdpmTensorFile *file, DdpmUNetConfig *config, GError **error)
+{
+  const char *style = ddpm_tensor_file_get_metadata (file, "style");
+  const char *ints[4] = { "num_heads", "num_head_channels", "num_heads_upsample",
+                          "num_classes" };
+  int *fields[4] = { &config->num_heads, &config->num_head_channels,
+                     &config->num_heads_upsample, &config->num_classes };
+
+  if (style != NULL && strcmp (style, "adm") == 0)
+    config->style = DDPM_UNET_STYLE_ADM;
+  else if (style != NULL && strcmp (style, "ddpm") != 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
+                   "%s: bad “style” in the model metadata: “%s” (expected ddpm or adm)",
+                   ddpm_tensor_file_get_display_name (file), style);
+      return FALSE;
+    }
+  for (int i = 0; i < 4; i++)
+    {
+      gint64 v = 0;
+      if (ddpm_tensor_file_get_metadata (file, ints[i]) != NULL
+          && !parse_int (file, ints[i], 0, 1 << 20, &v, error))
+        return FALSE;
+      *fields[i] = (int) v;
+    }
+  return parse_bool (file, "scale_shift", &config->scale_shift, error)
+         && parse_bool (file, "resblock_updown", &config->resblock_updown, error)
+         && parse_bool (file, "learn_sigma", &config->learn_sigma, error);
+}
+
 /* Config and schedule from the metadata, validated. */
 static gboolean
 read_header (const DdpmTensorFile *file,
@@ -344,6 +423,8 @@ read_header (const DdpmTensorFile *file,
       return FALSE;
     }
   config->dropout = (float) d;
+  if (!read_adm_keys (file, config, error))
+    return FALSE;
 
   GError *local = NULL;
   const char *schedule = ddpm_tensor_file_get_metadata (file, "schedule");
@@ -553,6 +634,8 @@ ddpm_model_load (const char *path, GError **error)
   model = g_new0 (DdpmModel, 1);
   model->path = g_strdup (path);
   model->t_buf = g_new (int, MODEL_MAX_BATCH);
+  model->y_buf = g_new (int, MODEL_MAX_BATCH);
+  model->class_label = -1;
   model->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!(model->unet = ddpm_unet_new (&config, error))
       || !(model->schedule = ddpm_schedule_new (kind, T, error))
@@ -583,6 +666,8 @@ ddpm_model_free (DdpmModel *model)
   if (model->metadata)
     g_hash_table_unref (model->metadata);
   g_free (model->t_buf);
+  g_free (model->y_buf);
+  g_free (model->out_buf);
   g_free (model->path);
   g_free (model);
 }
@@ -648,16 +733,46 @@ model_denoise (float       *eps,
       return FALSE;
     }
 
+  /* a learned-variance network also outputs v: run it into a buffer and
+   * keep the ε half (the samplers' denoiser speaks ε) */
+  const gboolean split = c->out_channels != c->in_channels;
+  if (split)
+    {
+      gsize need = (gsize) MIN (max_batch (model), B) * c->out_channels * H * W;
+      if (need > model->out_len)
+        {
+          g_free (model->out_buf);
+          model->out_len = 0;
+          model->out_buf = g_try_new (float, need);
+          if (model->out_buf == NULL)
+            {
+              ddpm_set_error_no_memory (error, need * sizeof (float),
+                                        _("the network's output"));
+              return FALSE;
+            }
+          model->out_len = need;
+        }
+    }
+
   ddpm_parallel_set_threads (model->threads);
   for (int b0 = 0; b0 < B; b0 += max_batch (model))
     {
       int nb = MIN (max_batch (model), B - b0);
+      float *out = split ? model->out_buf : eps + b0 * per_image;
 
       for (int b = 0; b < nb; b++)
-        model->t_buf[b] = t - 1;
-      if (!ddpm_unet_forward (model->unet, eps + b0 * per_image, x + b0 * per_image,
-                              model->t_buf, nb, H, W, FALSE, 0, error))
+        {
+          model->t_buf[b] = t - 1;
+          model->y_buf[b] = model->class_label;
+        }
+      if (!ddpm_unet_forward_class (model->unet, out, x + b0 * per_image, model->t_buf,
+                                    c->num_classes > 0 && model->class_label >= 0
+                                    ? model->y_buf : NULL,
+                                    nb, H, W, FALSE, 0, error))
         return FALSE;
+      for (int b = 0; split && b < nb; b++)
+        memcpy (eps + (b0 + b) * per_image, out + (gsize) b * c->out_channels * H * W,
+                per_image * sizeof (float));
     }
   return TRUE;
 }
@@ -675,6 +790,69 @@ ddpm_model_get_denoiser (DdpmModel    *model,
   denoiser->channels = ddpm_unet_get_config (model->unet)->in_channels;
   denoiser->tile_size = ddpm_unet_get_config (model->unet)->image_size;
   denoiser->max_batch = max_batch (model);
+}
+
+gboolean
+ddpm_model_forward (DdpmModel   *model,
+                    float       *out,
+                    const float *x,
+                    const int   *t,
+                    const int   *y,
+                    int          B,
+                    int          C,
+                    int          H,
+                    int          W,
+                    int          threads,
+                    GError     **error)
+{
+  g_return_val_if_fail (model != NULL && out != NULL && x != NULL && t != NULL, FALSE);
+
+  const DdpmUNetConfig *c = ddpm_unet_get_config (model->unet);
+  const gsize in_image = (gsize) C * H * W, out_image = (gsize) c->out_channels * H * W;
+
+  if (C != c->in_channels)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("%s takes %d channels, not %d."), model->path, c->in_channels, C);
+      return FALSE;
+    }
+  for (int b = 0; b < B; b++)
+    if (t[b] < 0 || t[b] >= model->schedule->T)
+      {
+        g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                     _("Timestep %d is outside the model's 0..%d."), t[b],
+                     model->schedule->T - 1);
+        return FALSE;
+      }
+  ddpm_parallel_set_threads (MAX (threads, 0));
+  /* one image at a time: bounded activations whatever B */
+  for (int b = 0; b < B; b++)
+    if (!ddpm_unet_forward_class (model->unet, out + b * out_image, x + b * in_image, t + b,
+                                  y != NULL ? y + b : NULL, 1, H, W, FALSE, 0, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+ddpm_model_set_class (DdpmModel *model, int label, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+
+  const int n = ddpm_unet_get_config (model->unet)->num_classes;
+  if (label >= 0 && n == 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("%s is not class-conditional: it takes no class label."), model->path);
+      return FALSE;
+    }
+  if (label >= n && n > 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("Class label %d is outside the model's 0 to %d."), label, n - 1);
+      return FALSE;
+    }
+  model->class_label = label < 0 ? -1 : label;
+  return TRUE;
 }
 
 char *

@@ -78,6 +78,27 @@ ddpm_unet_config_attn_level (const DdpmUNetConfig *config,
   return -1;
 }
 
+int
+ddpm_unet_config_heads (const DdpmUNetConfig *config, int channels, gboolean up)
+{
+  const DdpmUNetConfig *c = config;
+
+  if (c->num_head_channels > 0)
+    return channels % c->num_head_channels == 0 ? channels / c->num_head_channels : 0;
+  int heads = up && c->num_heads_upsample > 0 ? c->num_heads_upsample : MAX (c->num_heads, 1);
+  return channels % heads == 0 ? heads : 0;
+}
+
+gboolean
+ddpm_unet_config_is_adm_feature_free (const DdpmUNetConfig *config)
+{
+  const DdpmUNetConfig *c = config;
+
+  return c->style == DDPM_UNET_STYLE_DDPM && c->num_heads <= 1 && c->num_head_channels == 0
+         && c->num_heads_upsample <= 1 && !c->scale_shift && !c->resblock_updown
+         && !c->learn_sigma && c->num_classes == 0;
+}
+
 gboolean
 ddpm_unet_config_validate (const DdpmUNetConfig *config,
                            GError              **error)
@@ -122,6 +143,39 @@ ddpm_unet_config_validate (const DdpmUNetConfig *config,
     }
   if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
     BAD ("UNet dropout must be in [0, 1), not %g", c->dropout);
+  if (c->style != DDPM_UNET_STYLE_DDPM && c->style != DDPM_UNET_STYLE_ADM)
+    BAD ("UNet style must be 0 (DDPM) or 1 (ADM), not %d", (int) c->style);
+  if (c->num_heads < 0 || c->num_heads > 1024 || c->num_heads_upsample < 0
+      || c->num_heads_upsample > 1024 || c->num_head_channels < 0
+      || c->num_head_channels > 4096)
+    BAD ("UNet num_heads and num_heads_upsample must be between 0 and 1024 and "
+         "num_head_channels between 0 and 4096, not %d, %d and %d",
+         c->num_heads, c->num_heads_upsample, c->num_head_channels);
+  /* every attention block's channels split into whole heads: the levels
+   * with attention, and the middle block's (the deepest level) */
+  for (int l = 0; l < c->n_levels; l++)
+    {
+      gboolean attn = l == c->n_levels - 1;
+      for (int i = 0; i < c->n_attn; i++)
+        attn = attn || ddpm_unet_config_attn_level (c, i) == l;
+      if (!attn)
+        continue;
+      for (int up = 0; up < 2; up++)
+        {
+          const int C = c->ch * c->ch_mult[l];
+          if (ddpm_unet_config_heads (c, C, up) < 1)
+            BAD ("UNet attention at level %d has %d channels, which do not split "
+                 "into %d heads (num_head_channels %d)",
+                 l, C, up && c->num_heads_upsample > 0 ? c->num_heads_upsample
+                                                       : MAX (c->num_heads, 1),
+                 c->num_head_channels);
+        }
+    }
+  if (c->learn_sigma && c->out_channels != 2 * c->in_channels)
+    BAD ("UNet out_channels must be 2·in_channels = %d with learn_sigma, not %d",
+         2 * c->in_channels, c->out_channels);
+  if (c->num_classes < 0 || c->num_classes > 100000)
+    BAD ("UNet num_classes must be between 0 and 100000, not %d", c->num_classes);
 #undef BAD
   return TRUE;
 }

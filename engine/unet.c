@@ -74,6 +74,7 @@ typedef struct
   float *l1_b;      /* (tdim) */
   float *l2_w;      /* (tdim, tdim)        time_embedding.linear_2 */
   float *l2_b;      /* (tdim) */
+  float *cls_w;     /* (num_classes, tdim) class_embedding: class-conditional only */
 } TembParams;
 
 /* conv_in, a down-sampler's conv (3×3 stride 2) or an up-sampler's conv */
@@ -174,6 +175,8 @@ typedef struct
 typedef struct
 {
   float  *cat;      /* (B, c_in, h, w)      [x, skip]: up-path blocks only, else NULL */
+  float  *xr;       /* (B, c_in, h', w')    resampled x for the shortcut: resampling
+                                            blocks only (resblock_updown), else NULL */
   float  *n1;       /* (B, c_in, h, w)      norm1(x), kept for the backward (training) */
   float  *mean1;    /* (B, G) */
   float  *rstd1;    /* (B, G) */
@@ -236,7 +239,10 @@ typedef struct
                                             backward: ∂L/∂k */
   float *b;         /* (B, C, h, w)         the shortcut conv's output (forward); res
                                             backward: ∂L/∂SiLU(n1); attention: ∂L/∂v */
-  float *tp;        /* (B, max c_out)       time_emb_proj's output / its gradient */
+  float *tp;        /* (B, max c_out)       time_emb_proj's output / its gradient (twice
+                                            c_out with scale_shift: scale, shift) */
+  float *gb;        /* (2·max c_out)        one image's GroupNorm γ·(1 + scale) and
+                                            β·(1 + scale) + shift (scale_shift) */
   /* training only, else NULL */
   float *g1;        /* (B, C, h, w)         gradients inside a block */
   float *g2;        /* (B, C, h, w)         same; attention backward: ∂L/∂q */
@@ -270,6 +276,9 @@ typedef struct
   int      c_in;      /* input channels, the skip included (up ResBlocks) */
   int      c_out;
   int      c_skip;    /* up ResBlocks: channels of the concatenated skip */
+  int      resample;  /* ResBlocks: −1 halves the size (ADM resblock_updown down-
+                         sampler), +1 doubles it (up-sampler), 0 keeps it */
+  int      heads;     /* attention blocks: heads (channels / heads each) */
   int      skip_src;  /* up ResBlocks: node whose output is the skip; else −1 */
   gboolean is_skip;   /* its output is pushed on the skip stack */
   int      tensor0;   /* its tensors: table entries tensor0 .. tensor0 + n_tensors − 1 */
@@ -287,6 +296,7 @@ typedef struct
 struct _DdpmUNet
 {
   DdpmUNetConfig config;
+  float    gn_eps;      /* GroupNorm's ε, by style */
 
   GArray  *tensors;     /* DdpmParamInfo, names in `names` */
   GStringChunk *names;
@@ -392,9 +402,13 @@ add_node (DdpmUNet *u, NodeKind kind, int level, int c_in, int c_out)
 }
 
 static void
-add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int skip_src, int c_skip)
+add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int skip_src, int c_skip,
+         int resample)
 {
   const int tdim = 4 * u->config.ch;
+  /* AdaGN's scale and shift, both from time_emb_proj (diffusers'
+   * time_embedding_norm "scale_shift", ADM's emb_layers) */
+  const int temb_out = u->config.scale_shift ? 2 * c_out : c_out;
   Node *n = add_node (u, NODE_RES, level, c_in, c_out);
   ResParams *r = &n->p.res;
   int *k = &n->n_tensors;
@@ -402,11 +416,12 @@ add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int sk
 
   n->skip_src = skip_src;
   n->c_skip = c_skip;
+  n->resample = resample;
 #define SUB(name) (g_free (s), s = g_strconcat (prefix, name, NULL))
   s = NULL;
   add_layer (u, &n->p, k, &r->norm1_w, SUB (".norm1"), c_in, 0, -1);
   add_layer (u, &n->p, k, &r->conv1_w, SUB (".conv1"), c_out, c_in, 3);
-  add_layer (u, &n->p, k, &r->temb_w, SUB (".time_emb_proj"), c_out, tdim, 0);
+  add_layer (u, &n->p, k, &r->temb_w, SUB (".time_emb_proj"), temb_out, tdim, 0);
   add_layer (u, &n->p, k, &r->norm2_w, SUB (".norm2"), c_out, 0, -1);
   add_layer (u, &n->p, k, &r->conv2_w, SUB (".conv2"), c_out, c_out, 3);
   if (c_in != c_out)
@@ -418,9 +433,12 @@ add_res (DdpmUNet *u, const char *prefix, int level, int c_in, int c_out, int sk
  * value and proj_attn are Linear (C, C), i.e. 1×1 conv weights squeezed,
  * which is how the 1×1 convs here read them. */
 static void
-add_attn (DdpmUNet *u, const char *prefix, int level, int c)
+add_attn (DdpmUNet *u, const char *prefix, int level, int c, gboolean up)
 {
   Node *n = add_node (u, NODE_ATTN, level, c, c);
+
+  n->heads = ddpm_unet_config_heads (&u->config, c, up);
+  g_assert (n->heads >= 1);   /* ddpm_unet_config_validate checked it */
   AttnParams *a = &n->p.attn;
   int *k = &n->n_tensors;
   char *s = NULL;
@@ -473,16 +491,23 @@ build_down_level (DdpmUNet *u, Builder *b, int l)
   for (int j = 0; j < c->num_res_blocks; j++)
     {
       g_snprintf (name, sizeof name, "down_blocks.%d.resnets.%d", l, j);
-      add_res (u, name, l, b->cur, c->ch * c->ch_mult[l], -1, 0);
+      add_res (u, name, l, b->cur, c->ch * c->ch_mult[l], -1, 0, 0);
       b->cur = c->ch * c->ch_mult[l];
       if (b->has_attn[l])
         {
           g_snprintf (name, sizeof name, "down_blocks.%d.attentions.%d", l, j);
-          add_attn (u, name, l, b->cur);
+          add_attn (u, name, l, b->cur, FALSE);
         }
       push_skip (u, b);
     }
-  if (l != c->n_levels - 1)
+  if (l != c->n_levels - 1 && c->resblock_updown)
+    {
+      /* diffusers' ResnetDownsampleBlock2D names it so */
+      g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0", l);
+      add_res (u, name, l, b->cur, b->cur, -1, 0, -1);
+      push_skip (u, b);
+    }
+  else if (l != c->n_levels - 1)
     {
       g_snprintf (name, sizeof name, "down_blocks.%d.downsamplers.0.conv", l);
       add_conv (u, NODE_DOWN, name, l, b->cur, b->cur);
@@ -505,15 +530,20 @@ build_up_level (DdpmUNet *u, Builder *b, int l)
       int c_skip = u->nodes[src].c_out;
 
       g_snprintf (name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
-      add_res (u, name, l, b->cur + c_skip, c->ch * c->ch_mult[l], src, c_skip);
+      add_res (u, name, l, b->cur + c_skip, c->ch * c->ch_mult[l], src, c_skip, 0);
       b->cur = c->ch * c->ch_mult[l];
       if (b->has_attn[l])
         {
           g_snprintf (name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
-          add_attn (u, name, l, b->cur);
+          add_attn (u, name, l, b->cur, TRUE);
         }
     }
-  if (l != 0)
+  if (l != 0 && c->resblock_updown)
+    {
+      g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0", i);
+      add_res (u, name, l, b->cur, b->cur, -1, 0, +1);
+    }
+  else if (l != 0)
     {
       g_snprintf (name, sizeof name, "up_blocks.%d.upsamplers.0.conv", i);
       add_conv (u, NODE_UP, name, l, b->cur, b->cur);
@@ -527,6 +557,8 @@ build (DdpmUNet *u)
 {
   const DdpmUNetConfig *c = &u->config;
   const int L = c->n_levels, ch = c->ch, nrb = c->num_res_blocks;
+  /* ADM's conv_in gives the first level's channels; diffusion_tf's gives ch */
+  const int c0 = c->style == DDPM_UNET_STYLE_ADM ? ch * c->ch_mult[0] : ch;
   Builder b = { .sp = 0 };
   int n_temb = 0;
   Node *n;
@@ -535,6 +567,7 @@ build (DdpmUNet *u)
     b.has_attn[ddpm_unet_config_attn_level (c, i)] = TRUE;
 
   /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
+  u->gn_eps = c->style == DDPM_UNET_STYLE_ADM ? 1e-5f : GN_EPS;
   u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
   u->tensors = g_array_new (FALSE, TRUE, sizeof (DdpmParamInfo));
   u->names = g_string_chunk_new (4096);
@@ -544,16 +577,22 @@ build (DdpmUNet *u)
              4 * ch, ch, 0);
   add_layer (u, &u->temb_p, &n_temb, &u->temb_p.temb.l2_w, "time_embedding.linear_2",
              4 * ch, 4 * ch, 0);
+  if (c->num_classes > 0)
+    {
+      /* an nn.Embedding: a weight and no bias */
+      add_tensor (u, "class_embedding.weight", 2, c->num_classes, 4 * ch, 0, 0);
+      n_temb++;
+    }
 
-  add_conv (u, NODE_IN, "conv_in", 0, c->in_channels, ch);
+  add_conv (u, NODE_IN, "conv_in", 0, c->in_channels, c0);
   push_skip (u, &b);
-  b.cur = ch;
+  b.cur = c0;
   for (int l = 0; l < L; l++)
     build_down_level (u, &b, l);
 
-  add_res (u, "mid_block.resnets.0", L - 1, b.cur, b.cur, -1, 0);
-  add_attn (u, "mid_block.attentions.0", L - 1, b.cur);
-  add_res (u, "mid_block.resnets.1", L - 1, b.cur, b.cur, -1, 0);
+  add_res (u, "mid_block.resnets.0", L - 1, b.cur, b.cur, -1, 0, 0);
+  add_attn (u, "mid_block.attentions.0", L - 1, b.cur, FALSE);
+  add_res (u, "mid_block.resnets.1", L - 1, b.cur, b.cur, -1, 0, 0);
 
   for (int l = L - 1; l >= 0; l--)
     build_up_level (u, &b, l);
@@ -581,8 +620,8 @@ point_params (DdpmUNet *u, gboolean grads)
 {
   float *base = grads ? u->grads : u->params;
 
-  point_block (u, grads ? &u->temb_d : &u->temb_p, 0, sizeof (TembParams) / sizeof (float *),
-               base);
+  point_block (u, grads ? &u->temb_d : &u->temb_p, 0,
+               u->config.num_classes > 0 ? 5 : 4, base);
   for (int i = 0; i < u->n_nodes; i++)
     {
       Node *n = &u->nodes[i];
@@ -838,6 +877,18 @@ conv_shape (int B, int C_in, int H, int W, int C_out, int k, int stride, int pb,
   return s;
 }
 
+/* The down-sampling conv: 3×3 stride 2, padded right and bottom (TF
+ * 'SAME', diffusion_tf) or by one all round (ADM's padding = 1; for an
+ * even size the bottom and right padding is never read, so the output
+ * size is the same). */
+static DdpmConvShape
+down_shape (const DdpmUNet *u, int B, int C_in, int h, int w, int C_out)
+{
+  return u->config.style == DDPM_UNET_STYLE_ADM
+         ? conv_shape (B, C_in, h, w, C_out, 3, 2, 1, 1)
+         : conv_shape (B, C_in, h, w, C_out, 3, 2, 0, 1);
+}
+
 static void
 need_conv (Layout *l, DdpmConvShape cs)
 {
@@ -858,13 +909,18 @@ layout_temb (DdpmUNet *u, Layout *l, int B)
 }
 
 static void
-layout_res (Node *n, Layout *l, gboolean dropout, int B, int h, int w)
+layout_res (Node *n, Layout *l, gboolean dropout, gboolean scale_shift, int B, int h, int w)
 {
   ResActs *a = &n->a.res;
-  const gsize hw = (gsize) h * w, stats = (gsize) B * GN_GROUPS;
-  const gsize nin = B * n->c_in * hw, nout = B * n->c_out * hw;
+  /* a resampling block's input is at (h, w), all the rest at (ho, wo) */
+  const int ho = n->resample > 0 ? 2 * h : n->resample < 0 ? h / 2 : h;
+  const int wo = n->resample > 0 ? 2 * w : n->resample < 0 ? w / 2 : w;
+  const gsize stats = (gsize) B * GN_GROUPS;
+  const gsize nin = (gsize) B * n->c_in * h * w, nout = (gsize) B * n->c_out * ho * wo;
+  const gsize nin_o = (gsize) B * n->c_in * ho * wo;
 
   a->cat = n->skip_src >= 0 ? place (l, nin, FALSE) : NULL;
+  a->xr = n->resample != 0 ? place (l, nin_o, FALSE) : NULL;
   a->n1 = place (l, nin, FALSE);
   a->mean1 = place (l, stats, FALSE);
   a->rstd1 = place (l, stats, FALSE);
@@ -876,10 +932,12 @@ layout_res (Node *n, Layout *l, gboolean dropout, int B, int h, int w)
             ? (guint8 *) place (l, (nout + sizeof (float) - 1) / sizeof (float), FALSE)
             : NULL;
   n->y = place (l, nout, TRUE);
-  need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1));
-  need_conv (l, conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1));
-  l->max_t = MAX (l->max_t, MAX (nin, nout));
-  l->max_padded = MAX (l->max_padded, (gsize) B * MAX (n->c_in, n->c_out) * (h + 2) * (w + 2));
+  need_conv (l, conv_shape (B, n->c_in, ho, wo, n->c_out, 3, 1, 1, 1));
+  need_conv (l, conv_shape (B, n->c_out, ho, wo, n->c_out, 3, 1, 1, 1));
+  l->max_t = MAX (l->max_t, MAX (MAX (nin, nin_o), nout));
+  l->max_padded = MAX (l->max_padded,
+                       (gsize) B * MAX (n->c_in, n->c_out) * (ho + 2) * (wo + 2));
+  l->max_c = MAX (l->max_c, scale_shift ? 2 * n->c_out : n->c_out);
 }
 
 static void
@@ -903,7 +961,7 @@ layout_attn (Node *n, Layout *l, int B, int h, int w)
 
 /* conv_in, a down-sampler and an up-sampler: one conv each */
 static void
-layout_conv (Node *n, Layout *l, int B, int h, int w)
+layout_conv (const DdpmUNet *u, Node *n, Layout *l, int B, int h, int w)
 {
   const gsize nin = (gsize) B * n->c_in * h * w, nout = (gsize) B * n->c_out * h * w;
   DdpmConvShape cs;
@@ -918,7 +976,7 @@ layout_conv (Node *n, Layout *l, int B, int h, int w)
       break;
     case NODE_DOWN:
       n->y = place (l, nout / 4, TRUE);
-      need_conv (l, conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1));
+      need_conv (l, down_shape (u, B, n->c_in, h, w, n->c_out));
       l->max_t = MAX (l->max_t, nin);
       break;
     case NODE_UP:
@@ -965,7 +1023,7 @@ layout_node (DdpmUNet *u, Node *n, Layout *l, int B, int H, int W)
   switch (n->kind)
     {
     case NODE_RES:
-      layout_res (n, l, u->config.dropout > 0.0f, B, h, w);
+      layout_res (n, l, u->config.dropout > 0.0f, u->config.scale_shift, B, h, w);
       break;
     case NODE_ATTN:
       layout_attn (n, l, B, h, w);
@@ -974,7 +1032,7 @@ layout_node (DdpmUNet *u, Node *n, Layout *l, int B, int H, int W)
       layout_head (n, l, B, h, w);
       break;
     default:
-      layout_conv (n, l, B, h, w);
+      layout_conv (u, n, l, B, h, w);
       break;
     }
   n->dy_skip = NULL;
@@ -999,6 +1057,7 @@ layout_scratch (DdpmUNet *u, Layout *l, int B, int H, int W)
   s->a = place (l, MAX (l->max_t, l->max_padded), TRUE);
   s->b = place (l, l->max_t, TRUE);
   s->tp = place (l, (gsize) B * l->max_c, TRUE);
+  s->gb = place (l, 2 * (gsize) l->max_c, TRUE);
   if (!l->training)
     return;
   s->g1 = place (l, l->max_t, TRUE);
@@ -1102,17 +1161,16 @@ node_input (const DdpmUNet *u, int i)
 /* a = SiLU (GroupNorm (x)).  Training keeps the normalised values (in
  * norm) for the backward pass; inference does both in one pass. */
 static void
-norm_silu (gboolean training, float *a, float *norm, float *mean, float *rstd,
+norm_silu (gboolean training, float eps, float *a, float *norm, float *mean, float *rstd,
            const float *x, const float *gamma, const float *beta, int B, int C, int HW)
 {
   if (training)
     {
-      ddpm_groupnorm_forward (norm, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS, GN_EPS);
+      ddpm_groupnorm_forward (norm, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS, eps);
       ddpm_silu_forward (a, norm, (gsize) B * C * HW);
     }
   else
-    ddpm_groupnorm_silu_forward (a, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS,
-                                 GN_EPS);
+    ddpm_groupnorm_silu_forward (a, mean, rstd, x, gamma, beta, B, C, HW, GN_GROUPS, eps);
 }
 
 /* out = conv3×3 (SiLU (GroupNorm (x))) as the res blocks and the head
@@ -1133,13 +1191,94 @@ norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *
     {
       ddpm_groupnorm_silu_forward_padded (s->a, training ? norm : NULL, mean, rstd, x, gamma,
                                           beta, cs->B, cs->C_in, cs->H, cs->W, GN_GROUPS,
-                                          GN_EPS);
+                                          u->gn_eps);
       ddpm_conv3x3_forward_padded (out, s->a, weight, bias, cs, s->conv);
       return;
     }
-  norm_silu (training, s->a, norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
+  norm_silu (training, u->gn_eps, s->a, norm, mean, rstd, x, gamma, beta, cs->B, cs->C_in,
              cs->H * cs->W);
   ddpm_conv2d_forward (out, s->a, weight, bias, cs, s->conv);
+}
+
+/* ADM's resampling without a conv (its Upsample and Downsample with
+ * use_conv = False): nearest ×2 (dir > 0) or the mean of 2×2 blocks
+ * (dir < 0, avg_pool2d's sum then ÷ 4) of B·C planes of h × w, written
+ * zero-bordered when `padded` (the direct 3×3 kernel's input). */
+static void
+resample_planes (int dir, float *out, const float *inp, int B, int C, int h, int w,
+                 gboolean padded)
+{
+  if (dir > 0)
+    {
+      if (padded)
+        ddpm_upsample2x_forward_padded (out, inp, B, C, h, w);
+      else
+        ddpm_upsample2x_forward (out, inp, B, C, h, w);
+      return;
+    }
+
+  const int ho = h / 2, wo = w / 2, pw = padded ? wo + 2 : wo, ph = padded ? ho + 2 : ho;
+
+  for (gsize q = 0; q < (gsize) B * C; q++)
+    {
+      const float *src = inp + q * h * w;
+      float *dst = out + q * ph * pw;
+
+      if (padded)
+        {
+          memset (dst, 0, (gsize) ph * pw * sizeof (float));
+          dst += pw + 1;
+        }
+      for (int y = 0; y < ho; y++)
+        {
+          const float *r0 = src + (gsize) 2 * y * w, *r1 = r0 + w;
+          for (int x = 0; x < wo; x++)
+            dst[(gsize) y * pw + x] = (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1])
+                                      * 0.25f;
+        }
+    }
+}
+
+/* out = conv2 (SiLU (norm2 (h1)·(1 + scale) + shift)), AdaGN (Dhariwal &
+ * Nichol 2021, §3): with scale and shift per image and channel, GroupNorm's
+ * affine map γ·x̂ + β becomes γ(1 + scale)·x̂ + β(1 + scale) + shift, so
+ * the fused GroupNorm + SiLU kernel runs it image by image with those γ
+ * and β, and the conv takes the batch (inference only: no dropout). */
+static void
+scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
+                  const DdpmConvShape *cs)
+{
+  const ResParams *p = &n->p.res;
+  const ResActs *act = &n->a.res;
+  const Scratch *s = &u->scratch;
+  const int C = cs->C_in, H = cs->H, W = cs->W;
+  const gboolean direct = ddpm_conv3x3_direct_ok (cs);
+  const gsize plane = direct ? (gsize) (H + 2) * (W + 2) : (gsize) H * W;
+  float *gamma = s->gb, *beta = s->gb + C;
+
+  for (int b = 0; b < cs->B; b++)
+    {
+      const float *scale = tp + (gsize) b * 2 * C, *shift = scale + C;
+      float *a = s->a + (gsize) b * C * plane;
+      const float *h1 = act->h1 + (gsize) b * C * H * W;
+
+      for (int c = 0; c < C; c++)
+        {
+          gamma[c] = p->norm2_w[c] * (1.0f + scale[c]);
+          beta[c] = p->norm2_b[c] * (1.0f + scale[c]) + shift[c];
+        }
+      if (direct)
+        ddpm_groupnorm_silu_forward_padded (a, NULL, act->mean2 + b * GN_GROUPS,
+                                            act->rstd2 + b * GN_GROUPS, h1, gamma, beta,
+                                            1, C, H, W, GN_GROUPS, u->gn_eps);
+      else
+        ddpm_groupnorm_silu_forward (a, act->mean2 + b * GN_GROUPS, act->rstd2 + b * GN_GROUPS,
+                                     h1, gamma, beta, 1, C, H * W, GN_GROUPS, u->gn_eps);
+    }
+  if (direct)
+    ddpm_conv3x3_forward_padded (out, s->a, p->conv2_w, p->conv2_b, cs, s->conv);
+  else
+    ddpm_conv2d_forward (out, s->a, p->conv2_w, p->conv2_b, cs, s->conv);
 }
 
 static void
@@ -1149,7 +1288,10 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
   const ResParams *p = &n->p.res;
   const ResActs *act = &n->a.res;
   const Scratch *s = &u->scratch;
-  const int HW = h * w, tdim = 4 * u->config.ch;
+  const int ho = n->resample > 0 ? 2 * h : n->resample < 0 ? h / 2 : h;
+  const int wo = n->resample > 0 ? 2 * w : n->resample < 0 ? w / 2 : w;
+  const int HW = ho * wo, tdim = 4 * u->config.ch;
+  const int temb_out = u->config.scale_shift ? 2 * n->c_out : n->c_out;
   const gsize nout = (gsize) B * n->c_out * HW;
   const float *x = node_input (u, i);
   float *y = n->y;
@@ -1158,29 +1300,51 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
   if (n->skip_src >= 0)
     {
       ddpm_concat_forward (act->cat, x, u->nodes[n->skip_src].y,
-                           B, n->c_in - n->c_skip, n->c_skip, HW);
+                           B, n->c_in - n->c_skip, n->c_skip, h * w);
       x = act->cat;
     }
-  cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-  norm_silu_conv (u, training, act->h1, act->n1, act->mean1, act->rstd1, x,
-                  p->norm1_w, p->norm1_b, p->conv1_w, p->conv1_b, &cs);
-  ddpm_linear_forward (s->tp, u->temb_a.st, p->temb_w, p->temb_b, B, tdim, n->c_out);
-  ddpm_add_channel_bias_forward (act->h1, act->h1, s->tp, B, n->c_out, HW);
-  cs = conv_shape (B, n->c_out, h, w, n->c_out, 3, 1, 1, 1);
-  if (training && u->dropout_p > 0.0f)
+  cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 3, 1, 1, 1);
+  if (n->resample != 0)
     {
-      norm_silu (training, s->a, act->n2, act->mean2, act->rstd2, act->h1,
-                 p->norm2_w, p->norm2_b, B, n->c_out, HW);
-      ddpm_dropout_forward (s->a, act->mask, s->a, nout, u->dropout_p,
-                            u->dropout_seed, (guint64) i);
-      ddpm_conv2d_forward (y, s->a, p->conv2_w, p->conv2_b, &cs, s->conv);
+      /* ADM's up/down block: h = conv1 (resample (SiLU (norm1 (x)))), and
+       * the shortcut adds resample (x) (inference only) */
+      gboolean direct = ddpm_conv3x3_direct_ok (&cs);
+
+      ddpm_groupnorm_silu_forward (act->n1, act->mean1, act->rstd1, x, p->norm1_w, p->norm1_b,
+                                   B, n->c_in, h * w, GN_GROUPS, u->gn_eps);
+      resample_planes (n->resample, s->a, act->n1, B, n->c_in, h, w, direct);
+      if (direct)
+        ddpm_conv3x3_forward_padded (act->h1, s->a, p->conv1_w, p->conv1_b, &cs, s->conv);
+      else
+        ddpm_conv2d_forward (act->h1, s->a, p->conv1_w, p->conv1_b, &cs, s->conv);
+      resample_planes (n->resample, act->xr, x, B, n->c_in, h, w, FALSE);
+      x = act->xr;
     }
   else
-    norm_silu_conv (u, training, y, act->n2, act->mean2, act->rstd2, act->h1,
-                    p->norm2_w, p->norm2_b, p->conv2_w, p->conv2_b, &cs);
+    norm_silu_conv (u, training, act->h1, act->n1, act->mean1, act->rstd1, x,
+                    p->norm1_w, p->norm1_b, p->conv1_w, p->conv1_b, &cs);
+  ddpm_linear_forward (s->tp, u->temb_a.st, p->temb_w, p->temb_b, B, tdim, temb_out);
+  cs = conv_shape (B, n->c_out, ho, wo, n->c_out, 3, 1, 1, 1);
+  if (u->config.scale_shift)
+    scale_shift_conv (u, y, n, s->tp, &cs);
+  else
+    {
+      ddpm_add_channel_bias_forward (act->h1, act->h1, s->tp, B, n->c_out, HW);
+      if (training && u->dropout_p > 0.0f)
+        {
+          norm_silu (training, u->gn_eps, s->a, act->n2, act->mean2, act->rstd2, act->h1,
+                     p->norm2_w, p->norm2_b, B, n->c_out, HW);
+          ddpm_dropout_forward (s->a, act->mask, s->a, nout, u->dropout_p,
+                                u->dropout_seed, (guint64) i);
+          ddpm_conv2d_forward (y, s->a, p->conv2_w, p->conv2_b, &cs, s->conv);
+        }
+      else
+        norm_silu_conv (u, training, y, act->n2, act->mean2, act->rstd2, act->h1,
+                        p->norm2_w, p->norm2_b, p->conv2_w, p->conv2_b, &cs);
+    }
   if (n->c_in != n->c_out)
     {
-      cs = conv_shape (B, n->c_in, h, w, n->c_out, 1, 1, 0, 0);
+      cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 1, 1, 0, 0);
       ddpm_conv2d_forward (s->b, x, p->skip_w, p->skip_b, &cs, NULL);
       ddpm_add_forward (y, y, s->b, nout);
     }
@@ -1199,11 +1363,26 @@ attn_forward (DdpmUNet *u, int i, int B, int h, int w)
   DdpmConvShape cs = conv_shape (B, C, h, w, C, 1, 1, 0, 0);
 
   ddpm_groupnorm_forward (act->n, act->mean, act->rstd, x, p->norm_w, p->norm_b,
-                          B, C, N, GN_GROUPS, GN_EPS);
+                          B, C, N, GN_GROUPS, u->gn_eps);
   ddpm_conv2d_forward (act->q, act->n, p->q_w, p->q_b, &cs, NULL);
   ddpm_conv2d_forward (act->k, act->n, p->k_w, p->k_b, &cs, NULL);
   ddpm_conv2d_forward (act->v, act->n, p->v_w, p->v_b, &cs, NULL);
-  ddpm_attention_forward (act->o, act->p, act->q, act->k, act->v, B, C, N);
+  if (n->heads == 1)
+    ddpm_attention_forward (act->o, act->p, act->q, act->k, act->v, B, C, N);
+  else
+    {
+      /* head j is channels [j·d, (j + 1)·d) of q, k and v (diffusers'
+       * layout; the importer puts ADM's interleaved qkv rows so), each a
+       * contiguous (d, N) block of an image: softmax(q·k/√d) per head */
+      const int d = C / n->heads;
+      for (int b = 0; b < B; b++)
+        for (int j = 0; j < n->heads; j++)
+          {
+            const gsize off = ((gsize) b * C + (gsize) j * d) * N;
+            ddpm_attention_forward (act->o + off, act->p, act->q + off, act->k + off,
+                                    act->v + off, 1, d, N);
+          }
+    }
   ddpm_conv2d_forward (n->y, act->o, p->proj_w, p->proj_b, &cs, NULL);
   ddpm_add_forward (n->y, n->y, x, (gsize) B * C * N);
 }
@@ -1251,8 +1430,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
       attn_forward (u, i, B, h, w);
       break;
     case NODE_DOWN:
-      /* TF 'SAME' for stride 2: pad right and bottom only */
-      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 2, 0, 1);
+      cs = down_shape (u, B, n->c_in, h, w, n->c_out);
       ddpm_conv2d_forward (n->y, x, n->p.conv.w, n->p.conv.b, &cs, u->scratch.conv);
       break;
     case NODE_UP:
@@ -1270,17 +1448,52 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
 /* The time embedding (Ho et al. 2020, appendix B):
  * temb = linear_2(SiLU(linear_1(sinusoid(t)))), and SiLU(temb), which
  * every residual block projects: computed once. */
+/* guided-diffusion's timestep_embedding (nn.py): half = dim/2,
+ * f_i = exp(−ln(10000)·i/half), out = [cos(t·f), sin(t·f)], in float in
+ * PyTorch's order as layers/embedding.c does for diffusion_tf's. */
 static void
-temb_forward (DdpmUNet *u, const int *t, int B)
+adm_timestep_embedding (float *out, const int *t, int B, int dim)
+{
+  const int half = dim / 2;
+  const float neg_log_10000 = (float) -log (10000.0);
+
+  for (int b = 0; b < B; b++)
+    {
+      float *row = out + (gsize) b * dim;
+      const float tf = (float) t[b];
+
+      for (int i = 0; i < half; i++)
+        {
+          float f = expf ((neg_log_10000 * (float) i) / (float) half);
+          float arg = tf * f;
+          row[i] = cosf (arg);
+          row[half + i] = sinf (arg);
+        }
+      if (dim % 2 == 1)
+        row[dim - 1] = 0.0f;
+    }
+}
+
+static void
+temb_forward (DdpmUNet *u, const int *t, const int *y, int B)
 {
   const TembParams *p = &u->temb_p.temb;
   const TembActs *act = &u->temb_a;
   const int ch = u->config.ch, tdim = 4 * ch;
 
-  ddpm_timestep_embedding (act->emb, t, B, ch);
+  if (u->config.style == DDPM_UNET_STYLE_ADM)
+    adm_timestep_embedding (act->emb, t, B, ch);
+  else
+    ddpm_timestep_embedding (act->emb, t, B, ch);
   ddpm_linear_forward (act->l1, act->emb, p->l1_w, p->l1_b, B, ch, tdim);
   ddpm_silu_forward (act->s1, act->l1, (gsize) B * tdim);
   ddpm_linear_forward (act->temb, act->s1, p->l2_w, p->l2_b, B, tdim, tdim);
+  /* a class-conditional network adds its label's embedding (ADM's
+   * label_emb, diffusers' class_embedding) to the time embedding */
+  if (u->config.num_classes > 0)
+    for (int b = 0; b < B; b++)
+      ddpm_add_forward (act->temb + (gsize) b * tdim, act->temb + (gsize) b * tdim,
+                        p->cls_w + (gsize) y[b] * tdim, tdim);
   ddpm_silu_forward (act->st, act->temb, (gsize) B * tdim);
 }
 
@@ -1296,11 +1509,55 @@ ddpm_unet_forward (DdpmUNet    *unet,
                    guint64      dropout_seed,
                    GError     **error)
 {
+  return ddpm_unet_forward_class (unet, out, x, t, NULL, B, H, W, training, dropout_seed,
+                                  error);
+}
+
+gboolean
+ddpm_unet_forward_class (DdpmUNet    *unet,
+                         float       *out,
+                         const float *x,
+                         const int   *t,
+                         const int   *y,
+                         int          B,
+                         int          H,
+                         int          W,
+                         gboolean     training,
+                         guint64      dropout_seed,
+                         GError     **error)
+{
   DdpmUNet *u = unet;
   int mult;
 
   g_return_val_if_fail (unet != NULL && out != NULL && x != NULL && t != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (training && !ddpm_unet_config_is_adm_feature_free (&u->config))
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                   _("Training is not available for this network: it uses the "
+                     "published (ADM) architecture's features, which run for "
+                     "inference only."));
+      return FALSE;
+    }
+  if (u->config.num_classes > 0)
+    {
+      if (y == NULL)
+        {
+          g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                       _("This model is class-conditional: give a class label "
+                         "between 0 and %d."), u->config.num_classes - 1);
+          return FALSE;
+        }
+      for (int b = 0; b < B; b++)
+        if (y[b] < 0 || y[b] >= u->config.num_classes)
+          {
+            g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                         _("Class label %d is outside the model's 0 to %d."),
+                         y[b], u->config.num_classes - 1);
+            return FALSE;
+          }
+    }
 
   mult = 1 << (u->config.n_levels - 1);
   if (B < 1 || H < 1 || W < 1 || H % mult != 0 || W % mult != 0
@@ -1325,7 +1582,7 @@ ddpm_unet_forward (DdpmUNet    *unet,
   const DdpmPrecision precision
     = training ? ddpm_layers_set_precision (DDPM_PRECISION_FP32) : DDPM_PRECISION_COUNT;
 
-  temb_forward (u, t, B);
+  temb_forward (u, t, y, B);
   memcpy (u->nodes[0].a.in.x, x, sizeof (float) * B * u->config.in_channels * H * W);
   for (int i = 0; i < u->n_nodes; i++)
     node_forward (u, i, out, training, B, H, W);

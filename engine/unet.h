@@ -63,6 +63,16 @@ typedef struct _DdpmUNet DdpmUNet;
 int                   ddpm_unet_config_attn_level (const DdpmUNetConfig *config,
                                                    int                   i);
 
+/* The heads of an attention block of `channels` channels (up: on the way
+ * up, where num_heads_upsample applies), or 0 when they do not divide. */
+int                   ddpm_unet_config_heads (const DdpmUNetConfig *config,
+                                              int                   channels,
+                                              gboolean              up);
+
+/* TRUE when the config uses none of the ADM fields (the network of our
+ * presets and of every file written before them): what training takes. */
+gboolean              ddpm_unet_config_is_adm_feature_free (const DdpmUNetConfig *config);
+
 /* ----------------------------------------------------------------- network */
 
 /* A UNet for a valid config (checked: the error names the bad field), its
@@ -115,6 +125,21 @@ void                  ddpm_unet_init       (DdpmUNet *unet,
  * needs more; an inference call keeps only the block outputs, so it needs
  * far less.  Fails (DDPM_ERROR_INVALID_ARGUMENT) on a bad size and
  * (DDPM_ERROR_NO_MEMORY) when the activations cannot be allocated. */
+/* The same with class labels y (B) for a class-conditional network
+ * (num_classes > 0; each in 0..num_classes − 1; NULL otherwise).  Training
+ * (training = TRUE) takes only networks without the ADM features. */
+gboolean              ddpm_unet_forward_class (DdpmUNet    *unet,
+                                               float       *out,
+                                               const float *x,
+                                               const int   *t,
+                                               const int   *y,
+                                               int          B,
+                                               int          H,
+                                               int          W,
+                                               gboolean     training,
+                                               guint64      dropout_seed,
+                                               GError     **error);
+
 gboolean              ddpm_unet_forward    (DdpmUNet    *unet,
                                             float       *out,
                                             const float *x,
