@@ -6,8 +6,8 @@
  * procedure by its 2.10 name with Script-Fu 3's named arguments (the
  * model a path, the sampler a choice nick) and saves what came out; the
  * test cases then judge the files and the session's log.  The profile
- * ($G_TEST_BUILDDIR/profile) is kept between runs, so only the first run
- * pays for GIMP's first start.  The session runs in German
+ * ($DDPM_GIMP3_PROFILE, shared with the ui3 suite) is kept between runs,
+ * so only the first run pays for GIMP's first start.  The session runs in German
  * (LANG=de_DE.UTF-8: trixie's glibc ignores LANGUAGE under C.UTF-8), so
  * the plug-in's errors must come out translated.
  *
@@ -19,7 +19,7 @@
  * pixels.
  *
  * Environment (meson): GIMP_CONSOLE, DDPM_CLI, DDPM_SOURCE_ROOT,
- * DDPM_BUILD_ROOT, G_TEST_BUILDDIR.  The work folder stays in the build
+ * DDPM_BUILD_ROOT, DDPM_GIMP3_PROFILE, G_TEST_BUILDDIR.  The work folder stays in the build
  * directory for a look after a failure.
  */
 #include "config.h"
@@ -187,6 +187,25 @@ make_noisy (void)
   image_free (im);
 }
 
+/* Remove the PNGs a previous run left in `dir`. */
+static void
+rm_rf_png (const char *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d && (name = g_dir_read_name (d)))
+    if (g_str_has_suffix (name, ".png"))
+      {
+        gchar *path = g_build_filename (dir, name, NULL);
+
+        g_unlink (path);
+        g_free (path);
+      }
+  if (d)
+    g_dir_close (d);
+}
+
 static gboolean
 run_cli (const char *const *args)
 {
@@ -248,7 +267,7 @@ scenario (const char *input, const char *body, const char *output)
 static gchar **
 session_env (void)
 {
-  gchar *profile = g_build_filename (g_getenv ("G_TEST_BUILDDIR"), "profile", NULL);
+  gchar *profile = g_strdup (g_getenv ("DDPM_GIMP3_PROFILE"));
   gchar *xdg = work_file ("xdg"), *home = work_file ("home");
   gchar **env = g_get_environ ();
 
@@ -285,6 +304,24 @@ install_user (void)
                  && g_spawn_check_wait_status (status, NULL));
   g_strfreev (env);
   g_free (install);
+}
+
+/* The Script-Fu of the README's GIMP 3 batch example: the text between
+ * "-b '" and the next "'" after its marker line. */
+static gchar *
+readme_example (void)
+{
+  gchar *readme = g_build_filename (g_getenv ("DDPM_SOURCE_ROOT"), "README.md", NULL);
+  gchar *text = NULL, *expr = NULL;
+  const char *p, *end;
+
+  if (g_file_get_contents (readme, &text, NULL, NULL)
+      && (p = strstr (text, "<!-- batch example for GIMP 3: tested by tests/gimp3 -->"))
+      && (p = strstr (p, "-b '")) && (end = strchr (p + 4, '\'')))
+    expr = g_strndup (p + 4, end - (p + 4));
+  g_free (text);
+  g_free (readme);
+  return expr;
 }
 
 static void
@@ -339,6 +376,14 @@ run_session (void)
                    "#:drawables (vector drw) #:output %s #:preset \"tiny\" "
                    "#:iterations 10 #:patch-size 16 #:seed 1)", trained),
                    "train-input.png"));
+  /* Last: a failing command stops the session (exit 70), and this one
+   * is the README's text. */
+  {
+    gchar *example = readme_example ();
+
+    if (example != NULL)
+      BATCH (example);
+  }
   g_ptr_array_add (argv, NULL);
 #undef BATCH
 
@@ -517,6 +562,25 @@ test_denoise_same_as_cli (void)
   image_free (noisy);
 }
 
+/* The README's example ran (in the work folder, on photos/) and renoised
+ * the photo as renoise with those settings does. */
+static void
+test_readme_example (void)
+{
+  gchar *example = readme_example ();
+  Image *in, *out;
+
+  g_assert_nonnull (example);
+  in = image_load ("photos/photo.png");
+  out = image_load ("renoised/photo.png");
+  if (in && out)
+    g_assert_cmpuint (diff (in, out, 0, 0, 0, 0, TRUE).changed, >,
+                      SIZE * SIZE / 2);
+  image_free (in);
+  image_free (out);
+  g_free (example);
+}
+
 static void
 test_train (void)
 {
@@ -546,10 +610,27 @@ main (int argc, char **argv)
   cli_r = work_file ("cli-renoise.png");
   cli_d = work_file ("cli-denoise.png");
 
+  rm_rf_png (work_dir);   /* no output of an earlier run may pass for this one's */
   install_user ();
   make_photo ("photo.png", FALSE);
   make_photo ("photo-alpha.png", TRUE);
   make_noisy ();
+  {
+    gchar *photos = work_file ("photos"), *renoised = work_file ("renoised");
+    gchar *copy = g_build_filename (photos, "photo.png", NULL);
+    gchar *data = NULL;
+    gsize len;
+
+    rm_rf_png (renoised);
+    g_mkdir_with_parents (photos, 0755);
+    g_mkdir_with_parents (renoised, 0755);
+    g_assert_true (g_file_get_contents (photo, &data, &len, NULL));
+    g_assert_true (g_file_set_contents (copy, data, len, NULL));
+    g_free (data);
+    g_free (copy);
+    g_free (photos);
+    g_free (renoised);
+  }
   g_file_set_contents (g_build_filename (work_dir, "corrupt.safetensors", NULL),
                        "\xff\xff\xff\xff\xff\xff\xff\x7f{", 9, NULL);
   {
@@ -580,5 +661,6 @@ main (int argc, char **argv)
   g_test_add_func ("/gimp3/generate", test_generate);
   g_test_add_func ("/gimp3/denoise/same-as-cli", test_denoise_same_as_cli);
   g_test_add_func ("/gimp3/train", test_train);
+  g_test_add_func ("/gimp3/readme-example", test_readme_example);
   return g_test_run ();
 }

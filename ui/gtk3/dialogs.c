@@ -14,6 +14,9 @@
 
 #include "plugin-core.h"
 #include "ui-gtk3.h"
+#ifdef PLUGIN_UI_TEST
+#include "ui-test.h"
+#endif
 
 typedef struct
 {
@@ -170,6 +173,10 @@ run_dialog (UiDialog            *d,
 
   g_signal_connect (config, "notify", G_CALLBACK (config_notify), d);
   dialog_update (d);
+#ifdef PLUGIN_UI_TEST
+  ui_test_attach (d->dialog, d->plan, config,
+                  gimp_procedure_get_name (procedure));
+#endif
   ok = gimp_procedure_dialog_run (dialog);
   g_signal_handlers_disconnect_by_data (config, d);
   gtk_widget_destroy (d->dialog);
