@@ -224,6 +224,47 @@ gchar   *plugin_denoise_plan_text (const DdpmSchedule *schedule,
                                    gint                steps,
                                    gboolean           *is_error);
 
+/* ----------------------------------------------------------------- pixels */
+
+/* Every GIMP reads a layer's region through GEGL as interleaved
+ * perceptual floats in [0, 1] with the layer's own components: n_color 1
+ * (gray) or 3 (RGB), then alpha if has_alpha ("R'G'B'A float", "Y' float",
+ * …).  These turn them into the engine's planes and back (pixels.c). */
+
+/* a·b·c floats, or NULL when that does not fit in memory (a huge layer). */
+float   *plugin_try_new_floats          (gsize        a,
+                                         gsize        b,
+                                         gsize        c);
+
+/* The colour of n_pixels interleaved pixels as (channels, n_pixels)
+ * planes in [−1, 1]: gray replicated into RGB, or RGB reduced to its
+ * Rec. 709 luma (GIMP's gray).  Alpha is not part of it.  NULL when out
+ * of memory. */
+float   *plugin_pixels_data_to_planes   (const float *data,
+                                         gsize        n_pixels,
+                                         gint         n_color,
+                                         gboolean     has_alpha,
+                                         gint         channels);
+
+/* Replaces the colour of the interleaved pixels with the planes
+ * (channels, n_pixels) in [−1, 1] (clamped to it), keeping alpha.  Gray
+ * planes on RGB pixels either replace all three channels (keep_chroma
+ * FALSE) or shift them by the change in luma (keep_chroma TRUE: colours
+ * survive a renoise by a gray model); `original` is the planes the change
+ * is measured from (only read when keep_chroma). */
+void     plugin_pixels_data_from_planes (float       *data,
+                                         gsize        n_pixels,
+                                         gint         n_color,
+                                         gboolean     has_alpha,
+                                         const float *planes,
+                                         const float *original,
+                                         gint         channels,
+                                         gboolean     keep_chroma);
+
+/* A selection mask as read from GEGL, clamped to [0, 1] in place. */
+void     plugin_mask_clamp              (float       *mask,
+                                         gsize        n_pixels);
+
 /* --------------------------------------------------------------- progress */
 
 /* How a job shows its progress: a (callback, user_data) pair.  The job

@@ -1,5 +1,7 @@
-/* pixels.c: GIMP drawables ⇄ the engine's planar float tensors, and the
- * selection as the engine's mask.  See pixels.h.
+/* pixels.c: GIMP 2.10 drawables ⇄ the engine's planar float tensors, and
+ * the selection as the engine's mask.  See pixels.h.  The conversion of
+ * the float pixels to planes and back is the core's (plugin/core/pixels.c,
+ * shared with GIMP 3); this file does GIMP 2.10's reading and writing.
  *
  * Everything goes through GEGL buffers in perceptual ("R'G'B'", "Y'") float
  * formats: babl converts from and to whatever the drawable stores (8, 16 or
@@ -22,18 +24,6 @@ float_format (gboolean rgb, gboolean alpha)
   if (rgb)
     return babl_format (alpha ? "R'G'B'A float" : "R'G'B' float");
   return babl_format (alpha ? "Y'A float" : "Y' float");
-}
-
-/* n floats, or NULL when that does not fit in memory (a huge layer). */
-static float *
-try_new_floats (gsize a, gsize b, gsize c)
-{
-  if (a == 0 || b == 0 || c == 0)
-    return g_try_new (float, 1);
-  if (b > G_MAXSIZE / a || c > G_MAXSIZE / (a * b)
-      || a * b * c > G_MAXSIZE / sizeof (float))
-    return NULL;
-  return g_try_new (float, a * b * c);
 }
 
 PluginPixels *
@@ -60,7 +50,7 @@ plugin_pixels_read (gint32               drawable_id,
   p->has_alpha = gimp_drawable_has_alpha (drawable_id);
   p->n_components = p->n_color + (p->has_alpha ? 1 : 0);
   p->format = float_format (p->n_color == 3, p->has_alpha);
-  p->data = try_new_floats (rect->width, rect->height, p->n_components);
+  p->data = plugin_try_new_floats (rect->width, rect->height, p->n_components);
   if (p->data == NULL)
     {
       plugin_set_region_error (error, rect->width, rect->height);
@@ -109,30 +99,9 @@ float *
 plugin_pixels_to_tensor (const PluginPixels *p,
                          int                 channels)
 {
-  gsize n = (gsize) p->rect.width * p->rect.height;
-  int nc = p->n_components;
-  float *t;
-
-  g_return_val_if_fail (channels == 1 || channels == 3, NULL);
-
-  t = try_new_floats (channels, p->rect.width, p->rect.height);
-  if (t == NULL)
-    return NULL;
-
-  for (gsize i = 0; i < n; i++)
-    {
-      const float *px = p->data + i * nc;
-
-      if (channels == p->n_color)
-        for (int c = 0; c < channels; c++)
-          t[c * n + i] = 2.0f * px[c] - 1.0f;
-      else if (channels == 3)        /* gray pixels, RGB model: replicate */
-        for (int c = 0; c < 3; c++)
-          t[c * n + i] = 2.0f * px[0] - 1.0f;
-      else                           /* RGB pixels, gray model: GIMP's gray */
-        t[i] = 2.0f * ddpm_rgb_to_gray (px[0], px[1], px[2]) - 1.0f;
-    }
-  return t;
+  return plugin_pixels_data_to_planes (p->data,
+                                       (gsize) p->rect.width * p->rect.height,
+                                       p->n_color, p->has_alpha, channels);
 }
 
 void
@@ -142,39 +111,10 @@ plugin_pixels_from_tensor (PluginPixels *p,
                            int           channels,
                            gboolean      keep_chroma)
 {
-  gsize n = (gsize) p->rect.width * p->rect.height;
-  int nc = p->n_components;
-
-  g_return_if_fail (channels == 1 || channels == 3);
-  g_return_if_fail (!keep_chroma || original != NULL);
-
-  for (gsize i = 0; i < n; i++)
-    {
-      float *px = p->data + i * nc;
-
-      if (channels == p->n_color)
-        for (int c = 0; c < channels; c++)
-          px[c] = 0.5f * (CLAMP (tensor[c * n + i], -1.0f, 1.0f) + 1.0f);
-      else if (channels == 3)        /* RGB model on gray pixels: GIMP's gray */
-        {
-          float r = 0.5f * (CLAMP (tensor[i], -1.0f, 1.0f) + 1.0f);
-          float g = 0.5f * (CLAMP (tensor[n + i], -1.0f, 1.0f) + 1.0f);
-          float b = 0.5f * (CLAMP (tensor[2 * n + i], -1.0f, 1.0f) + 1.0f);
-
-          px[0] = ddpm_rgb_to_gray (r, g, b);
-        }
-      else if (keep_chroma)          /* gray model on RGB pixels: shift */
-        {
-          float dy = 0.5f * (CLAMP (tensor[i], -1.0f, 1.0f) - original[i]);
-
-          for (int c = 0; c < 3; c++)
-            px[c] = CLAMP (px[c] + dy, 0.0f, 1.0f);
-        }
-      else                           /* gray model on RGB pixels: replicate */
-        for (int c = 0; c < 3; c++)
-          px[c] = 0.5f * (CLAMP (tensor[i], -1.0f, 1.0f) + 1.0f);
-      /* px[n_color], the alpha, is left as read. */
-    }
+  plugin_pixels_data_from_planes (p->data,
+                                  (gsize) p->rect.width * p->rect.height,
+                                  p->n_color, p->has_alpha, tensor, original,
+                                  channels, keep_chroma);
 }
 
 float *
@@ -200,7 +140,7 @@ plugin_selection_read (gint32               drawable_id,
   format = gimp_drawable_get_format (selection_id);
   format = babl_format (strstr (babl_get_name (format), "Y'") ? "Y' float"
                                                                : "Y float");
-  mask = try_new_floats (rect->width, rect->height, 1);
+  mask = plugin_try_new_floats (rect->width, rect->height, 1);
   if (mask != NULL)
     gegl_buffer_get (buffer,
                      GEGL_RECTANGLE (rect->x + ox, rect->y + oy,
@@ -210,8 +150,7 @@ plugin_selection_read (gint32               drawable_id,
   if (mask == NULL)
     return NULL;
 
-  for (gsize i = 0; i < (gsize) rect->width * rect->height; i++)
-    mask[i] = CLAMP (mask[i], 0.0f, 1.0f);
+  plugin_mask_clamp (mask, (gsize) rect->width * rect->height);
   return mask;
 }
 
