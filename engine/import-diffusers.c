@@ -46,6 +46,7 @@
  * clip_sample and the spacing are sampling choices our samplers take as
  * options (fixed_small = posterior, our default); they are not stored.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -191,8 +192,8 @@ get_int (Fields *f, const char *key, gint64 fallback, gint64 lo, gint64 hi,
   double v = is_number (node) ? json_node_get_double (node) : NAN;
   if (!(v >= lo && v <= hi && v == floor (v)))
     {
-      char *range = g_strdup_printf (_("an integer from %" G_GINT64_FORMAT
-                                       " to %" G_GINT64_FORMAT), lo, hi);
+      char *range = g_strdup_printf (_("an integer from %" PRId64 " to %" PRId64),
+                                     (int64_t) lo, (int64_t) hi);
       bad_type (error, f, key, node, range);
       g_free (range);
       return FALSE;
@@ -289,8 +290,8 @@ fields_open (Fields *f, JsonParser **parser, const char *path, GError **error)
   if (len > MAX_JSON_BYTES)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_CORRUPT_FILE,
-                   _("%s: %" G_GSIZE_FORMAT " bytes is too large for a configuration "
-                     "file"), path, len);
+                   _("%s: %zu bytes is too large for a configuration file"),
+                   path, (size_t) len);
       g_free (text);
       return FALSE;
     }
