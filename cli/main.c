@@ -19,7 +19,7 @@ static const CliCommand commands[] = {
   { "eval", "negative ELBO of a model on images, in bits/dim", cli_eval },
   { "denoise", "remove Gaussian noise of a given or estimated level", cli_denoise },
   { "denoise-eval", "PSNR of denoising held-out images with added noise", cli_denoise_eval },
-  { "import", "import a published model (guided-diffusion .pt)", cli_import },
+  { "import", "import a published model (guided-diffusion .pt, diffusers folder)", cli_import },
   { "forward", "the network's raw output on a .npy batch", cli_forward },
 };
 
