@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 
 #include "cli-helpers.h"
 
@@ -120,6 +121,60 @@ test_help_and_version (void)
   g_free (err);
 }
 
+/* `ddpm import` sends a folder to the diffusers importer and a file to the
+ * guided-diffusion one, writes a model `ddpm info` reads, and refuses
+ * guided-diffusion flags on a folder without writing anything. */
+static void
+test_import_dispatch (void)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("ddpm-cli-import-XXXXXX", &error);
+  g_assert_no_error (error);
+  char *folder = g_test_build_filename (G_TEST_DIST, "fixtures", "diffusers", "cifar", NULL);
+  char *pt = g_test_build_filename (G_TEST_DIST, "fixtures", "adm", "heads-conv.pt", NULL);
+  char *from_folder = g_build_filename (dir, "folder.safetensors", NULL);
+  char *from_pt = g_build_filename (dir, "pt.safetensors", NULL);
+  char *refused = g_build_filename (dir, "refused.safetensors", NULL);
+  char *out, *err;
+
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "import", folder, "--out", from_folder,
+                                         NULL), ==, 0);
+  g_free (out);
+  g_free (err);
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "info", from_folder, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "ch: 32"));
+  g_free (out);
+  g_free (err);
+
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "import", pt, "--out", from_pt,
+                                         "--attention_resolutions", "16,8",
+                                         "--channel_mult", "1,1,1", "--image_size", "32",
+                                         "--num_channels", "32", "--num_heads", "2",
+                                         "--num_res_blocks", "1", "--use_scale_shift_norm", "False",
+                                         NULL), ==, 0);
+  g_free (out);
+  g_free (err);
+  g_assert_true (g_file_test (from_pt, G_FILE_TEST_IS_REGULAR));
+
+  g_assert_cmpint (cli_test_run_capture (&out, &err, "import", folder, "--out", refused,
+                                         "--image_size", "32", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "diffusers folder"));
+  g_assert_nonnull (strstr (err, "--image_size"));
+  g_assert_false (g_file_test (refused, G_FILE_TEST_EXISTS));
+  g_free (out);
+  g_free (err);
+
+  g_remove (from_folder);
+  g_remove (from_pt);
+  g_rmdir (dir);
+  g_free (refused);
+  g_free (from_pt);
+  g_free (from_folder);
+  g_free (pt);
+  g_free (folder);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -128,5 +183,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/respaced-table", test_respaced_table);
   g_test_add_func ("/cli/errors", test_errors);
   g_test_add_func ("/cli/help-and-version", test_help_and_version);
+  g_test_add_func ("/cli/import-dispatch", test_import_dispatch);
   return g_test_run ();
 }
