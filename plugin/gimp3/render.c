@@ -170,9 +170,10 @@ plugin_render_drawable (GimpDrawable          *drawable,
     return TRUE;  /* strength 0, no noise: the pixels stay, bit for bit */
 
   t = (PluginRect) { target.x, target.y, target.width, target.height };
-  plugin_render_context (&plan, &t, gimp_drawable_get_width (drawable),
-                         gimp_drawable_get_height (drawable),
-                         !gimp_selection_is_empty (image), &c);
+  if (!plugin_render_context (&plan, &t, gimp_drawable_get_width (drawable),
+                              gimp_drawable_get_height (drawable),
+                              !gimp_selection_is_empty (image), &c, error))
+    goto out;  /* beyond the limits: refused before reading any pixel */
   if (!pixels_read (drawable, GEGL_RECTANGLE (c.x, c.y, c.width, c.height),
                     &pixels, error))
     goto out;
@@ -222,6 +223,9 @@ plugin_estimate_drawable (GimpDrawable *drawable,
   if (!gimp_drawable_mask_intersect (drawable, &r.x, &r.y, &r.width, &r.height)
       || r.width < 2 || r.height < 2)
     return TRUE;  /* no pixels (or too few) to find noise in */
+  if (!plugin_region_check (r.width, r.height, gimp_drawable_is_rgb (drawable) ? 3 : 1,
+                            error))
+    return FALSE;  /* beyond the limits: refused before reading any pixel */
   if (!pixels_read (drawable, &r, &pixels, error))
     return FALSE;
   /* The layer's own channels, so that σ is what the user sees in it. */
