@@ -621,6 +621,12 @@ typedef struct _DdpmModel DdpmModel;
 
 DdpmModel            *ddpm_model_load         (const char  *path,
                                                GError     **error);
+/* The same from a model file's bytes in memory (read during the call; the
+ * model keeps no reference); `display_name` names it in error messages.  For
+ * embedding a model and for fuzzing the loader without a file system. */
+DdpmModel            *ddpm_model_load_bytes   (GBytes      *bytes,
+                                               const char  *display_name,
+                                               GError     **error);
 void                  ddpm_model_free         (DdpmModel   *model);
 const DdpmUNetConfig *ddpm_model_get_config   (const DdpmModel *model);
 const DdpmSchedule   *ddpm_model_get_schedule (const DdpmModel *model);

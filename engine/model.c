@@ -614,13 +614,11 @@ out:
   return ok;
 }
 
-DdpmModel *
-ddpm_model_load (const char *path, GError **error)
+/* Builds the model from an opened file; takes ownership of `file`.
+ * `name` is what error messages call the model (its path). */
+static DdpmModel *
+model_from_file (DdpmTensorFile *file, const char *name, GError **error)
 {
-  g_return_val_if_fail (path != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  DdpmTensorFile *file = ddpm_tensor_file_open (path, error);
   DdpmUNetConfig config;
   DdpmScheduleKind kind;
   int T;
@@ -632,7 +630,7 @@ ddpm_model_load (const char *path, GError **error)
     goto fail;
 
   model = g_new0 (DdpmModel, 1);
-  model->path = g_strdup (path);
+  model->path = g_strdup (name);
   model->t_buf = g_new (int, MODEL_MAX_BATCH);
   model->y_buf = g_new (int, MODEL_MAX_BATCH);
   model->class_label = -1;
@@ -654,6 +652,28 @@ fail:
   ddpm_tensor_file_free (file);
   ddpm_model_free (model);
   return NULL;
+}
+
+DdpmModel *
+ddpm_model_load (const char *path, GError **error)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return model_from_file (ddpm_tensor_file_open (path, error), path, error);
+}
+
+DdpmModel *
+ddpm_model_load_bytes (GBytes      *bytes,
+                       const char  *display_name,
+                       GError     **error)
+{
+  g_return_val_if_fail (bytes != NULL, NULL);
+  g_return_val_if_fail (display_name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return model_from_file (ddpm_tensor_file_open_bytes_named (bytes, display_name, error),
+                          display_name, error);
 }
 
 void
