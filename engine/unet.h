@@ -125,6 +125,17 @@ void                  ddpm_unet_init       (DdpmUNet *unet,
  * needs more; an inference call keeps only the block outputs, so it needs
  * far less.  Fails (DDPM_ERROR_INVALID_ARGUMENT) on a bad size and
  * (DDPM_ERROR_NO_MEMORY) when the activations cannot be allocated. */
+gboolean              ddpm_unet_forward    (DdpmUNet    *unet,
+                                            float       *out,
+                                            const float *x,
+                                            const int   *t,
+                                            int          B,
+                                            int          H,
+                                            int          W,
+                                            gboolean     training,
+                                            guint64      dropout_seed,
+                                            GError     **error);
+
 /* The same with class labels y (B) for a class-conditional network
  * (num_classes > 0; each in 0..num_classes − 1; NULL otherwise).  Training
  * (training = TRUE) takes only networks without the ADM features. */
@@ -139,17 +150,6 @@ gboolean              ddpm_unet_forward_class (DdpmUNet    *unet,
                                                gboolean     training,
                                                guint64      dropout_seed,
                                                GError     **error);
-
-gboolean              ddpm_unet_forward    (DdpmUNet    *unet,
-                                            float       *out,
-                                            const float *x,
-                                            const int   *t,
-                                            int          B,
-                                            int          H,
-                                            int          W,
-                                            gboolean     training,
-                                            guint64      dropout_seed,
-                                            GError     **error);
 
 /* Backward of the last forward, which must have been a training one:
  * dout (B, out_channels, H, W) = ∂L/∂out.  ACCUMULATES ∂L/∂θ into the
