@@ -366,6 +366,21 @@ typedef gboolean (*DdpmDenoiseFunc) (float       *eps,
                                      gpointer     user_data,
                                      GError     **error);
 
+/* The same for a network that also learned its reverse-process variance
+ * (improved DDPM's learn_sigma): eps and v (B, C, H, W) each, v the
+ * interpolation in [−1, 1] between log β̃_t (−1) and log β_t (+1) (Nichol
+ * & Dhariwal 2021, eq. 15). */
+typedef gboolean (*DdpmDenoiseVarFunc) (float       *eps,
+                                        float       *v,
+                                        const float *x,
+                                        int          B,
+                                        int          C,
+                                        int          H,
+                                        int          W,
+                                        int          t,
+                                        gpointer     user_data,
+                                        GError     **error);
+
 /* A denoiser and what the samplers must know about it.  Anything can stand
  * behind it: the UNet, or an analytic optimum in the tests. */
 typedef struct
@@ -376,6 +391,12 @@ typedef struct
   int             tile_size;  /* its native H = W; 0 if any size works
                                  (no tiling needed) */
   int             max_batch;  /* tiles per call; 0 = no limit */
+  DdpmDenoiseVarFunc denoise_v; /* NULL, or ε and the learned variance:
+                                   the DDPM sampler then calls it instead
+                                   of denoise and draws with σ² from v
+                                   (params->variance is for denoisers
+                                   without one); DDIM and DPM-Solver++
+                                   use ε alone */
 } DdpmDenoiser;
 
 /* ---------------------------------------------------------------- samplers */
@@ -433,7 +454,9 @@ DdpmPrecision ddpm_precision_resolve     (DdpmPrecision precision);
 typedef struct
 {
   DdpmSamplerKind  sampler;      /* default DDIM */
-  DdpmVariance     variance;     /* DDPM sampler only; default posterior */
+  DdpmVariance     variance;     /* DDPM sampler only; default posterior;
+                                    unused with a denoiser that learned
+                                    its variance (denoise_v) */
   double           eta;          /* DDIM only, in [0, 1]; default 0 */
   gboolean         clip_x0;      /* clip predicted x0 to [−1, 1]; default TRUE */
   int              steps;        /* denoising steps actually run; default 20 */
@@ -638,15 +661,17 @@ const char           *ddpm_model_get_metadata (const DdpmModel *model,
                                                const char      *key);
 /* The class label a class-conditional model's denoiser conditions on
  * (0..num_classes − 1), or −1 to unset it (its denoiser then fails with a
- * message asking for one).  Fails for a label out of range or any label
- * given to an unconditional model. */
+ * message asking for one).  Fails (DDPM_ERROR_INVALID_ARGUMENT) for a
+ * label below −1 or ≥ num_classes, and for any label but −1 given to an
+ * unconditional model. */
 gboolean              ddpm_model_set_class    (DdpmModel       *model,
                                                int              label,
                                                GError         **error);
 /* The network's raw output out (B, out_channels, H, W) for x (B, C, H, W):
  * ε, then for a learn_sigma model v.  t (B) are the network's 0-based
  * timesteps (as the reference code feeds them), y (B) the class labels of
- * a class-conditional model (else NULL).  For checking an import against
+ * a class-conditional model (else NULL: labels given to an unconditional
+ * model are refused, never ignored).  For checking an import against
  * the reference and debugging (`ddpm forward`). */
 gboolean              ddpm_model_forward      (DdpmModel       *model,
                                                float           *out,

@@ -252,7 +252,7 @@ run_gaussian (gconstpointer data)
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   /* μ + 2s > 1: clipping x̂0 would cut the upper tail */
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0, NULL };
   DdpmSampleParams p;
   GError *error = NULL;
   float *img = g_new0 (float, N_PIX);
@@ -305,7 +305,7 @@ test_clip_keeps_range (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0, NULL };
   const gsize n = 64 * 256;
   float *img = g_new0 (float, n);
   DdpmSampleParams p;
@@ -340,7 +340,7 @@ test_ddim_eta1_is_ddpm (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_COSINE, 1000, NULL);
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 2, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 2, 0, 0, NULL };
   const int H = 32, W = 48;
   const gsize n = 2 * H * W;
   float *a = g_new (float, n), *b = g_new (float, n);
@@ -406,7 +406,7 @@ run_two_points (gconstpointer data)
   const Config *cfg = data;
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   TwoPoints tp = { base, 0.8, 0.3 };
-  DdpmDenoiser d = { two_points_denoise, &tp, 1, 0, 0 };
+  DdpmDenoiser d = { two_points_denoise, &tp, 1, 0, 0, NULL };
   DdpmSampleParams p;
   float *img = g_new0 (float, N_PIX);
   gsize positive = 0, near = 0;
