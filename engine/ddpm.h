@@ -618,6 +618,9 @@ typedef struct
                               interpolation of log β and log β̃ (Nichol &
                               Dhariwal 2021, eq. 15) */
   int   num_classes;       /* > 0: class-conditional (a label embedding) */
+  gboolean rescale_timesteps; /* ADM only: the network was trained on
+                              t·1000/T instead of t (improved-diffusion's
+                              --rescale_timesteps; the model applies it) */
 } DdpmUNetConfig;
 
 /* Presets: "tiny" (32, [1,2,2], 1, attn 8), "small" (64, [1,2,2,2], 2,

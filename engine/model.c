@@ -37,7 +37,7 @@
 #define MODEL_FORMAT "gimp-ddpm"
 /* Version 2 adds the ADM architecture's keys (style, num_heads,
  * num_head_channels, num_heads_upsample, scale_shift, resblock_updown,
- * learn_sigma, num_classes).  They are written only for a network that
+ * learn_sigma, num_classes, and rescale_timesteps when true).  They are written only for a network that
  * uses them, with version 2, so that an older reader refuses such a file
  * by its version instead of building the wrong network; every other file
  * stays version 1, byte for byte as before. */
@@ -167,6 +167,9 @@ ddpm_model_file_write (const char            *path,
                                        c->resblock_updown ? "true" : "false");
       ddpm_tensor_writer_set_metadata (writer, "learn_sigma", c->learn_sigma ? "true" : "false");
       set_metadata_int (writer, "num_classes", c->num_classes);
+      /* only when set: files without it stay byte for byte as they were */
+      if (c->rescale_timesteps)
+        ddpm_tensor_writer_set_metadata (writer, "rescale_timesteps", "true");
     }
   set_metadata_int (writer, "in_channels", c->in_channels);
   set_metadata_int (writer, "out_channels", c->out_channels);
@@ -358,7 +361,8 @@ read_adm_keys (const DdpmTensorFile *file, DdpmUNetConfig *config, GError **erro
     }
   return parse_bool (file, "scale_shift", &config->scale_shift, error)
          && parse_bool (file, "resblock_updown", &config->resblock_updown, error)
-         && parse_bool (file, "learn_sigma", &config->learn_sigma, error);
+         && parse_bool (file, "learn_sigma", &config->learn_sigma, error)
+         && parse_bool (file, "rescale_timesteps", &config->rescale_timesteps, error);
 }
 
 /* Config and schedule from the metadata, validated. */
@@ -641,6 +645,11 @@ ddpm_model_load (const char *path, GError **error)
       || !(model->schedule = ddpm_schedule_new (kind, T, error))
       || !read_weights (file, model->unet, "", ddpm_unet_params (model->unet), error))
     goto fail;
+  /* improved-diffusion's --rescale_timesteps: the network saw t·1000/T
+   * (its _WrappedModel / _scale_timesteps), for the samplers' denoiser
+   * and ddpm_model_forward alike */
+  if (config.rescale_timesteps)
+    ddpm_unet_set_timestep_scale (model->unet, (float) (1000.0 / T));
 
   const char **keys = ddpm_tensor_file_list_metadata (file);
   for (int i = 0; keys[i]; i++)

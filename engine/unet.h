@@ -116,6 +116,12 @@ int                   ddpm_unet_find_tensor (const DdpmUNet *unet,
 void                  ddpm_unet_init       (DdpmUNet *unet,
                                             guint64   seed);
 
+/* Multiply the timesteps by `scale` before the ADM sinusoid (in float, as
+ * improved-diffusion's t.float()·(1000/T) for --rescale_timesteps); 1 by
+ * default.  The DDPM style ignores it. */
+void                  ddpm_unet_set_timestep_scale (DdpmUNet *unet,
+                                                    float     scale);
+
 /* out (B, out_channels, H, W) = ε_θ(x, t) for x (B, in_channels, H, W);
  * H and W multiples of 2^(n_levels−1); t (B) the network's 0-based
  * timesteps.  `training` applies dropout (keyed by dropout_seed, one
