@@ -898,7 +898,7 @@ ddpm_model_set_class (DdpmModel *model, int label, GError **error)
   if (label < -1)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
-                   _("Class label %d is not a class: give one from 0 up, or −1 "
+                   _("Class label %d is not a class: give one from 0 up, or -1 "
                      "for none."), label);
       return FALSE;
     }
