@@ -173,6 +173,34 @@ test_cifar_bin (void)
   g_free (out);
 }
 
+/* attention_head_dim 16: diffusers' multi-head attention (4 heads of 16
+ * channels at 16×16 and in the mid block) as num_head_channels 16, against
+ * diffusers' own forward. */
+static void
+test_heads (void)
+{
+  char *dir = tmp_dir (), *src = fixture ("heads");
+  char *out = g_build_filename (dir, "m.safetensors", NULL);
+  GError *error = NULL;
+
+  g_assert_true (ddpm_import_diffusers (src, out, &error));
+  g_assert_no_error (error);
+
+  DdpmModel *model = ddpm_model_load (out, &error);
+  g_assert_no_error (error);
+  const DdpmUNetConfig *c = ddpm_model_get_config (model);
+  g_assert_cmpint (c->num_head_channels, ==, 16);
+  g_assert_cmpint (c->style, ==, DDPM_UNET_STYLE_DDPM);
+  g_assert_cmpstr (ddpm_model_get_metadata (model, "num_head_channels"), ==, "16");
+  ddpm_model_free (model);
+
+  check_model (out, "heads.ref");
+  test_remove_tree (dir);
+  g_free (dir);
+  g_free (src);
+  g_free (out);
+}
+
 static void
 test_l256_pipeline (void)
 {
@@ -378,7 +406,7 @@ test_unsupported_fields (void)
     const char *file, *from, *to, *expect;
   } cases[] = {
     { "config.json", "\"AttnDownBlock2D\"", "\"CrossAttnDownBlock2D\"", "down_block_types[1]" },
-    { "config.json", "\"attention_head_dim\": null", "\"attention_head_dim\": 8",
+    { "config.json", "\"attention_head_dim\": null", "\"attention_head_dim\": 24",
       "attention_head_dim" },
     /* a missing key means diffusers' default, here not the google value */
     { "config.json", "\"freq_shift\": 1,", "", "freq_shift" },
@@ -500,6 +528,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/import-diffusers/cifar-bin", test_cifar_bin);
   g_test_add_func ("/import-diffusers/l256-pipeline", test_l256_pipeline);
+  g_test_add_func ("/import-diffusers/heads", test_heads);
   g_test_add_func ("/import-diffusers/cifar-safetensors-old-names",
                    test_cifar_safetensors_old_names);
   g_test_add_func ("/import-diffusers/published-configs", test_published_configs);
