@@ -671,8 +671,9 @@ gboolean              ddpm_model_set_class    (DdpmModel       *model,
                                                int              label,
                                                GError         **error);
 /* The network's raw output out (B, out_channels, H, W) for x (B, C, H, W):
- * ε, then for a learn_sigma model v.  t (B) are the network's 0-based
- * timesteps (as the reference code feeds them), y (B) the class labels of
+ * ε, then for a learn_sigma model v.  t (B) are the 0-based diffusion
+ * timesteps (as the reference code feeds them; a rescale_timesteps model
+ * is run on t·1000/T, as improved-diffusion does), y (B) the class labels of
  * a class-conditional model (else NULL: labels given to an unconditional
  * model are refused, never ignored).  For checking an import against
  * the reference and debugging (`ddpm forward`). */
