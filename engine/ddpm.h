@@ -651,7 +651,8 @@ void                  ddpm_model_free         (DdpmModel   *model);
 const DdpmUNetConfig *ddpm_model_get_config   (const DdpmModel *model);
 const DdpmSchedule   *ddpm_model_get_schedule (const DdpmModel *model);
 /* A denoiser running this model's UNet with `threads` threads (0 = all
- * cores).  Valid while the model lives. */
+ * cores), with denoise_v for a learn_sigma model.  Valid while the model
+ * lives. */
 void                  ddpm_model_get_denoiser (DdpmModel    *model,
                                                int           threads,
                                                DdpmDenoiser *denoiser);
