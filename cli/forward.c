@@ -6,9 +6,10 @@
  * The arrays are NumPy .npy files (format 1.0–3.0), float32 little-endian
  * in C order, shaped (B, C, H, W) — np.save(path, x.astype('<f4')) writes
  * one; the output is (B, out_channels, H, W): ε, then for a learn_sigma
- * model the variance interpolation v.  T is the network's 0-based timestep,
- * as guided-diffusion's code feeds it; one value for every image or one per
- * image. */
+ * model the variance interpolation v.  T is the 0-based diffusion timestep,
+ * as guided-diffusion's code feeds it (a model imported with
+ * --rescale_timesteps True is given T·1000/T_train, as upstream's wrapper
+ * does); one value for every image or one per image. */
 #include <stdio.h>
 #include <string.h>
 

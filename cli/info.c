@@ -46,7 +46,12 @@ print_config (const DdpmUNetConfig *c, DdpmScheduleKind kind, int T)
       printf ("resblock_updown: %s\n", c->resblock_updown ? "yes" : "no");
       printf ("learn_sigma: %s\n", c->learn_sigma ? "yes" : "no");
       printf ("num_classes: %d\n", c->num_classes);
+      if (c->rescale_timesteps)
+        printf ("rescale_timesteps: yes\n");
     }
+  else if (c->num_head_channels > 0)
+    /* a diffusers network with attention_head_dim */
+    printf ("num_head_channels: %d\n", c->num_head_channels);
   printf ("schedule: %s\n", ddpm_schedule_kind_name (kind));
   printf ("T: %d\n", T);
   printf ("parameters: %" G_GSIZE_FORMAT "\n", ddpm_unet_config_n_params (c));

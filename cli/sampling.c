@@ -8,10 +8,14 @@
 #include "ddpm.h"
 #include "cli.h"
 
-/* --class: the label a class-conditional model generates (−1: none).  One
- * per process, like the command it belongs to; cli_run_img2img and
- * cli_run_denoise give it to the model. */
-static int class_label = -1;
+/* --class: the label a class-conditional model generates (−1: none;
+ * CLASS_UNSET: not given).  One per process, like the command it belongs
+ * to; cli_run_img2img and cli_run_denoise give it to the model, whose
+ * check refuses a label below −1, one beyond the model's classes and any
+ * label for an unconditional model (an error, not a warning: the user
+ * asked for something the model cannot do). */
+#define CLASS_UNSET G_MININT
+static int class_label = CLASS_UNSET;
 
 void
 cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
@@ -41,7 +45,8 @@ cli_sample_options_add (GOptionContext *context, CliSampleOptions *o)
       "network arithmetic: bf16 (about twice as fast; default where the CPU has "
       "AVX512_BF16), fp32, or auto", "NAME" },
     { "class", 0, 0, G_OPTION_ARG_INT, &class_label,
-      "class label of a class-conditional model (e.g. an ImageNet class 0–999)", "N" },
+      "class label of a class-conditional model (e.g. an ImageNet class 0–999; "
+      "-1: none)", "N" },
     { "tile-overlap", 0, 0, G_OPTION_ARG_INT, &p->tile_overlap,
       "pixels shared by neighbouring tiles of a large image (default: an eighth "
       "of the model's tile, at least 8); smaller is faster, larger hides seams "
@@ -106,6 +111,15 @@ cli_load_model (const char *path, GError **error)
   if (model == NULL && default_path != NULL)
     g_prefix_error (error, "No model given (--model) and the default model "
                     "could not be loaded: ");
+  /* --class checked against the model at once, before any image is read
+   * or output written */
+  if (model != NULL && class_label != CLASS_UNSET
+      && !ddpm_model_set_class (model, class_label, error))
+    {
+      g_prefix_error (error, "--class: ");
+      ddpm_model_free (model);
+      model = NULL;
+    }
   g_free (default_path);
   return model;
 }
@@ -159,8 +173,6 @@ cli_run_img2img (DdpmModel              *model,
   DdpmDenoiser denoiser;
   gboolean ok;
 
-  if (class_label >= 0 && !ddpm_model_set_class (model, class_label, error))
-    return FALSE;
   work = to_model_space (model, image);
   ddpm_model_get_denoiser (model, params->threads, &denoiser);
   ok = ddpm_img2img (work->pixels, mask, work->channels, work->height, work->width,
@@ -181,8 +193,6 @@ cli_run_denoise (DdpmModel              *model,
   DdpmDenoiser denoiser;
   gboolean ok;
 
-  if (class_label >= 0 && !ddpm_model_set_class (model, class_label, error))
-    return FALSE;
   work = to_model_space (model, image);
   ddpm_model_get_denoiser (model, params->threads, &denoiser);
   ok = ddpm_denoise (work->pixels, mask, work->channels, work->height, work->width,

@@ -366,6 +366,21 @@ typedef gboolean (*DdpmDenoiseFunc) (float       *eps,
                                      gpointer     user_data,
                                      GError     **error);
 
+/* The same for a network that also learned its reverse-process variance
+ * (improved DDPM's learn_sigma): eps and v (B, C, H, W) each, v the
+ * interpolation in [−1, 1] between log β̃_t (−1) and log β_t (+1) (Nichol
+ * & Dhariwal 2021, eq. 15). */
+typedef gboolean (*DdpmDenoiseVarFunc) (float       *eps,
+                                        float       *v,
+                                        const float *x,
+                                        int          B,
+                                        int          C,
+                                        int          H,
+                                        int          W,
+                                        int          t,
+                                        gpointer     user_data,
+                                        GError     **error);
+
 /* A denoiser and what the samplers must know about it.  Anything can stand
  * behind it: the UNet, or an analytic optimum in the tests. */
 typedef struct
@@ -376,6 +391,12 @@ typedef struct
   int             tile_size;  /* its native H = W; 0 if any size works
                                  (no tiling needed) */
   int             max_batch;  /* tiles per call; 0 = no limit */
+  DdpmDenoiseVarFunc denoise_v; /* NULL, or ε and the learned variance:
+                                   the DDPM sampler then calls it instead
+                                   of denoise and draws with σ² from v
+                                   (params->variance is for denoisers
+                                   without one); DDIM and DPM-Solver++
+                                   use ε alone */
 } DdpmDenoiser;
 
 /* ---------------------------------------------------------------- samplers */
@@ -433,7 +454,9 @@ DdpmPrecision ddpm_precision_resolve     (DdpmPrecision precision);
 typedef struct
 {
   DdpmSamplerKind  sampler;      /* default DDIM */
-  DdpmVariance     variance;     /* DDPM sampler only; default posterior */
+  DdpmVariance     variance;     /* DDPM sampler only; default posterior;
+                                    unused with a denoiser that learned
+                                    its variance (denoise_v) */
   double           eta;          /* DDIM only, in [0, 1]; default 0 */
   gboolean         clip_x0;      /* clip predicted x0 to [−1, 1]; default TRUE */
   int              steps;        /* denoising steps actually run; default 20 */
@@ -595,6 +618,9 @@ typedef struct
                               interpolation of log β and log β̃ (Nichol &
                               Dhariwal 2021, eq. 15) */
   int   num_classes;       /* > 0: class-conditional (a label embedding) */
+  gboolean rescale_timesteps; /* ADM only: the network was trained on
+                              t·1000/T instead of t (improved-diffusion's
+                              --rescale_timesteps; the model applies it) */
 } DdpmUNetConfig;
 
 /* Presets: "tiny" (32, [1,2,2], 1, attn 8), "small" (64, [1,2,2,2], 2,
@@ -631,7 +657,8 @@ void                  ddpm_model_free         (DdpmModel   *model);
 const DdpmUNetConfig *ddpm_model_get_config   (const DdpmModel *model);
 const DdpmSchedule   *ddpm_model_get_schedule (const DdpmModel *model);
 /* A denoiser running this model's UNet with `threads` threads (0 = all
- * cores).  Valid while the model lives. */
+ * cores), with denoise_v for a learn_sigma model.  Valid while the model
+ * lives. */
 void                  ddpm_model_get_denoiser (DdpmModel    *model,
                                                int           threads,
                                                DdpmDenoiser *denoiser);
@@ -644,15 +671,18 @@ const char           *ddpm_model_get_metadata (const DdpmModel *model,
                                                const char      *key);
 /* The class label a class-conditional model's denoiser conditions on
  * (0..num_classes − 1), or −1 to unset it (its denoiser then fails with a
- * message asking for one).  Fails for a label out of range or any label
- * given to an unconditional model. */
+ * message asking for one).  Fails (DDPM_ERROR_INVALID_ARGUMENT) for a
+ * label below −1 or ≥ num_classes, and for any label but −1 given to an
+ * unconditional model. */
 gboolean              ddpm_model_set_class    (DdpmModel       *model,
                                                int              label,
                                                GError         **error);
 /* The network's raw output out (B, out_channels, H, W) for x (B, C, H, W):
- * ε, then for a learn_sigma model v.  t (B) are the network's 0-based
- * timesteps (as the reference code feeds them), y (B) the class labels of
- * a class-conditional model (else NULL).  For checking an import against
+ * ε, then for a learn_sigma model v.  t (B) are the 0-based diffusion
+ * timesteps (as the reference code feeds them; a rescale_timesteps model
+ * is run on t·1000/T, as improved-diffusion does), y (B) the class labels of
+ * a class-conditional model (else NULL: labels given to an unconditional
+ * model are refused, never ignored).  For checking an import against
  * the reference and debugging (`ddpm forward`). */
 gboolean              ddpm_model_forward      (DdpmModel       *model,
                                                float           *out,

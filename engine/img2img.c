@@ -30,7 +30,14 @@
  * current state mirrored about the edge (replicated for a 1-pixel side),
  * and only the real pixels keep their ε.  Memory: the state and ε (two
  * full-image float buffers; three for DPM-Solver++, which keeps the
- * previous x̂0) and one batch of tiles in and out.
+ * previous x̂0, and for the DDPM sampler on a denoiser with learned
+ * variance, which keeps v) and one batch of tiles in and out (and v out).
+ *
+ * Learned variance (Nichol & Dhariwal 2021, eq. 15).  A denoiser with
+ * denoise_v predicts, besides ε, the interpolation v between log β̃ and
+ * log β; the DDPM sampler asks for it and draws with that variance per
+ * pixel.  Tiles blend v with the same window as ε.  DDIM and
+ * DPM-Solver++ have no use for it and call plain denoise.
  *
  * Noise keys.  Every normal is ddpm_rng_normal (seed, stream, index) with
  * index = c·H·W + y·W + x in the FULL image and a stream made of the step
@@ -250,6 +257,9 @@ typedef struct
   float *eps;                      /* (C, H, W) ε_θ(x_t, t) */
   float *x0_prev;                  /* (C, H, W) DPM-Solver++ only: the
                                       previous step's x̂0; else NULL */
+  float *v;                        /* (C, H, W) learned variance only: the
+                                      interpolation v; else NULL */
+  gboolean learned;                /* DDPM sampler on a denoiser with v */
   int    step;                     /* current chain index i */
   gboolean pure_noise;             /* strength 1: start from ε alone */
 
@@ -259,6 +269,7 @@ typedef struct
   int      batch_max;
   int      batch_first, batch_count; /* tiles of the batch in flight */
   float   *tiles_in, *tiles_out;    /* (batch_max, C, S, S) */
+  float   *tiles_v;                 /* (batch_max, C, S, S) learned only */
 } Run;
 
 /* Blend the known region into x[e0 .. e0 + len) after a step to chain
@@ -351,7 +362,10 @@ step_range (gsize begin, gsize end, gpointer data)
 
       if (noisy)
         ddpm_rng_normal_fill (z, len, p->seed, stream, e0);
-      if (p->sampler == DDPM_SAMPLER_DDPM)
+      if (run->learned)
+        ddpm_sampler_ddpm_step_learned (run->x + e0, run->eps + e0, run->v + e0,
+                                        noisy ? z : NULL, len, run->chain, i, p->clip_x0);
+      else if (p->sampler == DDPM_SAMPLER_DDPM)
         ddpm_sampler_ddpm_step (run->x + e0, run->eps + e0, noisy ? z : NULL,
                                 len, run->chain, i, p->variance, p->clip_x0);
       else if (p->sampler == DDPM_SAMPLER_DPM_2M)
@@ -373,6 +387,8 @@ zero_range (gsize begin, gsize end, gpointer data)
   Run *run = data;
 
   memset (run->eps + begin, 0, (end - begin) * sizeof (float));
+  if (run->v != NULL)
+    memset (run->v + begin, 0, (end - begin) * sizeof (float));
 }
 
 /* Copy tiles [begin, end) of the batch in flight out of the state. */
@@ -405,8 +421,8 @@ extract_range (gsize begin, gsize end, gpointer data)
     }
 }
 
-/* Add the batch's weighted ε to image rows [begin, end) (over all channels),
- * tile after tile in a fixed order. */
+/* Add the batch's weighted ε (and v) to image rows [begin, end) (over all
+ * channels), tile after tile in a fixed order. */
 static void
 accumulate_range (gsize begin, gsize end, gpointer data)
 {
@@ -425,27 +441,36 @@ accumulate_range (gsize begin, gsize end, gpointer data)
       int u_hi = MIN (S, MIN ((int) end, run->H) - y0);
       int v_hi = MIN (S, run->W - x0);
       const float *tile = run->tiles_out + b * tile_len;
+      const float *tile_v = run->v != NULL ? run->tiles_v + b * tile_len : NULL;
 
       for (int c = 0; c < run->C; c++)
         for (int u = u_lo; u < u_hi; u++)
           {
-            const float *src = tile + ((gsize) c * S + u) * S;
-            float *dst = run->eps + ((gsize) c * run->H + y0 + u) * run->W + x0;
+            const gsize src_at = ((gsize) c * S + u) * S;
+            const gsize dst_at = ((gsize) c * run->H + y0 + u) * run->W + x0;
+            const float *src = tile + src_at;
+            float *dst = run->eps + dst_at;
 
             for (int v = 0; v < v_hi; v++)
               dst[v] += wy[u] * wx[v] * src[v];
+            if (tile_v != NULL)
+              for (int v = 0; v < v_hi; v++)
+                run->v[dst_at + v] += wy[u] * wx[v] * tile_v[src_at + v];
           }
     }
 }
 
-/* The denoiser on n images of h×w; the team back at img2img's size after
- * it (a model's adapter sizes the team to its own thread count). */
+/* The denoiser on n images of h×w (with v when the run is learned); the
+ * team back at img2img's size after it (a model's adapter sizes the team
+ * to its own thread count). */
 static gboolean
-run_denoiser (Run *run, float *eps, const float *x, int n, int h, int w, int t,
-              GError **error)
+run_denoiser (Run *run, float *eps, float *v, const float *x, int n, int h, int w,
+              int t, GError **error)
 {
   const DdpmDenoiser *d = run->denoiser;
-  gboolean ok = d->denoise (eps, x, n, run->C, h, w, t, d->user_data, error);
+  gboolean ok = run->learned
+    ? d->denoise_v (eps, v, x, n, run->C, h, w, t, d->user_data, error)
+    : d->denoise (eps, x, n, run->C, h, w, t, d->user_data, error);
 
   ddpm_parallel_set_threads (run->params->threads);
 
@@ -454,7 +479,8 @@ run_denoiser (Run *run, float *eps, const float *x, int n, int h, int w, int t,
    * pass over n·C·h·w floats a step, against the denoiser's thousands of
    * operations per value: nothing measurable; and it names the step. */
   gsize len = (gsize) n * run->C * h * w;
-  if (ok && ddpm_floats_find_nonfinite (eps, len) < len)
+  if (ok && (ddpm_floats_find_nonfinite (eps, len) < len
+             || (run->learned && ddpm_floats_find_nonfinite (v, len) < len)))
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
                    _("The denoiser predicted NaN or infinity at step t = %d: "
@@ -469,7 +495,7 @@ static gboolean
 predict_eps (Run *run, int t, GError **error)
 {
   if (run->S == 0)
-    return run_denoiser (run, run->eps, run->x, 1, run->H, run->W, t, error);
+    return run_denoiser (run, run->eps, run->v, run->x, 1, run->H, run->W, t, error);
 
   const int n_tiles = run->ty.n * run->tx.n;
 
@@ -479,8 +505,8 @@ predict_eps (Run *run, int t, GError **error)
       run->batch_first = first;
       run->batch_count = MIN (run->batch_max, n_tiles - first);
       ddpm_parallel_for (run->batch_count, 1, extract_range, run);
-      if (!run_denoiser (run, run->tiles_out, run->tiles_in, run->batch_count,
-                         run->S, run->S, t, error))
+      if (!run_denoiser (run, run->tiles_out, run->tiles_v, run->tiles_in,
+                         run->batch_count, run->S, run->S, t, error))
         return FALSE;
       ddpm_parallel_for (run->H, MAX (1, GRAIN / ((gsize) run->W * run->C)),
                          accumulate_range, run);
@@ -560,9 +586,12 @@ run_setup_tiles (Run *run, GError **error)
   gsize len = (gsize) run->batch_max * run->C * S * S;
   run->tiles_in = g_try_new (float, len);
   run->tiles_out = g_try_new (float, len);
-  if (run->tiles_in == NULL || run->tiles_out == NULL)
+  if (run->learned)
+    run->tiles_v = g_try_new (float, len);
+  if (run->tiles_in == NULL || run->tiles_out == NULL
+      || (run->learned && run->tiles_v == NULL))
     {
-      ddpm_set_error_no_memory (error, 2 * len * sizeof (float),
+      ddpm_set_error_no_memory (error, (run->learned ? 3 : 2) * len * sizeof (float),
                                 /* TRANSLATORS: completes "Not enough memory
                                  * for %s": tiles, and their size in pixels. */
                                 _("a batch of %d tiles of %d × %d"),
@@ -578,8 +607,10 @@ run_clear (Run *run)
   g_free (run->x);
   g_free (run->eps);
   g_free (run->x0_prev);
+  g_free (run->v);
   g_free (run->tiles_in);
   g_free (run->tiles_out);
+  g_free (run->tiles_v);
   if (run->S > 0)
     {
       tile_axis_clear (&run->ty);
@@ -647,13 +678,19 @@ ddpm_img2img (float                  *image,
   gboolean ok = FALSE;
   gint64 start = g_get_monotonic_time ();
 
-  /* the multistep solver keeps one more image: the previous x̂0 */
-  const int n_buffers = params->sampler == DDPM_SAMPLER_DPM_2M ? 3 : 2;
+  /* the multistep solver keeps one more image, the previous x̂0; the
+   * DDPM sampler with a learned variance one more too, v */
+  run.learned = params->sampler == DDPM_SAMPLER_DDPM && denoiser->denoise_v != NULL;
+  const int n_buffers = params->sampler == DDPM_SAMPLER_DPM_2M || run.learned ? 3 : 2;
   run.x = g_try_new (float, run.n);
   run.eps = g_try_new (float, run.n);
-  if (n_buffers == 3)
+  if (params->sampler == DDPM_SAMPLER_DPM_2M)
     run.x0_prev = g_try_new (float, run.n);
-  if (run.x == NULL || run.eps == NULL || (n_buffers == 3 && run.x0_prev == NULL))
+  if (run.learned)
+    run.v = g_try_new (float, run.n);
+  if (run.x == NULL || run.eps == NULL
+      || (params->sampler == DDPM_SAMPLER_DPM_2M && run.x0_prev == NULL)
+      || (run.learned && run.v == NULL))
     {
       ddpm_set_error_no_memory (error, n_buffers * run.n * sizeof (float),
                                 _("a %d × %d image"), W, H);

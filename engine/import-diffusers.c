@@ -26,7 +26,8 @@
  *       "default" (temb added after conv1), add_attention true,
  *       downsample/upsample_type "conv", center_input_sample false
  *   attention_head_dim null             one head of all C channels
- *                                       (heads = C / attention_head_dim)
+ *   attention_head_dim d                heads of d channels (C / d heads,
+ *                                       mid block too): num_head_channels d
  *
  * Missing keys take diffusers' defaults (which are NOT the google values:
  * attention_head_dim 8, norm_eps 1e-5, freq_shift 0, flip_sin_to_cos true,
@@ -599,27 +600,38 @@ read_unet_config (const char *path, DdpmUNetConfig *c, GError **error)
         }
     }
 
-  /* one attention head: attention_head_dim null, or all the channels of
-   * every attention block (the mid block's included) */
+  /* Heads: diffusers' UNet2DModel splits an attention block of C channels
+   * into C / attention_head_dim heads of attention_head_dim channels (null:
+   * one head of C), the mid block's too, channels in head order and each
+   * head's softmax scaled by 1/√attention_head_dim: ADM's num_head_channels
+   * exactly.  One head everywhere stays num_head_channels 0 (the plain
+   * DDPM network, a version-1 file). */
   JsonNode *ahd = field (&f, "attention_head_dim");
   if (!is_null (ahd) || !ahd)
     {
       double v = ahd ? (is_number (ahd) ? json_node_get_double (ahd) : -1) : 8;
-      gboolean one_head = v == channels[L - 1];
+      gboolean one_head = v == channels[L - 1], divides = v >= 1 && v == floor (v)
+                                                          && v <= channels[L - 1];
       for (int l = 0; l < L; l++)
         if (attn[l] && v != channels[l])
           one_head = FALSE;
-      if (!one_head)
+      for (int l = 0; divides && l <= L; l++)
+        /* the attention levels, then the mid block (the deepest level's) */
+        if (l == L ? fmod (channels[L - 1], v) != 0 : attn[l] && fmod (channels[l], v) != 0)
+          divides = FALSE;
+      if (!one_head && divides)
+        c->num_head_channels = (int) v;
+      else if (!one_head)
         {
           if (ahd)
             refuse (error, &f, "attention_head_dim", ahd,
-                    _("one attention head (attention_head_dim null or equal to the "
-                      "channels of every attention block)"));
+                    _("null, or a whole number of channels that divides the "
+                      "channels of every attention block (the mid block's too)"));
           else
             g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
                          _("%s: “attention_head_dim” is missing, so diffusers' default "
-                           "8 applies (heads of 8 channels); this engine runs only one "
-                           "attention head"), f.file);
+                           "8 applies, which does not divide the channels of every "
+                           "attention block"), f.file);
           goto out;
         }
     }

@@ -267,12 +267,12 @@ flags_to_config (const GuidedFlags *f, DdpmUNetConfig *c, DdpmScheduleKind *kind
                  GError **error)
 {
   memset (c, 0, sizeof *c);
-  if (f->use_new_attention_order || f->predict_xstart || f->rescale_timesteps)
+  if (f->use_new_attention_order || f->predict_xstart)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
                    _("--%s True is not supported: import models trained without it."),
                    f->use_new_attention_order ? "use_new_attention_order"
-                   : f->predict_xstart ? "predict_xstart" : "rescale_timesteps");
+                   : "predict_xstart");
       return FALSE;
     }
   if (f->channel_mult[0] != '\0')
@@ -317,6 +317,10 @@ flags_to_config (const GuidedFlags *f, DdpmUNetConfig *c, DdpmScheduleKind *kind
   c->scale_shift = f->use_scale_shift_norm;
   c->resblock_updown = f->resblock_updown;
   c->num_classes = f->class_cond ? 1000 : 0;   /* script_util's NUM_CLASSES */
+  /* the network is fed t·1000/T (improved-diffusion's default, False in
+   * guided-diffusion's script_util): the model file says so and the
+   * model's adapter scales */
+  c->rescale_timesteps = f->rescale_timesteps;
 
   if (strcmp (f->noise_schedule, "linear") == 0)
     *kind = DDPM_SCHEDULE_LINEAR;

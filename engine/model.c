@@ -37,7 +37,7 @@
 #define MODEL_FORMAT "gimp-ddpm"
 /* Version 2 adds the ADM architecture's keys (style, num_heads,
  * num_head_channels, num_heads_upsample, scale_shift, resblock_updown,
- * learn_sigma, num_classes).  They are written only for a network that
+ * learn_sigma, num_classes, and rescale_timesteps when true).  They are written only for a network that
  * uses them, with version 2, so that an older reader refuses such a file
  * by its version instead of building the wrong network; every other file
  * stays version 1, byte for byte as before. */
@@ -167,6 +167,9 @@ ddpm_model_file_write (const char            *path,
                                        c->resblock_updown ? "true" : "false");
       ddpm_tensor_writer_set_metadata (writer, "learn_sigma", c->learn_sigma ? "true" : "false");
       set_metadata_int (writer, "num_classes", c->num_classes);
+      /* only when set: files without it stay byte for byte as they were */
+      if (c->rescale_timesteps)
+        ddpm_tensor_writer_set_metadata (writer, "rescale_timesteps", "true");
     }
   set_metadata_int (writer, "in_channels", c->in_channels);
   set_metadata_int (writer, "out_channels", c->out_channels);
@@ -358,7 +361,8 @@ read_adm_keys (const DdpmTensorFile *file, DdpmUNetConfig *config, GError **erro
     }
   return parse_bool (file, "scale_shift", &config->scale_shift, error)
          && parse_bool (file, "resblock_updown", &config->resblock_updown, error)
-         && parse_bool (file, "learn_sigma", &config->learn_sigma, error);
+         && parse_bool (file, "learn_sigma", &config->learn_sigma, error)
+         && parse_bool (file, "rescale_timesteps", &config->rescale_timesteps, error);
 }
 
 /* Config and schedule from the metadata, validated. */
@@ -639,6 +643,11 @@ model_from_file (DdpmTensorFile *file, const char *name, GError **error)
       || !(model->schedule = ddpm_schedule_new (kind, T, error))
       || !read_weights (file, model->unet, "", ddpm_unet_params (model->unet), error))
     goto fail;
+  /* improved-diffusion's --rescale_timesteps: the network saw t·1000/T
+   * (its _WrappedModel / _scale_timesteps), for the samplers' denoiser
+   * and ddpm_model_forward alike */
+  if (config.rescale_timesteps)
+    ddpm_unet_set_timestep_scale (model->unet, (float) (1000.0 / T));
 
   const char **keys = ddpm_tensor_file_list_metadata (file);
   for (int i = 0; keys[i]; i++)
@@ -721,19 +730,20 @@ ddpm_model_get_metadata (const DdpmModel *model, const char *key)
 }
 
 /* The DdpmDenoiser adapter: the samplers speak the base schedule's 1-based
- * t; the UNet was trained on t − 1 (the reference code's convention). */
+ * t; the UNet was trained on t − 1 (the reference code's convention).  v
+ * (B, C, H, W) receives a learn_sigma network's second half, or is NULL. */
 static gboolean
-model_denoise (float       *eps,
-               const float *x,
-               int          B,
-               int          C,
-               int          H,
-               int          W,
-               int          t,
-               gpointer     user_data,
-               GError     **error)
+model_run (float       *eps,
+           float       *v,
+           const float *x,
+           int          B,
+           int          C,
+           int          H,
+           int          W,
+           int          t,
+           DdpmModel   *model,
+           GError     **error)
 {
-  DdpmModel *model = user_data;
   const DdpmUNetConfig *c = ddpm_unet_get_config (model->unet);
   gsize per_image = (gsize) C * H * W;
 
@@ -754,7 +764,7 @@ model_denoise (float       *eps,
     }
 
   /* a learned-variance network also outputs v: run it into a buffer and
-   * keep the ε half (the samplers' denoiser speaks ε) */
+   * split it into ε and (when asked for) v */
   const gboolean split = c->out_channels != c->in_channels;
   if (split)
     {
@@ -791,10 +801,46 @@ model_denoise (float       *eps,
                                     nb, H, W, FALSE, 0, error))
         return FALSE;
       for (int b = 0; split && b < nb; b++)
-        memcpy (eps + (b0 + b) * per_image, out + (gsize) b * c->out_channels * H * W,
-                per_image * sizeof (float));
+        {
+          const float *image_out = out + (gsize) b * c->out_channels * H * W;
+
+          memcpy (eps + (b0 + b) * per_image, image_out, per_image * sizeof (float));
+          if (v != NULL)
+            memcpy (v + (b0 + b) * per_image, image_out + per_image,
+                    per_image * sizeof (float));
+        }
     }
   return TRUE;
+}
+
+static gboolean
+model_denoise (float       *eps,
+               const float *x,
+               int          B,
+               int          C,
+               int          H,
+               int          W,
+               int          t,
+               gpointer     user_data,
+               GError     **error)
+{
+  return model_run (eps, NULL, x, B, C, H, W, t, user_data, error);
+}
+
+/* A learn_sigma network's ε and v (Nichol & Dhariwal 2021, eq. 15). */
+static gboolean
+model_denoise_v (float       *eps,
+                 float       *v,
+                 const float *x,
+                 int          B,
+                 int          C,
+                 int          H,
+                 int          W,
+                 int          t,
+                 gpointer     user_data,
+                 GError     **error)
+{
+  return model_run (eps, v, x, B, C, H, W, t, user_data, error);
 }
 
 void
@@ -810,6 +856,8 @@ ddpm_model_get_denoiser (DdpmModel    *model,
   denoiser->channels = ddpm_unet_get_config (model->unet)->in_channels;
   denoiser->tile_size = ddpm_unet_get_config (model->unet)->image_size;
   denoiser->max_batch = max_batch (model);
+  denoiser->denoise_v = ddpm_unet_get_config (model->unet)->learn_sigma
+                        ? model_denoise_v : NULL;
 }
 
 gboolean
@@ -836,6 +884,14 @@ ddpm_model_forward (DdpmModel   *model,
                    _("%s takes %d channels, not %d."), model->path, c->in_channels, C);
       return FALSE;
     }
+  /* labels for a network without a label embedding would be ignored:
+   * say so rather than return an output that only looks conditioned */
+  if (y != NULL && c->num_classes == 0)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("%s is not class-conditional: it takes no class label."), model->path);
+      return FALSE;
+    }
   for (int b = 0; b < B; b++)
     if (t[b] < 0 || t[b] >= model->schedule->T)
       {
@@ -859,6 +915,13 @@ ddpm_model_set_class (DdpmModel *model, int label, GError **error)
   g_return_val_if_fail (model != NULL, FALSE);
 
   const int n = ddpm_unet_get_config (model->unet)->num_classes;
+  if (label < -1)
+    {
+      g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
+                   _("Class label %d is not a class: give one from 0 up, or -1 "
+                     "for none."), label);
+      return FALSE;
+    }
   if (label >= 0 && n == 0)
     {
       g_set_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT,
@@ -871,7 +934,7 @@ ddpm_model_set_class (DdpmModel *model, int label, GError **error)
                    _("Class label %d is outside the model's 0 to %d."), label, n - 1);
       return FALSE;
     }
-  model->class_label = label < 0 ? -1 : label;
+  model->class_label = label;
   return TRUE;
 }
 

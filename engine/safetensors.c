@@ -35,6 +35,7 @@
 #include "intl.h"
 #include "atomic-file.h"
 #include "safetensors.h"
+#include "torch-pickle.h"
 
 #if G_BYTE_ORDER != G_LITTLE_ENDIAN
 #error "safetensors.c copies little-endian tensor data as is: port it (byte swaps) before building on a big-endian host"
@@ -55,12 +56,14 @@ static const struct
   [DDPM_DTYPE_I64] = { "I64", 8 },
   [DDPM_DTYPE_U64] = { "U64", 8 },
   [DDPM_DTYPE_U8]  = { "U8", 1 },
+  [DDPM_DTYPE_F16] = { "F16", 2 },
+  [DDPM_DTYPE_BF16] = { "BF16", 2 },
 };
 
 /* Valid safetensors dtypes that we do not read: a file using one is not
  * damaged, just beyond us (DDPM_ERROR_UNSUPPORTED). */
 static const char *const foreign_dtypes[] = {
-  "F16", "BF16", "F8_E4M3", "F8_E5M2", "I8", "I16", "I32", "U16", "U32", "BOOL",
+  "F8_E4M3", "F8_E5M2", "I8", "I16", "I32", "U16", "U32", "BOOL",
 };
 
 const char *
@@ -747,7 +750,9 @@ ddpm_tensor_file_read_f32 (const DdpmTensorFile *file,
   g_return_val_if_fail (shape != NULL || ndim == 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  const TensorEntry *e = lookup_typed (file, name, DDPM_DTYPE_F32, error);
+  const TensorEntry *e = g_hash_table_lookup (file->by_name, name);
+  if (e == NULL || (e->dtype != DDPM_DTYPE_F16 && e->dtype != DDPM_DTYPE_BF16))
+    e = lookup_typed (file, name, DDPM_DTYPE_F32, error);
   if (e == NULL)
     return FALSE;
 
@@ -765,7 +770,13 @@ ddpm_tensor_file_read_f32 (const DdpmTensorFile *file,
       return FALSE;
     }
   g_return_val_if_fail (dst != NULL || e->numel == 0, FALSE);
-  if (e->end > e->begin)
+  /* half-precision files (diffusers publishes fp16 variants) are widened
+   * here, so every reader of weights takes them */
+  if (e->dtype == DDPM_DTYPE_F16)
+    ddpm_f16_to_f32 (dst, file->data + e->begin, e->numel);
+  else if (e->dtype == DDPM_DTYPE_BF16)
+    ddpm_bf16_to_f32 (dst, file->data + e->begin, e->numel);
+  else if (e->end > e->begin)
     memcpy (dst, file->data + e->begin, e->end - e->begin);
   return TRUE;
 }

@@ -39,6 +39,8 @@ typedef enum
   DDPM_DTYPE_I64,
   DDPM_DTYPE_U64,
   DDPM_DTYPE_U8,
+  DDPM_DTYPE_F16,   /* IEEE binary16: read_f32 converts (diffusers' fp16 files) */
+  DDPM_DTYPE_BF16,  /* bfloat16: read_f32 converts */
   DDPM_DTYPE_COUNT
 } DdpmDtype;
 
@@ -58,7 +60,7 @@ typedef struct _DdpmTensorFile DdpmTensorFile;
 /* Map and validate the file at `path`: DDPM_ERROR_IO if it cannot be
  * read, DDPM_ERROR_CORRUPT_FILE if it is damaged, truncated or not a
  * safetensors file, DDPM_ERROR_UNSUPPORTED if it holds a dtype we do not
- * read (F16, BF16, …).  Error messages name the file and the problem. */
+ * read (F8_E4M3, I32, …).  Error messages name the file and the problem. */
 DdpmTensorFile *ddpm_tensor_file_open       (const char  *path,
                                              GError     **error);
 /* The same on bytes in memory (tests, fuzzing).  Keeps a reference. */
@@ -81,8 +83,9 @@ const char    **ddpm_tensor_file_list_metadata (const DdpmTensorFile *file);
 gboolean        ddpm_tensor_file_has          (const DdpmTensorFile *file,
                                                const char           *name);
 
-/* Copy tensor `name` (dtype F32) into dst after checking that its shape is
- * exactly shape[0..ndim−1].  The error (DDPM_ERROR_CORRUPT_FILE) names the
+/* Copy tensor `name` (dtype F32, or F16 / BF16 converted to float exactly:
+ * every half and bfloat16 is a float) into dst after checking that its
+ * shape is exactly shape[0..ndim−1].  The error (DDPM_ERROR_CORRUPT_FILE) names the
  * file, the tensor and what differs: a missing tensor, another dtype, or
  * another shape. */
 gboolean        ddpm_tensor_file_read_f32     (const DdpmTensorFile *file,

@@ -31,6 +31,28 @@ void ddpm_sampler_ddpm_step (float              *x,
                              DdpmVariance        variance,
                              gboolean            clip_x0);
 
+/* Nichol & Dhariwal 2021 (improved DDPM), eq. 15: the log-variance of
+ * step i for the network's v ∈ [−1, 1], with frac = (v + 1)/2,
+ *   log σ² = frac·log β'_i + (1 − frac)·log β̃'_i,
+ * β' and β̃' those of the RESPACED chain s (as improved-diffusion's
+ * respace.py rebuilds them) and log β̃'_1 clipped to log β̃'_2 (its
+ * posterior_log_variance_clipped). */
+double ddpm_sampler_learned_log_variance (const DdpmSchedule *s,
+                                          int                 i,
+                                          double              v);
+
+/* The DDPM step of ddpm_sampler_ddpm_step with that learned variance per
+ * element: x ← coef_x0·x̂0 + coef_xt·x + exp(½·log σ²(v))·z, no noise at
+ * i = 1 (or with noise NULL). */
+void ddpm_sampler_ddpm_step_learned (float              *x,
+                                     const float        *eps,
+                                     const float        *v,
+                                     const float        *noise,
+                                     gsize               n,
+                                     const DdpmSchedule *s,
+                                     int                 i,
+                                     gboolean            clip_x0);
+
 /* Song et al. 2021 (DDIM), eq. 12:
  * x ← √ᾱ_prev·x̂0 + √(1 − ᾱ_prev − σ²)·ε + σ·z,
  * σ = η·√((1−ᾱ_prev)/(1−ᾱ))·√(1 − ᾱ/ᾱ_prev) (eq. 16).  When clipping, ε

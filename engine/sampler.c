@@ -8,6 +8,10 @@
  *   the same step as Algorithm 2 when nothing is clipped, and lets x̂0 be
  *   clipped to the data range when something is.
  *
+ *   The same DDPM step with the variance a learn_sigma network predicts
+ *   (Nichol & Dhariwal 2021, eq. 15): per element, log σ² interpolates
+ *   log β and log β̃ of the respaced chain.
+ *
  *   DDIM (Song et al. 2021, eq. 12), with η ∈ [0, 1] moving from the
  *   deterministic implicit model (η = 0) to a DDPM-like chain (η = 1).
  *
@@ -127,6 +131,64 @@ ddpm_sampler_ddpm_step (float              *x,
         x0 = clip_unit (x0);
       double mean = c0 * x0 + ct * xt;
       x[k] = (float) (sigma > 0.0 ? mean + sigma * noise[k] : mean);
+    }
+}
+
+/* Nichol & Dhariwal 2021, eq. 15, on the respaced chain: β'_i and β̃'_i
+ * are the chain's own (improved-diffusion respaces the betas and rebuilds
+ * every table from them), and β̃'_1 = 0 is replaced by β̃'_2 (its
+ * posterior_log_variance_clipped, which the schedule keeps). */
+static inline double
+learned_log_variance (double log_beta, double log_posterior, double v)
+{
+  const double frac = 0.5 * (v + 1.0);
+
+  return frac * log_beta + (1.0 - frac) * log_posterior;
+}
+
+double
+ddpm_sampler_learned_log_variance (const DdpmSchedule *s,
+                                   int                 i,
+                                   double              v)
+{
+  g_return_val_if_fail (s != NULL && i >= 1 && i <= s->T, 0.0);
+  return learned_log_variance (s->log_beta[i], s->posterior_log_variance_clipped[i], v);
+}
+
+/* Ho et al. 2020, Algorithm 2 via eqs. 6–7, with the variance of Nichol &
+ * Dhariwal 2021, eq. 15 (improved-diffusion's p_mean_variance for
+ * LEARNED_RANGE, then p_sample). */
+void
+ddpm_sampler_ddpm_step_learned (float              *x,
+                                const float        *eps,
+                                const float        *v,
+                                const float        *noise,
+                                gsize               n,
+                                const DdpmSchedule *s,
+                                int                 i,
+                                gboolean            clip_x0)
+{
+  g_return_if_fail (s != NULL && i >= 1 && i <= s->T && v != NULL);
+  const double a = s->sqrt_recip_alpha_bar[i];
+  const double b = s->sqrt_recipm1_alpha_bar[i];
+  const double c0 = s->posterior_mean_coef_x0[i];
+  const double ct = s->posterior_mean_coef_xt[i];
+  /* no noise at the last step (Algorithm 2, z = 0 at t = 1) */
+  const gboolean add_noise = i > 1 && noise != NULL;
+  const double log_beta = s->log_beta[i];
+  const double log_posterior = s->posterior_log_variance_clipped[i];
+
+  for (gsize k = 0; k < n; k++)
+    {
+      double xt = x[k];
+      double x0 = a * xt - b * eps[k];
+
+      if (clip_x0)
+        x0 = clip_unit (x0);
+      double mean = c0 * x0 + ct * xt;
+      if (add_noise)
+        mean += exp (0.5 * learned_log_variance (log_beta, log_posterior, v[k])) * noise[k];
+      x[k] = (float) mean;
     }
 }
 

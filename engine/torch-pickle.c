@@ -139,6 +139,30 @@ bf16_to_float (guint16 h)
   return f;
 }
 
+void
+ddpm_f16_to_f32 (float *dst, const void *src, gsize n)
+{
+  const guint8 *p = src;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      guint16 v = (guint16) (p[2 * i] | p[2 * i + 1] << 8);
+      dst[i] = half_to_float (v);
+    }
+}
+
+void
+ddpm_bf16_to_f32 (float *dst, const void *src, gsize n)
+{
+  const guint8 *p = src;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      guint16 v = (guint16) (p[2 * i] | p[2 * i + 1] << 8);
+      dst[i] = bf16_to_float (v);
+    }
+}
+
 /* Element i of a storage as float.  The storage is a byte buffer that
  * need not be aligned: memcpy, never a cast pointer. */
 static inline float

@@ -203,6 +203,12 @@ char *ddpm_torch_checkpoint_fuzz (const guint8        *data,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DdpmTorchCheckpoint, ddpm_torch_checkpoint_free)
 
+/* n IEEE binary16 (F16) or bfloat16 (BF16) values, little-endian and
+ * unaligned, into floats, exactly (every one is a float): the one
+ * conversion, shared with the safetensors reader. */
+void ddpm_f16_to_f32  (float *dst, const void *src, gsize n);
+void ddpm_bf16_to_f32 (float *dst, const void *src, gsize n);
+
 G_END_DECLS
 
 #endif /* DDPM_TORCH_PICKLE_H */

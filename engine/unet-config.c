@@ -96,7 +96,7 @@ ddpm_unet_config_is_adm_feature_free (const DdpmUNetConfig *config)
 
   return c->style == DDPM_UNET_STYLE_DDPM && c->num_heads <= 1 && c->num_head_channels == 0
          && c->num_heads_upsample <= 1 && !c->scale_shift && !c->resblock_updown
-         && !c->learn_sigma && c->num_classes == 0;
+         && !c->learn_sigma && c->num_classes == 0 && !c->rescale_timesteps;
 }
 
 gboolean
@@ -174,6 +174,8 @@ ddpm_unet_config_validate (const DdpmUNetConfig *config,
   if (c->learn_sigma && c->out_channels != 2 * c->in_channels)
     BAD ("UNet out_channels must be 2·in_channels = %d with learn_sigma, not %d",
          2 * c->in_channels, c->out_channels);
+  if (c->rescale_timesteps && c->style != DDPM_UNET_STYLE_ADM)
+    BAD ("UNet rescale_timesteps is for the ADM style only");
   if (c->num_classes < 0 || c->num_classes > 100000)
     BAD ("UNet num_classes must be between 0 and 100000, not %d", c->num_classes);
 #undef BAD

@@ -297,6 +297,7 @@ struct _DdpmUNet
 {
   DdpmUNetConfig config;
   float    gn_eps;      /* GroupNorm's ε, by style */
+  float    t_scale;     /* ADM timesteps × this (rescale_timesteps); 1 */
 
   GArray  *tensors;     /* DdpmParamInfo, names in `names` */
   GStringChunk *names;
@@ -568,6 +569,7 @@ build (DdpmUNet *u)
 
   /* at most: conv_in, L·nrb·2 + (L−1) down, 3 mid, L·(nrb+1)·2 + (L−1) up, head */
   u->gn_eps = c->style == DDPM_UNET_STYLE_ADM ? 1e-5f : GN_EPS;
+  u->t_scale = 1.0f;
   u->nodes = g_new0 (Node, 2 + 4 * L * (nrb + 1) + 2 * L + 3);
   u->tensors = g_array_new (FALSE, TRUE, sizeof (DdpmParamInfo));
   u->names = g_string_chunk_new (4096);
@@ -1452,7 +1454,7 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
  * f_i = exp(−ln(10000)·i/half), out = [cos(t·f), sin(t·f)], in float in
  * PyTorch's order as layers/embedding.c does for diffusion_tf's. */
 static void
-adm_timestep_embedding (float *out, const int *t, int B, int dim)
+adm_timestep_embedding (float *out, const int *t, float t_scale, int B, int dim)
 {
   const int half = dim / 2;
   const float neg_log_10000 = (float) -log (10000.0);
@@ -1460,7 +1462,7 @@ adm_timestep_embedding (float *out, const int *t, int B, int dim)
   for (int b = 0; b < B; b++)
     {
       float *row = out + (gsize) b * dim;
-      const float tf = (float) t[b];
+      const float tf = (float) t[b] * t_scale;
 
       for (int i = 0; i < half; i++)
         {
@@ -1482,7 +1484,7 @@ temb_forward (DdpmUNet *u, const int *t, const int *y, int B)
   const int ch = u->config.ch, tdim = 4 * ch;
 
   if (u->config.style == DDPM_UNET_STYLE_ADM)
-    adm_timestep_embedding (act->emb, t, B, ch);
+    adm_timestep_embedding (act->emb, t, u->t_scale, B, ch);
   else
     ddpm_timestep_embedding (act->emb, t, B, ch);
   ddpm_linear_forward (act->l1, act->emb, p->l1_w, p->l1_b, B, ch, tdim);
@@ -1495,6 +1497,13 @@ temb_forward (DdpmUNet *u, const int *t, const int *y, int B)
       ddpm_add_forward (act->temb + (gsize) b * tdim, act->temb + (gsize) b * tdim,
                         p->cls_w + (gsize) y[b] * tdim, tdim);
   ddpm_silu_forward (act->st, act->temb, (gsize) B * tdim);
+}
+
+void
+ddpm_unet_set_timestep_scale (DdpmUNet *unet, float scale)
+{
+  g_return_if_fail (unet != NULL && scale > 0.0f);
+  unet->t_scale = scale;
 }
 
 gboolean

@@ -116,6 +116,12 @@ int                   ddpm_unet_find_tensor (const DdpmUNet *unet,
 void                  ddpm_unet_init       (DdpmUNet *unet,
                                             guint64   seed);
 
+/* Multiply the timesteps by `scale` before the ADM sinusoid (in float, as
+ * improved-diffusion's t.float()·(1000/T) for --rescale_timesteps); 1 by
+ * default.  The DDPM style ignores it. */
+void                  ddpm_unet_set_timestep_scale (DdpmUNet *unet,
+                                                    float     scale);
+
 /* out (B, out_channels, H, W) = ε_θ(x, t) for x (B, in_channels, H, W);
  * H and W multiples of 2^(n_levels−1); t (B) the network's 0-based
  * timesteps.  `training` applies dropout (keyed by dropout_seed, one
@@ -125,6 +131,17 @@ void                  ddpm_unet_init       (DdpmUNet *unet,
  * needs more; an inference call keeps only the block outputs, so it needs
  * far less.  Fails (DDPM_ERROR_INVALID_ARGUMENT) on a bad size and
  * (DDPM_ERROR_NO_MEMORY) when the activations cannot be allocated. */
+gboolean              ddpm_unet_forward    (DdpmUNet    *unet,
+                                            float       *out,
+                                            const float *x,
+                                            const int   *t,
+                                            int          B,
+                                            int          H,
+                                            int          W,
+                                            gboolean     training,
+                                            guint64      dropout_seed,
+                                            GError     **error);
+
 /* The same with class labels y (B) for a class-conditional network
  * (num_classes > 0; each in 0..num_classes − 1; NULL otherwise).  Training
  * (training = TRUE) takes only networks without the ADM features. */
@@ -139,17 +156,6 @@ gboolean              ddpm_unet_forward_class (DdpmUNet    *unet,
                                                gboolean     training,
                                                guint64      dropout_seed,
                                                GError     **error);
-
-gboolean              ddpm_unet_forward    (DdpmUNet    *unet,
-                                            float       *out,
-                                            const float *x,
-                                            const int   *t,
-                                            int          B,
-                                            int          H,
-                                            int          W,
-                                            gboolean     training,
-                                            guint64      dropout_seed,
-                                            GError     **error);
 
 /* Backward of the last forward, which must have been a training one:
  * dout (B, out_channels, H, W) = ∂L/∂out.  ACCUMULATES ∂L/∂θ into the

@@ -55,17 +55,34 @@ CONFIGS = [
                          num_heads=2, num_head_channels=-1, num_heads_upsample=-1,
                          use_scale_shift_norm=False, resblock_updown=True,
                          learn_sigma=True, class_cond=True, use_fp16=False), True),
+    # improved-diffusion's --rescale_timesteps: 4000 steps, the network fed
+    # t·1000/4000 (fractional) as its _WrappedModel does
+    ("rescale-4000", dict(image_size=16, num_channels=32, num_res_blocks=1,
+                          channel_mult="1,2", attention_resolutions="8",
+                          num_heads=2, num_head_channels=-1, num_heads_upsample=-1,
+                          use_scale_shift_norm=True, resblock_updown=False,
+                          learn_sigma=True, class_cond=False, use_fp16=False), True,
+     dict(diffusion_steps=4000, noise_schedule="cosine", rescale_timesteps=True)),
 ]
 
+# the diffusion flags of the configurations that give none
+DEFAULT_DIFFUSION = dict(diffusion_steps=1000, noise_schedule="linear")
 
-def flags_line(kw):
+
+def flags_line(kw, diffusion):
     out = []
     for key in sorted(kw):
         value = kw[key]
         if isinstance(value, bool):
             value = "True" if value else "False"
         out.append("--%s %s" % (key, value))
-    return " ".join(out) + " --diffusion_steps 1000 --noise_schedule linear"
+    for key in ("diffusion_steps", "noise_schedule", "rescale_timesteps"):
+        if key in diffusion:
+            value = diffusion[key]
+            if isinstance(value, bool):
+                value = "True" if value else "False"
+            out.append("--%s %s" % (key, value))
+    return " ".join(out)
 
 
 def randomise(model, gen):
@@ -90,7 +107,9 @@ def main():
 
     os.makedirs(out_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(20261205)
-    for name, kw, half in CONFIGS:
+    for name, kw, half, *rest in CONFIGS:
+        diffusion = rest[0] if rest else DEFAULT_DIFFUSION
+        steps = diffusion["diffusion_steps"]
         torch.manual_seed(1)
         model = create_model(**{k: v for k, v in kw.items()})
         model.float()
@@ -109,10 +128,13 @@ def main():
         model.eval()
         B, C, S = 2, 3, kw["image_size"]
         x = torch.randn((B, C, S, S), generator=gen)
-        t = torch.tensor([7, 913], dtype=torch.int64)
+        t = torch.tensor([7, 913] if steps == 1000 else [7, steps - 87], dtype=torch.int64)
         y = torch.tensor([3, 998]) if kw["class_cond"] else None
+        # what the network is fed: t itself, or t·1000/T in float as
+        # respace.py's _WrappedModel does with rescale_timesteps
+        t_in = t.float() * (1000.0 / steps) if diffusion.get("rescale_timesteps") else t
         with torch.no_grad():
-            out = model(x, t, y) if y is not None else model(x, t)
+            out = model(x, t_in, y) if y is not None else model(x, t_in)
         c_out = out.shape[1]
         with open(os.path.join(out_dir, name + ".io"), "wb") as f:
             f.write(struct.pack("<4i", B, C, S, c_out))
@@ -121,7 +143,7 @@ def main():
             f.write(x.numpy().astype("<f4").tobytes())
             f.write(out.numpy().astype("<f4").tobytes())
         with open(os.path.join(out_dir, name + ".flags"), "w") as f:
-            f.write(flags_line(kw) + "\n")
+            f.write(flags_line(kw, diffusion) + "\n")
         print(name, sum(p.numel() for p in model.parameters()), "parameters,",
               "output rms %.3f" % out.pow(2).mean().sqrt().item())
 

@@ -197,6 +197,11 @@ L256 = dict(CIFAR, block_out_channels=[32, 32, 64, 64, 128, 128],
             up_block_types=["UpBlock2D", "AttnUpBlock2D"] + ["UpBlock2D"] * 4,
             sample_size=64)
 
+# the cifar layout with multi-head attention: attention_head_dim 16, so
+# 64 / 16 = 4 heads of 16 channels in the attention blocks and the mid
+# block (diffusers' heads = channels / attention_head_dim)
+HEADS = dict(CIFAR, attention_head_dim=16)
+
 SCHED_GOOGLE = dict(beta_end=0.02, beta_schedule="linear", beta_start=0.0001,
                     clip_sample=True, num_train_timesteps=1000, trained_betas=None,
                     variance_type="fixed_small")
@@ -206,6 +211,7 @@ FIXTURES = [
     # name, unet config, scheduler config, pipeline layout, B, size, t, seed
     ("cifar", CIFAR, SCHED_GOOGLE, False, 2, 32, (17, 912), 1),
     ("l256", L256, SCHED_COS, True, 1, 64, (321,), 2),
+    ("heads", HEADS, SCHED_GOOGLE, False, 1, 32, (500,), 3),
 ]
 
 STORAGE = 4099   # floats in each shared storage (a prime)

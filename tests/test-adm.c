@@ -11,7 +11,8 @@
  * difference is summation order).  The configurations cover 3 and 6
  * levels with channel_mult, attention with num_heads, num_head_channels
  * and num_heads_upsample, scale-shift norm on and off, resblock_updown on
- * and off, learn_sigma, class_cond and fp16 weights.
+ * and off, learn_sigma, class_cond, fp16 weights and --rescale_timesteps
+ * (4000 cosine steps, the network fed t·1000/4000).
  *
  * The import errors: a wrong flag names the tensor, both shapes and the
  * flag; a checkpoint with a tensor missing; a pickle that is no state_dict
@@ -117,9 +118,10 @@ test_forward (gconstpointer data)
 
   const DdpmUNetConfig *c = ddpm_model_get_config (model);
   g_assert_cmpint (c->out_channels, ==, Co);
-  g_assert_true (ddpm_unet_forward_class (ddpm_model_get_unet (model), out, x, t,
-                                          c->num_classes > 0 ? y : NULL, B, S, S, FALSE, 0,
-                                          &error));
+  /* through the public call `ddpm forward` makes: it applies the
+   * model's timestep rescaling */
+  g_assert_true (ddpm_model_forward (model, out, x, t, c->num_classes > 0 ? y : NULL, B, C,
+                                     S, S, 1, &error));
   g_assert_no_error (error);
 
   double max_ref = 0, max_err = 0;
@@ -136,6 +138,9 @@ test_forward (gconstpointer data)
   /* the file says what it is: ADM keys, version 2 */
   g_assert_cmpstr (ddpm_model_get_metadata (model, "format_version"), ==, "2");
   g_assert_cmpstr (ddpm_model_get_metadata (model, "style"), ==, "adm");
+  g_assert_cmpstr (ddpm_model_get_metadata (model, "rescale_timesteps"), ==,
+                   c->rescale_timesteps ? "true" : NULL);
+  g_assert_true (c->rescale_timesteps == (strstr (name, "rescale") != NULL));
 
   g_free (x);
   g_free (ref);
@@ -275,6 +280,7 @@ main (int argc, char **argv)
 {
   static const char *const names[] = {
     "heads-conv", "headch-updown-sigma-fp16", "six-levels-class", "updown-noss",
+    "rescale-4000",
   };
 
   g_test_init (&argc, &argv, NULL);

@@ -262,7 +262,7 @@ test_gaussian (void)
   const gsize n = (gsize) C * H * W;
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   AnalyticGaussian g = { base, 0.2, 0.1 };
-  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0 };
+  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0, NULL };
   float *x0 = g_new (float, n), *y = g_new (float, n), *out = g_new (float, n);
   float *z = g_new (float, n);
   const double levels[] = { 10, 25, 50 };
@@ -348,7 +348,7 @@ test_no_added_noise (void)
   const gsize n = (gsize) C * H * W;
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   AnalyticGaussian g = { base, 0.0, 0.5 };
-  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0 };
+  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0, NULL };
   float y[16 * 16], a[16 * 16], b[16 * 16];
   DdpmSampleParams params;
 
@@ -393,7 +393,7 @@ test_mask (void)
   const int C = 1, H = 32, W = 32;
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   AnalyticGaussian g = { base, 0.0, 0.1 };
-  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0 };
+  DdpmDenoiser d = { analytic_gaussian_denoise, &g, C, 0, 0, NULL };
   float y[32 * 32], out[32 * 32], mask[32 * 32];
   DdpmSampleParams params;
   double var_in = 0, var_out = 0;
@@ -425,7 +425,7 @@ test_errors (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   AnalyticGaussian g = { base, 0.0, 0.5 };
-  DdpmDenoiser d = { analytic_gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { analytic_gaussian_denoise, &g, 1, 0, 0, NULL };
   float img[16], copy[16];
   DdpmSampleParams params;
   GError *error = NULL;

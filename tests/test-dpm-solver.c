@@ -280,7 +280,7 @@ test_img2img_drives_solver (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   AnalyticGaussian g = { base, MU, S_DATA };
-  DdpmDenoiser d = { analytic_gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { analytic_gaussian_denoise, &g, 1, 0, 0, NULL };
   const int H = 16, W = 16, n = H * W, N = 12;
   float *image = g_new (float, n), *x = g_new (float, n);
   float *eps = g_new (float, n), *x0 = g_new (float, n);

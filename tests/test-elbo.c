@@ -61,7 +61,7 @@ test_oracle_closed_form (void)
   const gsize n = (gsize) B * C * H * W;
   float *x0 = grid_images (n, 1);
   Oracle oracle = { s, x0 };
-  DdpmDenoiser den = { oracle_denoise, &oracle, 3, 0, 0 };
+  DdpmDenoiser den = { oracle_denoise, &oracle, 3, 0, 0, NULL };
   DdpmElbo elbo;
   GError *error = NULL;
 
@@ -101,7 +101,7 @@ test_stratified_unbiased (void)
   const int B = 4, C = 1, H = 4, W = 4;
   const gsize n = (gsize) B * C * H * W;
   float *x0 = grid_images (n, 2);
-  DdpmDenoiser den = { gaussian_denoise, s, 1, 0, 0 };
+  DdpmDenoiser den = { gaussian_denoise, s, 1, 0, 0, NULL };
   const int seeds = 200;
   double sum = 0, sum2 = 0;
 
@@ -143,7 +143,7 @@ test_errors (void)
 {
   DdpmSchedule *s = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 100, NULL);
   float x0[16] = { 0 };
-  DdpmDenoiser den = { gaussian_denoise, s, 3, 0, 0 };
+  DdpmDenoiser den = { gaussian_denoise, s, 3, 0, 0, NULL };
   DdpmElbo elbo;
   GError *error = NULL;
 

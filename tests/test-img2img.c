@@ -159,7 +159,7 @@ test_strength_zero (void)
 {
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
-  DdpmDenoiser d = { analytic_denoise, &a, 3, 0, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 3, 0, 0, NULL };
   DdpmSampleParams p;
   float *img = make_image (3, 17, 23, 1);
   float *copy = g_memdup2 (img, sizeof (float) * 3 * 17 * 23);
@@ -187,7 +187,7 @@ test_strength_distance (void)
 {
   DdpmSchedule *s = ddpm_schedule_new (DDPM_SCHEDULE_COSINE, 1000, NULL);
   Analytic a = { .base = s, .mu = 0.0, .s = 1.0 };
-  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0, NULL };
   const double strengths[] = { 0.2, 0.5, 0.8 };
   const int H = 64, W = 64;
   float *orig = make_image (1, H, W, 2);
@@ -226,7 +226,7 @@ test_strength_one (void)
 {
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.1, .s = 0.4 };
-  DdpmDenoiser d = { analytic_denoise, &a, 3, 0, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 3, 0, 0, NULL };
   const int C = 3, H = 21, W = 19;
   const gsize n = (gsize) C * H * W;
   float *one = make_image (C, H, W, 7), *two = make_image (C, H, W, 8);
@@ -266,7 +266,7 @@ test_mask_blend (void)
   Analytic a = { .base = s, .mu = c, .s = 0.0 };
   const int C = 2, H = 24, W = 30;
   const gsize hw = (gsize) H * W;
-  DdpmDenoiser d = { analytic_denoise, &a, C, 0, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, C, 0, 0, NULL };
   float *mask = g_new (float, hw);
   float *orig = make_image (C, H, W, 3);
 
@@ -346,7 +346,7 @@ test_mask_renoise_each_step (void)
   DdpmSchedule *s = linear_1000 ();
   const int H = 64, W = 128;
   Watch w = { s, -0.5f, 64, 0 };
-  DdpmDenoiser d = { watch_denoise, &w, 1, 0, 0 };
+  DdpmDenoiser d = { watch_denoise, &w, 1, 0, 0, NULL };
   float *img = g_new (float, H * W), *mask = g_new (float, H * W);
   DdpmSampleParams p;
 
@@ -416,8 +416,8 @@ test_threads (void)
   ddpm_parallel_set_threads (5);
   for (int tile = 0; tile <= 48; tile += 48)
     {
-      DdpmDenoiser d = { analytic_denoise, &a, C, tile, 0 };
-      DdpmDenoiser resizing = { resizing_denoise, &a, C, tile, 0 };
+      DdpmDenoiser d = { analytic_denoise, &a, C, tile, 0, NULL };
+      DdpmDenoiser resizing = { resizing_denoise, &a, C, tile, 0, NULL };
 
       p.threads = 1;
       float *one = run_copy (orig, mask, C, H, W, s, &d, &p);
@@ -461,8 +461,8 @@ test_tiles_match_untiled (void)
         const gsize n = (gsize) C * H * W;
         Analytic whole = { .base = s, .mu = 0.1, .s = 0.4 };
         Analytic tiled = { .base = s, .mu = 0.1, .s = 0.4 };
-        DdpmDenoiser dw = { analytic_denoise, &whole, C, 0, 0 };
-        DdpmDenoiser dt = { analytic_denoise, &tiled, C, cases[k].tile, cases[k].batch };
+        DdpmDenoiser dw = { analytic_denoise, &whole, C, 0, 0, NULL };
+        DdpmDenoiser dt = { analytic_denoise, &tiled, C, cases[k].tile, cases[k].batch, NULL };
         float *orig = make_image (C, H, W, 12);
         DdpmSampleParams p;
 
@@ -503,8 +503,8 @@ test_tiles_no_seams (void)
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
   const int C = 1, H = 40, W = 56, tile = 16;
   const gsize n = (gsize) C * H * W;
-  DdpmDenoiser dw = { local_mean_denoise, &a, C, 0, 0 };
-  DdpmDenoiser dt = { local_mean_denoise, &a, C, tile, 0 };
+  DdpmDenoiser dw = { local_mean_denoise, &a, C, 0, 0, NULL };
+  DdpmDenoiser dt = { local_mean_denoise, &a, C, tile, 0, NULL };
   float *orig = make_image (C, H, W, 13);
   DdpmSampleParams p;
 
@@ -586,7 +586,7 @@ test_progress_and_cancel (void)
 {
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
-  DdpmDenoiser d = { analytic_denoise, &a, 1, 16, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 1, 16, 0, NULL };
   const int H = 20, W = 36;
   float *orig = make_image (1, H, W, 4);
   float *img = g_memdup2 (orig, sizeof (float) * H * W);
@@ -626,7 +626,7 @@ test_denoiser_error (void)
   for (int tile = 0; tile <= 16; tile += 16)
     {
       Analytic a = { .base = s, .mu = 0.0, .s = 0.5, .fail_at = 5 };
-      DdpmDenoiser d = { analytic_denoise, &a, 1, tile, 0 };
+      DdpmDenoiser d = { analytic_denoise, &a, 1, tile, 0, NULL };
       GError *error = NULL;
       DdpmSampleParams p;
 
@@ -671,7 +671,7 @@ test_nonfinite_eps (void)
   for (int k = 0; k < 4; k++)
     {
       Analytic a = { .base = s, .mu = k & 1 ? 0.1 : 0.0, .s = 0.5 };
-      DdpmDenoiser d = { nan_denoise, &a, 1, k < 2 ? 0 : 16, 0 };
+      DdpmDenoiser d = { nan_denoise, &a, 1, k < 2 ? 0 : 16, 0, NULL };
       GError *error = NULL;
       DdpmSampleParams p;
 
@@ -706,9 +706,9 @@ test_bad_arguments (void)
 {
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
-  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0 };
-  DdpmDenoiser d3 = { analytic_denoise, &a, 3, 0, 0 };
-  DdpmDenoiser tiled = { analytic_denoise, &a, 1, 4, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0, NULL };
+  DdpmDenoiser d3 = { analytic_denoise, &a, 3, 0, 0, NULL };
+  DdpmDenoiser tiled = { analytic_denoise, &a, 1, 4, 0, NULL };
   float *orig = make_image (1, 8, 8, 1), *img = g_memdup2 (orig, sizeof (float) * 64);
   float mask[64];
   DdpmSampleParams p, q;
@@ -762,7 +762,7 @@ test_validate (void)
   };
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5 };
-  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 1, 0, 0, NULL };
   float img[64] = { 0 };
   DdpmSampleParams p, q;
   GError *error = NULL;
@@ -824,7 +824,7 @@ test_large_image (void)
     }
   DdpmSchedule *s = linear_1000 ();
   Analytic a = { .base = s, .mu = 0.0, .s = 0.5, .tile_size = 64, .max_batch = 16 };
-  DdpmDenoiser d = { analytic_denoise, &a, 3, 64, 0 };
+  DdpmDenoiser d = { analytic_denoise, &a, 3, 64, 0, NULL };
   const int C = 3, H = 3000, W = 4000;
   float *img = g_new (float, (gsize) C * H * W);
   DdpmSampleParams p;

@@ -173,6 +173,34 @@ test_cifar_bin (void)
   g_free (out);
 }
 
+/* attention_head_dim 16: diffusers' multi-head attention (4 heads of 16
+ * channels at 16×16 and in the mid block) as num_head_channels 16, against
+ * diffusers' own forward. */
+static void
+test_heads (void)
+{
+  char *dir = tmp_dir (), *src = fixture ("heads");
+  char *out = g_build_filename (dir, "m.safetensors", NULL);
+  GError *error = NULL;
+
+  g_assert_true (ddpm_import_diffusers (src, out, &error));
+  g_assert_no_error (error);
+
+  DdpmModel *model = ddpm_model_load (out, &error);
+  g_assert_no_error (error);
+  const DdpmUNetConfig *c = ddpm_model_get_config (model);
+  g_assert_cmpint (c->num_head_channels, ==, 16);
+  g_assert_cmpint (c->style, ==, DDPM_UNET_STYLE_DDPM);
+  g_assert_cmpstr (ddpm_model_get_metadata (model, "num_head_channels"), ==, "16");
+  ddpm_model_free (model);
+
+  check_model (out, "heads.ref");
+  test_remove_tree (dir);
+  g_free (dir);
+  g_free (src);
+  g_free (out);
+}
+
 static void
 test_l256_pipeline (void)
 {
@@ -274,11 +302,49 @@ old_name (const char *name)
   return g_strdup (name);
 }
 
+/* x rounded to IEEE binary16 (nearest, ties to even), as its bits and,
+ * in *value, as a float: written from the format's definition, not from
+ * the reader's converter.  The weights here are far below 65504. */
+static guint16
+to_half (float x, float *value)
+{
+  const double a = fabs ((double) x);
+  guint16 sign = signbit (x) ? 0x8000 : 0, bits;
+  double v;
+
+  if (a < 0x1p-14)
+    {
+      /* subnormal: m·2^−24 (m = 1024 is the smallest normal, bits alike) */
+      double m = rint (a * 0x1p24);
+      bits = (guint16) m;
+      v = ldexp (m, -24);
+    }
+  else
+    {
+      int e;
+      double f = frexp (a, &e);     /* a = f·2^e, f in [0.5, 1) */
+      double m = rint ((2 * f - 1) * 1024);
+      e -= 1;                       /* a = (1 + m/1024)·2^e */
+      if (m == 1024)
+        {
+          m = 0;
+          e++;
+        }
+      bits = (guint16) (((e + 15) << 10) | (int) m);
+      v = ldexp (1 + m / 1024, e);
+    }
+  *value = (float) (sign ? -v : v);
+  return sign | bits;
+}
+
 /* Write the cifar weights as dir/diffusion_pytorch_model.safetensors under
  * the old attention names; `break_name` (if not NULL) gets one element
- * fewer in its last dimension. */
+ * fewer in its last dimension.  F16: every weight as binary16 (diffusers'
+ * fp16 files); F32_ROUNDED: the same rounded values as float32. */
+typedef enum { WEIGHTS_F32, WEIGHTS_F16, WEIGHTS_F32_ROUNDED } WeightsAs;
+
 static void
-write_safetensors (const char *dir, const char *break_name)
+write_safetensors_as (const char *dir, const char *break_name, WeightsAs as)
 {
   char *bin = fixture ("cifar/diffusion_pytorch_model.bin");
   char *path = g_build_filename (dir, "diffusion_pytorch_model.safetensors", NULL);
@@ -301,7 +367,19 @@ write_safetensors (const char *dir, const char *break_name)
       if (break_name && strcmp (name, break_name) == 0)
         shape[t->ndim - 1]--;
       renamed += strcmp (name, t->name) != 0;
-      ddpm_tensor_writer_add (writer, name, DDPM_DTYPE_F32, data, t->ndim, shape);
+      if (as == WEIGHTS_F32)
+        ddpm_tensor_writer_add (writer, name, DDPM_DTYPE_F32, data, t->ndim, shape);
+      else
+        {
+          guint16 *half = g_new (guint16, t->numel);
+          for (guint64 k = 0; k < t->numel; k++)
+            half[k] = GUINT16_TO_LE (to_half (data[k], &data[k]));
+          if (as == WEIGHTS_F16)
+            ddpm_tensor_writer_add (writer, name, DDPM_DTYPE_F16, half, t->ndim, shape);
+          else
+            ddpm_tensor_writer_add (writer, name, DDPM_DTYPE_F32, data, t->ndim, shape);
+          g_ptr_array_add (keep, half);
+        }
       g_ptr_array_add (keep, data);
       g_ptr_array_add (keep, name);
     }
@@ -314,6 +392,47 @@ write_safetensors (const char *dir, const char *break_name)
   g_ptr_array_unref (keep);
   g_free (bin);
   g_free (path);
+}
+
+static void
+write_safetensors (const char *dir, const char *break_name)
+{
+  write_safetensors_as (dir, break_name, WEIGHTS_F32);
+}
+
+/* An fp16 weights file (the binary16 bits written from the format's
+ * definition) imports to exactly the model of a float32 file holding the
+ * same rounded values. */
+static void
+test_cifar_safetensors_f16 (void)
+{
+  char *dir16 = cifar_variant (NULL, NULL, NULL, FALSE);
+  char *dir32 = cifar_variant (NULL, NULL, NULL, FALSE);
+  char *out16 = g_build_filename (dir16, "m.safetensors", NULL);
+  char *out32 = g_build_filename (dir32, "m.safetensors", NULL);
+  GError *error = NULL;
+
+  write_safetensors_as (dir16, NULL, WEIGHTS_F16);
+  write_safetensors_as (dir32, NULL, WEIGHTS_F32_ROUNDED);
+  g_assert_true (ddpm_import_diffusers (dir16, out16, &error));
+  g_assert_no_error (error);
+  g_assert_true (ddpm_import_diffusers (dir32, out32, &error));
+  g_assert_no_error (error);
+
+  DdpmModel *m16 = ddpm_model_load (out16, &error), *m32 = ddpm_model_load (out32, &error);
+  g_assert_no_error (error);
+  DdpmUNet *u16 = ddpm_model_get_unet (m16), *u32 = ddpm_model_get_unet (m32);
+  gsize n = ddpm_unet_config_n_params (ddpm_model_get_config (m16));
+  g_assert_cmpint (memcmp (ddpm_unet_params (u16), ddpm_unet_params (u32), n * sizeof (float)),
+                   ==, 0);
+  ddpm_model_free (m16);
+  ddpm_model_free (m32);
+  test_remove_tree (dir16);
+  test_remove_tree (dir32);
+  g_free (dir16);
+  g_free (dir32);
+  g_free (out16);
+  g_free (out32);
 }
 
 static void
@@ -378,7 +497,7 @@ test_unsupported_fields (void)
     const char *file, *from, *to, *expect;
   } cases[] = {
     { "config.json", "\"AttnDownBlock2D\"", "\"CrossAttnDownBlock2D\"", "down_block_types[1]" },
-    { "config.json", "\"attention_head_dim\": null", "\"attention_head_dim\": 8",
+    { "config.json", "\"attention_head_dim\": null", "\"attention_head_dim\": 24",
       "attention_head_dim" },
     /* a missing key means diffusers' default, here not the google value */
     { "config.json", "\"freq_shift\": 1,", "", "freq_shift" },
@@ -500,6 +619,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/import-diffusers/cifar-bin", test_cifar_bin);
   g_test_add_func ("/import-diffusers/l256-pipeline", test_l256_pipeline);
+  g_test_add_func ("/import-diffusers/heads", test_heads);
+  g_test_add_func ("/import-diffusers/cifar-safetensors-f16", test_cifar_safetensors_f16);
   g_test_add_func ("/import-diffusers/cifar-safetensors-old-names",
                    test_cifar_safetensors_old_names);
   g_test_add_func ("/import-diffusers/published-configs", test_published_configs);

@@ -181,7 +181,7 @@ test_learns (void)
   g_assert_true (ddpm_checkpoint_read (ckpt_path, &c, &kind, &T, u, scratch, NULL, NULL,
                                        ddpm_unet_params (u), NULL, &error));
   g_assert_no_error (error);
-  DdpmDenoiser raw = { unet_denoise, u, 3, SIZE, 1 };
+  DdpmDenoiser raw = { unet_denoise, u, 3, SIZE, 1, NULL };
   double loss_ckpt = fixed_batch_loss (&raw, ddpm_model_get_schedule (model), fixed, B_fixed);
 
   /* An untrained network (conv_out zero: predicts 0) scores mean(ε²). */

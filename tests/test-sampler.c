@@ -10,8 +10,15 @@
  *
  * Two points ±a with weights p, 1 − p: E[x0|x_t] = a·tanh(√ᾱ·a·x_t/(1−ᾱ)
  * + ½·log(p/(1−p))).
+ *
+ * The learned-variance step (Nichol & Dhariwal 2021, eq. 15) against
+ * guided-diffusion's own p_mean_variance (fixtures/learned-variance.txt,
+ * made by make-learned-variance-fixtures.py), and through img2img: v = −1
+ * and v = +1 everywhere are the posterior and β variances.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ddpm.h"
@@ -252,7 +259,7 @@ run_gaussian (gconstpointer data)
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   /* μ + 2s > 1: clipping x̂0 would cut the upper tail */
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0, NULL };
   DdpmSampleParams p;
   GError *error = NULL;
   float *img = g_new0 (float, N_PIX);
@@ -305,7 +312,7 @@ test_clip_keeps_range (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 1, 0, 0, NULL };
   const gsize n = 64 * 256;
   float *img = g_new0 (float, n);
   DdpmSampleParams p;
@@ -340,7 +347,7 @@ test_ddim_eta1_is_ddpm (void)
 {
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_COSINE, 1000, NULL);
   Gaussian g = { base, 0.3, 0.5, 0 };
-  DdpmDenoiser d = { gaussian_denoise, &g, 2, 0, 0 };
+  DdpmDenoiser d = { gaussian_denoise, &g, 2, 0, 0, NULL };
   const int H = 32, W = 48;
   const gsize n = 2 * H * W;
   float *a = g_new (float, n), *b = g_new (float, n);
@@ -406,7 +413,7 @@ run_two_points (gconstpointer data)
   const Config *cfg = data;
   DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
   TwoPoints tp = { base, 0.8, 0.3 };
-  DdpmDenoiser d = { two_points_denoise, &tp, 1, 0, 0 };
+  DdpmDenoiser d = { two_points_denoise, &tp, 1, 0, 0, NULL };
   DdpmSampleParams p;
   float *img = g_new0 (float, N_PIX);
   gsize positive = 0, near = 0;
@@ -439,6 +446,177 @@ run_two_points (gconstpointer data)
   ddpm_schedule_free (base);
 }
 
+/* One line "name v1 v2 …" of the fixture into values (n of them). */
+static void
+read_values (char **line, const char *name, double *values, int n)
+{
+  char **parts = g_strsplit (g_strstrip (*line), " ", -1);
+
+  g_assert_cmpstr (parts[0], ==, name);
+  g_assert_cmpint (g_strv_length (parts), ==, n + 1);
+  for (int k = 0; k < n; k++)
+    values[k] = g_ascii_strtod (parts[k + 1], NULL);
+  g_strfreev (parts);
+}
+
+/* The step's mean (noise NULL), its standard deviation (noise 1 minus the
+ * mean) and log-variance against guided-diffusion's p_mean_variance with
+ * LEARNED_RANGE on the same respaced chain. */
+static void
+test_ddpm_step_learned (void)
+{
+  char *path = g_test_build_filename (G_TEST_DIST, "fixtures", "learned-variance.txt", NULL);
+  char *text = NULL;
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  char **lines = g_strsplit (text, "\n", -1);
+  DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
+  DdpmSchedule *chain = ddpm_schedule_respace (base, 1000, 10, DDPM_SPACING_TRAILING, NULL);
+  double kept[10];
+  int n, cases = 0;
+
+  g_assert_nonnull (chain);
+  read_values (&lines[0], "timesteps", kept, 10);
+  for (int i = 1; i <= 10; i++)
+    g_assert_cmpint (chain->timestep[i], ==, (int) kept[i - 1]);
+  g_assert_true (sscanf (lines[1], "n %d", &n) == 1 && n > 0 && n <= 16);
+
+  for (int l = 2; lines[l] != NULL && lines[l][0] != '\0'; l += 7)
+    {
+      int i, clip;
+      double x[16], eps[16], v[16], mean[16], var[16], logvar[16];
+      float xf[16], ef[16], vf[16], out_mean[16], out_noisy[16], ones[16];
+
+      g_assert_true (sscanf (lines[l], "case %d %d", &i, &clip) == 2);
+      read_values (&lines[l + 1], "x", x, n);
+      read_values (&lines[l + 2], "eps", eps, n);
+      read_values (&lines[l + 3], "v", v, n);
+      read_values (&lines[l + 4], "mean", mean, n);
+      read_values (&lines[l + 5], "variance", var, n);
+      read_values (&lines[l + 6], "log_variance", logvar, n);
+      for (int k = 0; k < n; k++)
+        {
+          xf[k] = (float) x[k];
+          ef[k] = (float) eps[k];
+          vf[k] = (float) v[k];
+          ones[k] = 1.0f;
+        }
+      memcpy (out_mean, xf, sizeof xf);
+      memcpy (out_noisy, xf, sizeof xf);
+      ddpm_sampler_ddpm_step_learned (out_mean, ef, vf, NULL, n, chain, i, clip);
+      ddpm_sampler_ddpm_step_learned (out_noisy, ef, vf, ones, n, chain, i, clip);
+      for (int k = 0; k < n; k++)
+        {
+          double lv = ddpm_sampler_learned_log_variance (chain, i, vf[k]);
+
+          g_assert_cmpfloat (fabs (lv - logvar[k]), <, 1e-7 * MAX (1.0, fabs (logvar[k])));
+          g_assert_cmpfloat (fabs (exp (lv) - var[k]), <, 1e-7 * var[k]);
+          /* the schedules agree to ~1e-9 (ᾱ as a ratio here, a cumulative
+           * product there); the state is float: 1e-6 relative */
+          g_assert_cmpfloat (fabs (out_mean[k] - mean[k]), <, 1e-6 * MAX (1.0, fabs (mean[k])));
+          /* σ = √variance added at i > 1, nothing at the last step */
+          double sigma = (double) out_noisy[k] - out_mean[k];
+          if (i > 1)
+            g_assert_cmpfloat (fabs (sigma - sqrt (var[k])), <, 2e-6 * MAX (1.0, fabs (mean[k])));
+          else
+            g_assert_cmpfloat (sigma, ==, 0.0);
+        }
+      cases++;
+    }
+  g_assert_cmpint (cases, ==, 8);
+  g_strfreev (lines);
+  g_free (text);
+  g_free (path);
+  ddpm_schedule_free (chain);
+  ddpm_schedule_free (base);
+}
+
+/* A denoiser with the Gaussian optimum's ε and a constant v. */
+typedef struct
+{
+  Gaussian g;
+  float    v;
+  int      calls_v;
+} LearnedGaussian;
+
+static gboolean
+learned_plain (float *eps, const float *x, int B, int C, int H, int W, int t,
+               gpointer user_data, GError **error)
+{
+  LearnedGaussian *lg = user_data;
+  return gaussian_denoise (eps, x, B, C, H, W, t, &lg->g, error);
+}
+
+static gboolean
+learned_with_v (float *eps, float *v, const float *x, int B, int C, int H, int W, int t,
+                gpointer user_data, GError **error)
+{
+  LearnedGaussian *lg = user_data;
+  gsize n = (gsize) B * C * H * W;
+
+  lg->calls_v++;
+  for (gsize k = 0; k < n; k++)
+    v[k] = lg->v;
+  return gaussian_denoise (eps, x, B, C, H, W, t, &lg->g, error);
+}
+
+/* Through img2img, whole and in tiles: v = −1 is the posterior variance
+ * β̃ and v = +1 the β variance of the fixed-variance sampler (to float
+ * rounding: exp(½·log σ²) against √σ²); DDIM never asks for v. */
+static void
+test_img2img_learned (void)
+{
+  DdpmSchedule *base = ddpm_schedule_new (DDPM_SCHEDULE_LINEAR, 1000, NULL);
+  const int H = 24, W = 20;
+  const gsize n = (gsize) H * W;
+  float *a = g_new (float, n), *b = g_new (float, n);
+  DdpmSampleParams p;
+
+  ddpm_sample_params_init (&p);
+  p.sampler = DDPM_SAMPLER_DDPM;
+  p.steps = 12;
+  p.seed = 5;
+  p.threads = 1;
+  p.clip_x0 = FALSE;
+  for (int tile = 0; tile <= 8; tile += 8)
+    for (int side = -1; side <= 1; side += 2)
+      {
+        LearnedGaussian lg = { { base, 0.3, 0.5, 0 }, (float) side, 0 };
+        DdpmDenoiser learned = { learned_plain, &lg, 1, tile, 0, learned_with_v };
+        DdpmDenoiser fixed = { learned_plain, &lg, 1, tile, 0, NULL };
+        double diff = 0;
+
+        memset (a, 0, n * sizeof (float));
+        memset (b, 0, n * sizeof (float));
+        p.variance = DDPM_VARIANCE_BETA; /* unused with denoise_v */
+        g_assert_true (ddpm_img2img (a, NULL, 1, H, W, base, &learned, &p, NULL));
+        g_assert_cmpint (lg.calls_v, >, 0);
+        p.variance = side < 0 ? DDPM_VARIANCE_POSTERIOR : DDPM_VARIANCE_BETA;
+        g_assert_true (ddpm_img2img (b, NULL, 1, H, W, base, &fixed, &p, NULL));
+        for (gsize k = 0; k < n; k++)
+          diff = MAX (diff, fabs (a[k] - b[k]));
+        g_test_message ("tile %d, v = %d: max difference %.3g", tile, side, diff);
+        g_assert_cmpfloat (diff, <, 1e-4);
+
+        /* and the other end differs: the variance is really v's */
+        p.variance = side < 0 ? DDPM_VARIANCE_BETA : DDPM_VARIANCE_POSTERIOR;
+        g_assert_true (ddpm_img2img (b, NULL, 1, H, W, base, &fixed, &p, NULL));
+        diff = 0;
+        for (gsize k = 0; k < n; k++)
+          diff = MAX (diff, fabs (a[k] - b[k]));
+        g_assert_cmpfloat (diff, >, 1e-3);
+
+        /* DDIM: ε only */
+        DdpmSampleParams q = p;
+        q.sampler = DDPM_SAMPLER_DDIM;
+        lg.calls_v = 0;
+        g_assert_true (ddpm_img2img (a, NULL, 1, H, W, base, &learned, &q, NULL));
+        g_assert_cmpint (lg.calls_v, ==, 0);
+      }
+  g_free (a);
+  g_free (b);
+  ddpm_schedule_free (base);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -462,6 +640,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/sampler/names", test_names);
   g_test_add_func ("/engine/sampler/ddim-step-true-eps", test_ddim_step_true_eps);
   g_test_add_func ("/engine/sampler/ddpm-step-posterior", test_ddpm_step_posterior);
+  g_test_add_func ("/engine/sampler/ddpm-step-learned", test_ddpm_step_learned);
+  g_test_add_func ("/engine/sampler/img2img-learned", test_img2img_learned);
   for (gsize k = 0; k < G_N_ELEMENTS (gaussian_cases); k++)
     {
       const Config *c = &gaussian_cases[k];
