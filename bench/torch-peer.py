@@ -26,6 +26,16 @@ renoise: what `ddpm renoise` does, in PyTorch: noise the image to
          8 tiles, as engine/img2img.c and engine/model.c do) and blending the
          ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
          the whole command.
+gd-fwd:  one no_grad forward at batch 1 of guided-diffusion's OWN UNetModel
+         (guided_diffusion/unet.py of a checkout, --gd DIR; MIT, run as it
+         is) in a published 256² architecture (--arch, see GD_ARCHS), random
+         weights; --weights PT is loaded if it exists, else made (every
+         parameter random, as tests/make-adm-fixtures.py does, since the
+         reference zero-initialises its output layers) and saved with
+         torch.save, with PT.flags (the guided-diffusion flags for `ddpm
+         import`) and PT.x.f32 (the input image, raw float32);
+         --save-output F writes the output, raw float32.  One warm-up
+         forward, then --iters forwards (default 1: the ADM one takes ~28 s).
 
 The configuration knobs a PyTorch user has on a CPU, each a flag, so that
 bench/compare can take the best of all of them for every row:
@@ -132,6 +142,121 @@ def renoise(ref, args):
                 gflop=2.0 * macs * n_tiles * len(ts) / 1e9, tiles=n_tiles)
 
 
+# The published 256² architectures, as guided-diffusion's create_model
+# (script_util.py) builds them from its flags.
+GD_ARCHS = {
+    # OpenAI's 256x256_diffusion_uncond.pt (Dhariwal & Nichol 2021), the flags
+    # of guided-diffusion's README; 552 M parameters
+    "adm256": dict(image_size=256, num_channels=256, num_res_blocks=2, channel_mult="",
+                   attention_resolutions="32,16,8", num_heads=4, num_head_channels=64,
+                   num_heads_upsample=-1, use_scale_shift_norm=True, resblock_updown=True,
+                   learn_sigma=True, class_cond=False, use_fp16=False, dropout=0.0),
+    # DDPM CelebA-HQ 256² (Ho et al. 2020, appendix B: ch 128, ch_mult
+    # 1,1,2,2,4,4, 2 res blocks, attention at 16², dropout 0 for sampling);
+    # 114 M parameters.  guided-diffusion's UNetModel expresses it: one
+    # attention head, plain "h + temb" res blocks (no scale-shift),
+    # strided-conv down- and nearest+conv up-sampling (resblock_updown
+    # False), attention at resolution 16 of image_size 256.  What differs
+    # from diffusion_tf is arithmetic-free detail (the sinusoid's order, the
+    # down-sampling conv's padding, GroupNorm's ε), so the work is the same.
+    "celebahq256": dict(image_size=256, num_channels=128, num_res_blocks=2,
+                        channel_mult="1,1,2,2,4,4", attention_resolutions="16", num_heads=1,
+                        num_head_channels=-1, num_heads_upsample=-1,
+                        use_scale_shift_norm=False, resblock_updown=False, learn_sigma=False,
+                        class_cond=False, use_fp16=False, dropout=0.0),
+}
+
+
+def gd_flags_line(kw):
+    """kw as guided-diffusion's command-line flags (`ddpm import` takes them)."""
+    out = []
+    for key in sorted(kw):
+        value = kw[key]
+        if isinstance(value, bool):
+            value = "True" if value else "False"
+        if key == "channel_mult" and value == "":
+            continue                      # script_util's default for the size
+        out.append("--%s %s" % (key, value))
+    return " ".join(out) + " --diffusion_steps 1000 --noise_schedule linear"
+
+
+def gd_randomise(model, gen):
+    """Every parameter random (fan-in scaled), as make-adm-fixtures.py does."""
+    import torch
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.weight.copy_(1.0 + 0.2 * torch.randn(module.weight.shape, generator=gen))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+            elif isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
+                w = module.weight
+                w.copy_(torch.randn(w.shape, generator=gen) / w[0].numel() ** 0.5)
+                if module.bias is not None:
+                    module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+
+
+def gd_forward(args):
+    import numpy as np, torch
+    sys.path.insert(0, args.gd)
+    from guided_diffusion.script_util import create_model
+    kw = GD_ARCHS[args.arch]
+    model = create_model(**kw)
+    S = kw["image_size"]
+    if os.path.exists(args.weights):
+        model.load_state_dict(torch.load(args.weights))
+        x = torch.from_numpy(np.fromfile(args.weights + ".x.f32", dtype="<f4")).reshape(1, 3, S, S)
+    else:
+        gen = torch.Generator().manual_seed(20261206)
+        gd_randomise(model, gen)
+        torch.save(model.state_dict(), args.weights)
+        with open(args.weights + ".flags", "w") as f:
+            f.write(gd_flags_line(kw) + "\n")
+        x = torch.randn((1, 3, S, S), generator=gen)
+        x.numpy().astype("<f4").tofile(args.weights + ".x.f32")
+    if args.iters == 0:
+        return None                        # --iters 0: only make the files
+    model.eval()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    n_params = sum(p.numel() for p in model.parameters())
+    t = torch.tensor([499])
+    xin = layout(args, x)
+
+    # multiply-adds, counted on the warm-up forward: convolutions and linears
+    # by hooks, and the attention products (QK^T and AV: 2·T²·width per
+    # image, width = the qkv channels / 3)
+    macs = [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, torch.nn.Conv2d):
+            macs[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] \
+                * mod.kernel_size[1]
+        elif isinstance(mod, torch.nn.Conv1d):
+            macs[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0]
+        elif isinstance(mod, torch.nn.Linear):
+            macs[0] += out.numel() * mod.in_features
+        elif type(mod).__name__.startswith("QKVAttention"):
+            qkv = inp[0]
+            macs[0] += 2 * qkv.shape[0] * (qkv.shape[1] // 3) * qkv.shape[2] ** 2
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))
+          or type(m).__name__.startswith("QKVAttention")]
+    with inference_context(args):
+        model(xin, t)
+    for h in hs:
+        h.remove()
+    ts = []
+    for _ in range(args.iters):
+        t0 = time.perf_counter()
+        with inference_context(args):
+            out = model(xin, t)
+        ts.append(time.perf_counter() - t0)
+    if args.save_output:
+        out.float().contiguous().numpy().astype("<f4").tofile(args.save_output)
+    return dict(min=min(ts), median=statistics.median(ts), max=max(ts), n=len(ts),
+                gflop=2.0 * macs[0] / 1e9, params=n_params)
+
+
 def inference_context(args):
     """no_grad, and bf16 autocast when asked."""
     import contextlib, torch
@@ -195,7 +320,7 @@ def train_e2e(ref, args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="tiny")
-    p.add_argument("--kind", choices=("train", "train-e2e", "fwd", "renoise"), default="fwd")
+    p.add_argument("--kind", choices=("train", "train-e2e", "fwd", "renoise", "gd-fwd"), default="fwd")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
@@ -209,6 +334,10 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--strength", type=float, default=0.5)
     p.add_argument("--data", help="train-e2e: a uint8 .npy of N×H×W images")
+    p.add_argument("--arch", choices=sorted(GD_ARCHS), default="adm256", help="gd-fwd")
+    p.add_argument("--gd", help="gd-fwd: a guided-diffusion checkout (has guided_diffusion/)")
+    p.add_argument("--weights", help="gd-fwd: the state_dict .pt (made if absent)")
+    p.add_argument("--save-output", help="gd-fwd: write the output here, raw float32")
     args = p.parse_args()
     if args.blas_threads is None:
         args.blas_threads = args.threads
@@ -222,13 +351,17 @@ def main():
             env["GLIBC_TUNABLES"] = MALLOC_TUNED
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
-    ref = load_reference()
+    ref = None if args.kind == "gd-fwd" else load_reference()
     import torch
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    cfg = ref.CONFIGS[args.config]
+    cfg = None if ref is None else ref.CONFIGS[args.config]
 
-    if args.kind == "renoise":
+    if args.kind == "gd-fwd":
+        r = gd_forward(args)
+        if r is None:
+            return
+    elif args.kind == "renoise":
         r = renoise(ref, args)
     elif args.kind == "train-e2e":
         r = train_e2e(ref, args)
@@ -264,7 +397,7 @@ def main():
             gflop = 2.0 * macs * B / 1e9
         r = ref.timeit(fn, warmup=2, iters=args.iters, budget_s=args.budget)
         r["gflop"] = gflop
-    print(json.dumps(dict(engine="torch", config=args.config, kind=args.kind, batch=args.batch,
+    print(json.dumps(dict(engine="torch", config=args.arch if args.kind == "gd-fwd" else args.config, kind=args.kind, batch=args.batch,
                           size=args.image if args.kind == "renoise" else args.size,
                           threads=args.threads, blas_threads=args.blas_threads,
                           malloc=args.malloc, channels_last=args.channels_last, bf16=args.bf16,
