@@ -138,7 +138,7 @@ plugin_train_create (GimpPlugIn *plug_in)
                                     G_PARAM_READWRITE);
   /* The dialog's "Resume from:" toggle: off, OK runs a fresh model. */
   gimp_procedure_add_boolean_aux_argument (procedure, "resume-enabled",
-                                           _("_Resume from:"),
+                                           _("Con_tinue a checkpoint"),
                                            _("Continue a training from a "
                                              "model file written by an "
                                              "earlier one"),

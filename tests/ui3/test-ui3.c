@@ -290,13 +290,14 @@ test_denoise_dialog (void)
   check_preview ("plug-in-ddpm-denoise", FALSE);
 }
 
-/* The precision is a combo of the dialog, auto by default. */
+/* The precision is a combo of the dialog (GIMP wraps it with its label),
+ * auto by default. */
 static void
 test_precision_widget (void)
 {
-  check_fact ("plug-in-ddpm-renoise", "precision_widget", "GimpStringComboBox");
+  check_fact ("plug-in-ddpm-renoise", "precision_widget", "GimpLabelStringWidget");
   check_fact ("plug-in-ddpm-renoise", "precision_initial", "auto");
-  check_fact ("plug-in-ddpm-denoise", "precision_widget", "GimpStringComboBox");
+  check_fact ("plug-in-ddpm-denoise", "precision_widget", "GimpLabelStringWidget");
 }
 
 /* The parameter count follows the preset; OK needs an output file, and

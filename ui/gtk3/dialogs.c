@@ -302,6 +302,14 @@ run_filter_dialog (UiDialog            *d,
 
   fill_seed_box (dialog, config);
   d->plan = dialog_label (dialog, "plan");
+  /* Sliders as 2.10's, not the spin buttons GIMP makes by default;
+   * steps logarithmic (10 and 200 are both common). */
+  if (d->kind == PLUGIN_RENDER_RENOISE)
+    gimp_procedure_dialog_get_scale_entry (dialog, "strength", 1.0);
+  gimp_scale_entry_set_logarithmic (
+    GIMP_SCALE_ENTRY (gimp_procedure_dialog_get_scale_entry (dialog, "steps",
+                                                             1.0)),
+    TRUE);
   if (d->kind == PLUGIN_RENDER_DENOISE)
     {
       /* Logarithmic, as 2.10's: noise of 2 and of 20 levels are both

@@ -109,6 +109,18 @@ pixels_differing (cairo_surface_t *a,
   return differing;
 }
 
+/* A number as C writes it, whatever the session's language. */
+static void
+report_double (UiTest      *t,
+               const gchar *key,
+               gdouble      value)
+{
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  report (t, "%s fact %s=%s", t->d->name, key,
+          g_ascii_formatd (buf, sizeof buf, "%.6f", value));
+}
+
 static void
 record (UiTest *t)
 {
@@ -187,8 +199,8 @@ filter_step (gpointer data)
             g_object_get (d->config, "estimate", &estimate,
                           "sigma-levels", &levels, "sigma", &sigma, NULL);
             report (t, "%s fact estimate_initial=%d", d->name, estimate);
-            report (t, "%s fact levels_initial=%.4f", d->name, levels);
-            report (t, "%s fact sigma_initial=%.6f", d->name, sigma);
+            report_double (t, "levels_initial", levels);
+            report_double (t, "sigma_initial", sigma);
             report (t, "%s fact levels_sensitive_initial=%d", d->name,
                     gtk_widget_is_sensitive (dialog_widget (d, "sigma-levels")));
           }
@@ -221,14 +233,14 @@ filter_step (gpointer data)
           g_object_set (d->config, "estimate", FALSE, NULL);
           g_object_get (d->config, "sigma", &sigma, "sigma-levels", &levels,
                         NULL);
-          report (t, "%s fact sigma_manual=%.6f", d->name, sigma);
-          report (t, "%s fact levels_manual=%.4f", d->name, levels);
+          report_double (t, "sigma_manual", sigma);
+          report_double (t, "levels_manual", levels);
           report (t, "%s fact levels_sensitive_manual=%d", d->name,
                   gtk_widget_is_sensitive (dialog_widget (d, "sigma-levels")));
           /* 25 levels typed: σ = 25/255 on the procedure's scale. */
           g_object_set (d->config, "sigma-levels", 25.0, "steps", 10, NULL);
           g_object_get (d->config, "sigma", &sigma, NULL);
-          report (t, "%s fact sigma_25=%.6f", d->name, sigma);
+          report_double (t, "sigma_25", sigma);
         }
       else if (d->kind == PLUGIN_RENDER_RENOISE)
         g_object_set (d->config, "strength", 0.25, "steps", 10, NULL);
