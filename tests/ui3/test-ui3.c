@@ -105,6 +105,20 @@ run_session (void)
   g_chmod (plugin, 0755);
   g_free (data);
 
+  /* The dialogs open on the last values GIMP kept (the profile outlives
+   * the run): start from the procedures' defaults, as a new user does. */
+  for (int i = 0; i < 4; i++)
+    {
+      const char *names[] = { "renoise", "generate", "denoise", "train" };
+      gchar *name = g_strdup_printf ("GimpProcedureConfigRun-plug-in-ddpm-%s.last",
+                                     names[i]);
+      gchar *last = g_build_filename (g_getenv ("DDPM_GIMP3_PROFILE"),
+                                      "plug-in-settings", name, NULL);
+
+      g_unlink (last);
+      g_free (last);
+      g_free (name);
+    }
   session_ok = spawn (gargv, env, &err);
   g_file_set_contents (gimp_log, err ? err : "", -1, NULL);
   if (!session_ok)
