@@ -13,11 +13,13 @@
 
 G_BEGIN_DECLS
 
-/* strength, steps and sampler through the engine's one check of sampling
- * settings (ddpm_sample_params_validate), or its translated error. */
+/* strength, steps, sampler and precision through the engine's one check
+ * of sampling settings (ddpm_sample_params_validate), or its translated
+ * error. */
 gboolean  plugin_check_sampling           (gdouble  strength,
                                            gint     steps,
                                            gint     sampler,
+                                           gint     precision,
                                            GError **error);
 
 /* The places the default model may be, in the order they are tried

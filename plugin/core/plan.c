@@ -27,7 +27,8 @@ plugin_denoise_plan (const DdpmSchedule *schedule,
   /* The highest σ the schedule reaches, on the [0, 1] scale. */
   highest = schedule->sqrt_recipm1_alpha_bar[schedule->T] / 2.0;
   *t = *n_steps = 0;
-  if (!plugin_check_sampling (0.0, steps, DDPM_SAMPLER_DDIM, error))
+  if (!plugin_check_sampling (0.0, steps, DDPM_SAMPLER_DDIM,
+                              DDPM_PRECISION_AUTO, error))
     return FALSE;
   if (sigma <= 0.0)
     return TRUE;  /* nothing to remove */

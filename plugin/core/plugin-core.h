@@ -127,8 +127,27 @@ typedef struct
 extern const PluginSamplerChoice plugin_sampler_choices[];
 extern const gint                plugin_n_sampler_choices;
 
+/* The precisions a procedure takes and a dialog offers, in order: a
+ * DdpmPrecision (the GIMP 2.10 argument's value), its name (the CLI's
+ * --precision and GIMP 3's choice nick: "auto", "fp32", "bf16") and
+ * label (N_()).  The default is AUTO, as the CLI's: bf16 where the CPU
+ * has AVX512_BF16 (ddpm_precision_resolve), else fp32. */
+typedef struct
+{
+  gint         value;
+  const gchar *name;
+  const gchar *label;
+} PluginPrecisionChoice;
+
+extern const PluginPrecisionChoice plugin_precision_choices[];
+extern const gint                  plugin_n_precision_choices;
+
+/* What "auto" means on this CPU, for a dialog: "Automatic (bf16 on this
+ * CPU)" or "Automatic (fp32 on this CPU)", translated, static. */
+const gchar *plugin_precision_auto_label (void);
+
 /* Check values given by a caller (the PDB's non-interactive arguments):
- * strength in [0, 1], steps >= 1.  FALSE with a translated error if not. */
+ * strength in [0, 1], steps >= 1, a known sampler and precision.  FALSE with a translated error if not. */
 gboolean plugin_renoise_values_validate (const PluginRenoiseValues *vals,
                                          GError                   **error);
 

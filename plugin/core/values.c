@@ -49,6 +49,25 @@ const PluginSamplerChoice plugin_sampler_choices[] =
 const gint plugin_n_sampler_choices = G_N_ELEMENTS (plugin_sampler_choices);
 G_STATIC_ASSERT (G_N_ELEMENTS (plugin_sampler_choices) == DDPM_SAMPLER_COUNT);
 
+const PluginPrecisionChoice plugin_precision_choices[] =
+{
+  { DDPM_PRECISION_AUTO, "auto", N_("Automatic (bf16 where the CPU has it)") },
+  { DDPM_PRECISION_FP32, "fp32", N_("fp32 (exact, slower)") },
+  { DDPM_PRECISION_BF16, "bf16", N_("bf16 (about twice as fast)") },
+};
+const gint plugin_n_precision_choices = G_N_ELEMENTS (plugin_precision_choices);
+G_STATIC_ASSERT (G_N_ELEMENTS (plugin_precision_choices) == DDPM_PRECISION_COUNT);
+
+const gchar *
+plugin_precision_auto_label (void)
+{
+  /* Resolved at run time: the same binary runs on CPUs with and without
+   * AVX512_BF16, and DDPM_DISABLE_BF16 turns it off. */
+  if (ddpm_precision_resolve (DDPM_PRECISION_AUTO) == DDPM_PRECISION_BF16)
+    return _("Automatic (bf16 on this CPU)");
+  return _("Automatic (fp32 on this CPU)");
+}
+
 const PluginTrainValues plugin_train_defaults =
 {
   "",                /* output: filled in for the dialog */
@@ -66,6 +85,7 @@ gboolean
 plugin_check_sampling (gdouble  strength,
                        gint     steps,
                        gint     sampler,
+                       gint     precision,
                        GError **error)
 {
   DdpmSampleParams params;
@@ -74,6 +94,7 @@ plugin_check_sampling (gdouble  strength,
   params.strength = strength;
   params.steps    = steps;
   params.sampler  = (DdpmSamplerKind) sampler;
+  params.precision = (DdpmPrecision) precision;
   return ddpm_sample_params_validate (&params, error);
 }
 
@@ -84,7 +105,7 @@ plugin_renoise_values_validate (const PluginRenoiseValues *vals,
   g_return_val_if_fail (vals != NULL, FALSE);
 
   return plugin_check_sampling (vals->strength, vals->steps, vals->sampler,
-                                error);
+                                vals->precision, error);
 }
 
 gboolean
@@ -103,7 +124,8 @@ plugin_denoise_values_validate (PluginDenoiseValues *vals,
     }
   if (vals->sigma < 0.0)
     vals->sigma = 0.0;
-  return plugin_check_sampling (0.0, vals->steps, vals->sampler, error);
+  return plugin_check_sampling (0.0, vals->steps, vals->sampler,
+                                vals->precision, error);
 }
 
 gboolean

@@ -33,6 +33,7 @@ plugin_denoise_query (void)
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1; at most the starting timestep are run)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed (used by the DDPM sampler)" },
     { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
+    PLUGIN_PRECISION_PARAM_DEF,
   };
 
   gimp_install_procedure (DENOISE_PROC,
@@ -139,7 +140,9 @@ denoise_read_args (gint                 nparams,
                    PluginDenoiseValues *vals,
                    GError             **error)
 {
-  if (!plugin_check_nparams (DENOISE_PROC, 8, nparams, error)
+  /* Without precision (the plug-in's first version): the default. */
+  if (!plugin_check_nparams (DENOISE_PROC, nparams == 8 ? 8 : 9, nparams,
+                             error)
       || !plugin_copy_string (vals->model, sizeof vals->model,
                               param[3].data.d_string, "model", error))
     return FALSE;
@@ -148,6 +151,7 @@ denoise_read_args (gint                 nparams,
   vals->seed = (guint32) param[6].data.d_int32;
   vals->random_seed = FALSE;
   vals->sampler = param[7].data.d_int32;
+  vals->precision = nparams > 8 ? param[8].data.d_int32 : DDPM_PRECISION_AUTO;
   return plugin_denoise_values_validate (vals, error);
 }
 

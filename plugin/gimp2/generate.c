@@ -20,6 +20,7 @@ plugin_generate_query (void)
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed" },
     { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
+    PLUGIN_PRECISION_PARAM_DEF,
   };
 
   gimp_install_procedure (GENERATE_PROC,

@@ -68,6 +68,13 @@ plugin_renoise_run_procedure (const gchar               *name,
                               const GimpParam           *param,
                               GError                   **error);
 
+/* The rendering procedures' last argument: the engine's arithmetic
+ * (DdpmPrecision; plugin_precision_choices). */
+#define PLUGIN_PRECISION_PARAM_DEF                                      \
+  { GIMP_PDB_INT32, "precision",                                        \
+    "Arithmetic of the network { AUTO (0): bf16 where the CPU has "     \
+    "AVX512_BF16, else fp32; FP32 (1); BF16 (2) }" }
+
 /* nparams is what the procedure `name` takes (expected); else FALSE with
  * the error a non-interactive caller sees. */
 gboolean plugin_check_nparams (const gchar *name,

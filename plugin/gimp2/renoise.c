@@ -25,6 +25,7 @@ plugin_renoise_query (void)
     { GIMP_PDB_INT32,    "steps",    "Denoising steps to run (>= 1)" },
     { GIMP_PDB_INT32,    "seed",     "Random seed" },
     { GIMP_PDB_INT32,    "sampler",  "Sampler { DDPM (0), DDIM (1), DPM-Solver++ (2) }" },
+    PLUGIN_PRECISION_PARAM_DEF,
   };
 
   gimp_install_procedure (RENOISE_PROC,
@@ -77,8 +78,13 @@ renoise_read_args (const gchar         *name,
                    GError             **error)
 {
   int p = 3;
+  gint expected = generate ? 8 : 9;
 
-  if (!plugin_check_nparams (name, generate ? 7 : 8, nparams, error)
+  /* A caller of the plug-in's first version, without precision, gets
+   * the default (Script-Fu itself insists on every argument). */
+  if (nparams == expected - 1)
+    expected--;
+  if (!plugin_check_nparams (name, expected, nparams, error)
       || !plugin_copy_string (vals->model, sizeof vals->model,
                               param[p++].data.d_string, "model", error))
     return FALSE;
@@ -88,6 +94,7 @@ renoise_read_args (const gchar         *name,
   vals->seed = (guint32) param[p++].data.d_int32;
   vals->random_seed = FALSE;
   vals->sampler = param[p++].data.d_int32;
+  vals->precision = p < nparams ? param[p++].data.d_int32 : DDPM_PRECISION_AUTO;
   return plugin_renoise_values_validate (vals, error);
 }
 

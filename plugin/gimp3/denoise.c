@@ -23,10 +23,31 @@ denoise_values_from_config (GimpProcedureConfig *config,
   vals->steps = steps;
   vals->seed = (guint32) seed;
   vals->sampler = gimp_procedure_config_get_choice_id (config, "sampler");
+  vals->precision = gimp_procedure_config_get_choice_id (config, "precision");
   ok = plugin_file_to_path (model, vals->model, sizeof vals->model, "model",
                             error);
   g_clear_object (&model);
   return ok && plugin_denoise_values_validate (vals, error);
+}
+
+/* The dialog's preview (a UiPreviewFunc): the config's values at the σ
+ * the dialog's plan line shows (its estimate while estimating), rendered
+ * by the same function as the apply. */
+static gboolean
+denoise_preview (GimpDrawable        *drawable,
+                 GimpProcedureConfig *config,
+                 gdouble              sigma,
+                 GimpPreview         *preview,
+                 gpointer             user_data,
+                 GError             **error)
+{
+  PluginDenoiseValues vals;
+  PluginRenderJob job;
+
+  if (!denoise_values_from_config (config, &vals, error))
+    return FALSE;
+  plugin_render_job_init_denoise (&job, &vals, sigma);
+  return plugin_render_drawable (drawable, &job, preview, error);
 }
 
 static GimpValueArray *
@@ -57,7 +78,8 @@ denoise_run (GimpProcedure        *procedure,
       /* The layer's own σ, for the plan line while σ is 0 ("estimate"). */
       plugin_estimate_drawable (drawable, &estimate, &estimate_error);
       ok = ui_denoise_dialog (procedure, config, drawable, estimate,
-                              estimate_error ? estimate_error->message : NULL);
+                              estimate_error ? estimate_error->message : NULL,
+                              denoise_preview, NULL);
       g_clear_error (&estimate_error);
       if (!ok)
         return gimp_procedure_new_return_values (procedure, GIMP_PDB_CANCEL,
@@ -78,7 +100,7 @@ denoise_run (GimpProcedure        *procedure,
     return gimp_procedure_new_return_values (procedure,
                                              GIMP_PDB_EXECUTION_ERROR, error);
   plugin_render_job_init_denoise (&job, &vals, sigma);
-  if (!plugin_render_drawable (drawable, &job, &error))
+  if (!plugin_render_drawable (drawable, &job, NULL, &error))
     return gimp_procedure_new_return_values (procedure,
                                              GIMP_PDB_EXECUTION_ERROR, error);
   if (run_mode != GIMP_RUN_NONINTERACTIVE)
@@ -114,5 +136,21 @@ plugin_denoise_create (GimpPlugIn *plug_in)
                                         "from the layer"),
                                       0.0, 1.0, d->sigma, G_PARAM_READWRITE);
   plugin_add_sampling_arguments (procedure, d->steps, d->sampler);
+  /* The dialog's σ, as GIMP users count noise (0–255 levels, as the 2.10
+   * dialog shows it), and "estimate"; the dialog keeps "sigma" (the
+   * procedure's own, on the [0, 1] scale, 0 = estimate) in step. */
+  gimp_procedure_add_double_aux_argument (procedure, "sigma-levels",
+                                          _("_Noise level (σ, 0–255):"),
+                                          _("The standard deviation of the "
+                                            "noise in the layer, in levels of "
+                                            "0–255: 25 for clearly visible "
+                                            "grain"),
+                                          0.0, 255.0, 25.0, G_PARAM_READWRITE);
+  gimp_procedure_add_boolean_aux_argument (procedure, "estimate",
+                                           _("Es_timate from the layer"),
+                                           _("Measure the noise level in the "
+                                             "layer (or the selection) instead "
+                                             "of giving it"),
+                                           TRUE, G_PARAM_READWRITE);
   return procedure;
 }

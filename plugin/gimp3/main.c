@@ -82,7 +82,28 @@ plugin_sampler_choice (void)
                                       _("DDPM (ancestral, stochastic)"), NULL,
                                       "ddim", DDPM_SAMPLER_DDIM,
                                       _("DDIM (deterministic)"), NULL,
+                                      "dpm++2m", DDPM_SAMPLER_DPM_2M,
+                                      _("DPM-Solver++ (deterministic, 10–20 steps)"),
+                                      NULL,
                                       NULL);
+}
+
+GimpChoice *
+plugin_precision_choice (void)
+{
+  GimpChoice *choice = gimp_choice_new ();
+
+  /* "auto" says what it means on this CPU (the dialog's combo). */
+  for (gint i = 0; i < plugin_n_precision_choices; i++)
+    {
+      const PluginPrecisionChoice *c = &plugin_precision_choices[i];
+
+      gimp_choice_add (choice, c->name, c->value,
+                       c->value == DDPM_PRECISION_AUTO
+                       ? plugin_precision_auto_label () : _(c->label),
+                       NULL);
+    }
+  return choice;
 }
 
 GimpDrawable *

@@ -11,6 +11,7 @@
 
 #include <glib/gi18n.h>
 #include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
 
 #include "ddpm.h"
 #include "plugin-core.h"
@@ -41,9 +42,13 @@ void           plugin_add_sampling_arguments (GimpProcedure *procedure,
                                               gint           default_steps,
                                               gint           default_sampler);
 
-/* The sampler as a GimpChoice: nicks "ddpm" and "ddim" (the CLI's
- * --sampler names), ids DdpmSamplerKind. */
+/* The sampler as a GimpChoice: nicks "ddpm", "ddim" and "dpm++2m" (the
+ * CLI's --sampler names), ids DdpmSamplerKind. */
 GimpChoice    *plugin_sampler_choice  (void);
+
+/* The precision as a GimpChoice: nicks "auto", "fp32", "bf16" (the CLI's
+ * --precision names), ids DdpmPrecision (plugin_precision_choices). */
+GimpChoice    *plugin_precision_choice (void);
 
 /* The one drawable a procedure works on, or NULL with the caller's error
  * when there is not exactly one. */
@@ -61,13 +66,17 @@ gboolean       plugin_file_to_path    (GFile        *file,
 
 /* ----------------------------------------------------------------- render */
 
-/* The core's render job on a drawable: the selection's bounds (with the
- * core's context margin) read through GEGL at float precision, the job
- * run with GIMP's progress bar, the result written into the drawable's
- * shadow buffer and merged through the selection as one undo step.  On
+/* The core's render job on a drawable, the one render function of both
+ * the dialogs' previews and the apply: the selection's bounds (preview:
+ * its visible area), with the core's context margin, read through GEGL
+ * at float precision, the job run.  preview NULL: with GIMP's progress
+ * bar, the result written into the drawable's shadow buffer and merged
+ * through the selection as one undo step; else drawn into the
+ * GimpDrawablePreview (which shows it through the selection).  On
  * failure FALSE with a translated message, the drawable untouched. */
 gboolean plugin_render_drawable (GimpDrawable          *drawable,
                                  const PluginRenderJob *job,
+                                 GimpPreview           *preview,
                                  GError               **error);
 
 /* The noise level of the drawable's selected part on the [0, 1] scale

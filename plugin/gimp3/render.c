@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include <libgimp/gimpui.h>
+
 gboolean
 plugin_gimp_progress (const gchar *text,
                       gdouble      fraction,
@@ -142,9 +144,58 @@ apply_to_drawable (GimpDrawable        *drawable,
   gimp_progress_update (1.0);
 }
 
+/* The pixels of rect (inside p->rect) as 8-bit in the drawable's own
+ * components (what gimp_preview_draw_buffer takes: the drawable's
+ * GimpImageType), drawn into the preview, which shows them through the
+ * selection. */
+static void
+draw_preview (GimpPreview         *preview,
+              GimpDrawable        *drawable,
+              const Pixels        *p,
+              const GeglRectangle *rect)
+{
+  const Babl *space = gimp_drawable_get_format (drawable);
+  const Babl *u8;
+  const Babl *fish;
+  gint nc = p->n_color + (p->has_alpha ? 1 : 0);
+  guchar *buffer = g_malloc ((gsize) rect->width * rect->height * nc);
+
+  if (p->n_color == 3)
+    u8 = babl_format_with_space (p->has_alpha ? "R'G'B'A u8" : "R'G'B' u8", space);
+  else
+    u8 = babl_format_with_space (p->has_alpha ? "Y'A u8" : "Y' u8", space);
+  fish = babl_fish (p->format, u8);
+  for (gint y = 0; y < rect->height; y++)
+    babl_process (fish,
+                  p->data + ((gsize) (rect->y - p->rect.y + y) * p->rect.width
+                             + (rect->x - p->rect.x)) * nc,
+                  buffer + (gsize) y * rect->width * nc, rect->width);
+  gimp_preview_draw_buffer (preview, buffer, rect->width * nc);
+  g_free (buffer);
+}
+
+/* Where a run works: the preview's visible area, or the selection's
+ * bounds on the drawable; FALSE when that is empty. */
+static gboolean
+render_target (GimpDrawable  *drawable,
+               GimpPreview   *preview,
+               GeglRectangle *target)
+{
+  if (preview != NULL)
+    {
+      gimp_preview_get_position (preview, &target->x, &target->y);
+      gimp_preview_get_size (preview, &target->width, &target->height);
+    }
+  else if (!gimp_drawable_mask_intersect (drawable, &target->x, &target->y,
+                                          &target->width, &target->height))
+    return FALSE;  /* the selection misses this layer */
+  return target->width > 0 && target->height > 0;
+}
+
 gboolean
 plugin_render_drawable (GimpDrawable          *drawable,
                         const PluginRenderJob *job,
+                        GimpPreview           *preview,
                         GError               **error)
 {
   GimpImage *image = gimp_item_get_image (GIMP_ITEM (drawable));
@@ -160,14 +211,24 @@ plugin_render_drawable (GimpDrawable          *drawable,
 
   if (!plugin_render_job_check (job, error))
     return FALSE;
-  if (!gimp_drawable_mask_intersect (drawable, &target.x, &target.y,
-                                     &target.width, &target.height)
-      || target.width <= 0 || target.height <= 0)
-    return TRUE;  /* the selection misses this layer: nothing to do */
+  if (!render_target (drawable, preview, &target))
+    return TRUE;  /* nothing to do */
   if (!plugin_render_job_plan (job, &plan, error))
     return FALSE;
   if (plan.n_steps == 0)
-    return TRUE;  /* strength 0, no noise: the pixels stay, bit for bit */
+    {
+      /* Strength 0, no noise: the pixels stay, bit for bit; a preview
+       * shows them as they are. */
+      if (preview == NULL)
+        return TRUE;
+      if (!plugin_region_check (target.width, target.height,
+                                gimp_drawable_is_rgb (drawable) ? 3 : 1, error)
+          || !pixels_read (drawable, &target, &pixels, error))
+        return FALSE;
+      draw_preview (preview, drawable, &pixels, &target);
+      pixels_clear (&pixels);
+      return TRUE;
+    }
 
   t = (PluginRect) { target.x, target.y, target.width, target.height };
   if (!plugin_render_context (&plan, &t, gimp_drawable_get_width (drawable),
@@ -190,15 +251,20 @@ plugin_render_drawable (GimpDrawable          *drawable,
   memcpy (original, planes, size);
   mask = selection_read (drawable, &pixels.rect);
 
+  /* A preview shows no progress: the dialog stays responsive to read. */
   if (!plugin_render_job_run (job, &plan, planes, original, mask,
-                              c.height, c.width, plugin_gimp_progress, NULL,
+                              c.height, c.width,
+                              preview ? NULL : plugin_gimp_progress, NULL,
                               error))
     goto out;
 
   plugin_pixels_data_from_planes (pixels.data, n, pixels.n_color,
                                   pixels.has_alpha, planes, original,
                                   plan.channels, job->keep_chroma);
-  apply_to_drawable (drawable, &pixels, &target);
+  if (preview != NULL)
+    draw_preview (preview, drawable, &pixels, &target);
+  else
+    apply_to_drawable (drawable, &pixels, &target);
   ok = TRUE;
 
 out:

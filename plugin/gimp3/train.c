@@ -136,5 +136,12 @@ plugin_train_create (GimpPlugIn *plug_in)
                                       "start a new model"),
                                     GIMP_FILE_CHOOSER_ACTION_OPEN, TRUE, NULL,
                                     G_PARAM_READWRITE);
+  /* The dialog's "Resume from:" toggle: off, OK runs a fresh model. */
+  gimp_procedure_add_boolean_aux_argument (procedure, "resume-enabled",
+                                           _("Con_tinue a checkpoint"),
+                                           _("Continue a training from a "
+                                             "model file written by an "
+                                             "earlier one"),
+                                           FALSE, G_PARAM_READWRITE);
   return procedure;
 }

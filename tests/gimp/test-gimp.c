@@ -264,6 +264,31 @@ make_photo (void)
   return ok;
 }
 
+/* `ddpm renoise` of the photograph as the s05 scenarios run it (strength
+ * 0.5, STEPS steps, seed 1, DDIM) at `precision`: cli-<precision>.png,
+ * the oracle the plug-in's pixels must equal. */
+static void
+cli_renoise (const char *precision)
+{
+  gchar *photo = g_build_filename (work_dir, "photo.png", NULL);
+  gchar *name = g_strdup_printf ("cli-%s.png", precision);
+  gchar *out = g_build_filename (work_dir, name, NULL);
+  const char *argv[] = { g_getenv ("DDPM_CLI"), "renoise", "-m", model_path,
+                         "--strength", "0.5", "--steps", STEPS, "--seed", "1",
+                         "--sampler", "ddim", "--precision", precision,
+                         photo, out, NULL };
+  int status = -1;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL
+                     | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                     &status, NULL)
+      || !g_spawn_check_wait_status (status, NULL))
+    g_test_message ("ddpm renoise --precision %s failed", precision);
+  g_free (photo);
+  g_free (name);
+  g_free (out);
+}
+
 /* The default model: `ddpm train` on the photograph. */
 static gboolean
 train_default_model (void)
@@ -571,6 +596,9 @@ run_session (void)
   g_assert_true (make_photo ());
   g_assert_true (make_noisy ());
   model_ok = train_default_model ();
+  cli_renoise ("auto");
+  cli_renoise ("fp32");
+  cli_renoise ("bf16");
   {
     gchar *photos = g_build_filename (work_dir, "photos", NULL);
     gchar *renoised = g_build_filename (work_dir, "renoised", NULL);
@@ -655,40 +683,40 @@ run_session (void)
     work_path ("photo.png.xcf"), work_path ("photo.png.xcf"), trained,
     resumed, trained_checkpoint));
   BATCH (scenario ("photo.png", g_strdup_printf (
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1 0)",
     resumed), "trained.png"));
 
   BATCH (scenario ("photo.png",
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.0 " STEPS " 1 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.0 " STEPS " 1 1 0)",
     "s0.png"));
   BATCH (scenario ("photo.png",
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 0)",
     "s05.png"));
   /* Last values: the arguments are ignored, the 0.5 run is repeated. */
   BATCH (scenario ("photo.png",
-    "(plug-in-ddpm-renoise RUN-WITH-LAST-VALS img drw \"\" 0.0 1 99 0)",
+    "(plug-in-ddpm-renoise RUN-WITH-LAST-VALS img drw \"\" 0.0 1 99 0 0)",
     "last.png"));
   BATCH (scenario ("photo.png",
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 2 0)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 2 0 0)",
     "s05-ddpm.png"));
   BATCH (scenario ("photo.png",
     "(gimp-image-select-rectangle img CHANNEL-OP-REPLACE 16 20 24 28)"
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.8 " STEPS " 3 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.8 " STEPS " 3 1 0)",
     "selection.png"));
   BATCH (scenario ("wilber.png",
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 4 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 4 1 0)",
     "wilber-s05.png"));
   /* Gray with alpha, and its input as GIMP converted it. */
   BATCH (scenario ("photo.png",
     "(gimp-image-convert-grayscale img)"
     "(gimp-layer-add-alpha drw)"
     "(gimp-file-save RUN-NONINTERACTIVE img drw %GRAYIN% %GRAYIN%)"
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 0)",
     "gray.png"));
   /* 32-bit linear float: the same values reach the engine as from 8 bits. */
   BATCH (scenario ("photo.png",
     "(gimp-image-convert-precision img PRECISION-FLOAT-LINEAR)"
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1)"
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 0)"
     "(gimp-image-convert-precision img PRECISION-U8-GAMMA)",
     "float.png"));
   /* Generation on a new white image whose size is no multiple of 32. */
@@ -697,43 +725,43 @@ run_session (void)
     "       (drw (car (gimp-layer-new img 48 40 RGB-IMAGE \"bg\" 100 LAYER-MODE-NORMAL))))"
     "  (gimp-image-insert-layer img drw 0 0)"
     "  (gimp-drawable-fill drw FILL-WHITE)"
-    "  (plug-in-ddpm-generate RUN-NONINTERACTIVE img drw \"\" " STEPS " 5 1)"
+    "  (plug-in-ddpm-generate RUN-NONINTERACTIVE img drw \"\" " STEPS " 5 1 0)"
     "  (gimp-file-save RUN-NONINTERACTIVE img drw %s %s))",
     work_path ("generated.png"), work_path ("generated.png")));
   BATCH (scenario ("photo.png",
     "(gimp-image-select-rectangle img CHANNEL-OP-REPLACE 8 12 32 24)"
-    "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw \"\" " STEPS " 6 1)",
+    "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw \"\" " STEPS " 6 1 0)",
     "generated-selection.png"));
 
   /* Denoise, σ given on the [0, 1] scale as Script-Fu computes it. */
   BATCH (scenario ("noisy.png",
     "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" (/ " G_STRINGIFY (NOISE_LEVELS)
-    " 255) " DENOISE_STEPS " 1 1)",
+    " 255) " DENOISE_STEPS " 1 1 0)",
     "denoised.png"));
   /* Last values: the arguments are ignored, the σ = 25/255 run is repeated. */
   BATCH (scenario ("noisy.png",
-    "(plug-in-ddpm-denoise RUN-WITH-LAST-VALS img drw \"\" 0.5 1 99 0)",
+    "(plug-in-ddpm-denoise RUN-WITH-LAST-VALS img drw \"\" 0.5 1 99 0 0)",
     "denoised-last.png"));
   /* σ 0, and negative: estimated from the layer. */
   BATCH (scenario ("noisy.png",
-    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 0 " DENOISE_STEPS " 1 1)",
+    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 0 " DENOISE_STEPS " 1 1 0)",
     "denoised-auto.png"));
   BATCH (scenario ("noisy.png",
-    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" -1 " DENOISE_STEPS " 1 1)",
+    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" -1 " DENOISE_STEPS " 1 1 0)",
     "denoised-auto-negative.png"));
   BATCH (scenario ("noisy.png",
     "(gimp-image-select-rectangle img CHANNEL-OP-REPLACE 16 20 24 28)"
     "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" (/ " G_STRINGIFY (NOISE_LEVELS)
-    " 255) " DENOISE_STEPS " 1 1)",
+    " 255) " DENOISE_STEPS " 1 1 0)",
     "denoised-selection.png"));
   BATCH (scenario ("noisy-alpha.png",
     "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" (/ " G_STRINGIFY (NOISE_LEVELS)
-    " 255) " DENOISE_STEPS " 1 1)",
+    " 255) " DENOISE_STEPS " 1 1 0)",
     "denoised-alpha.png"));
   BATCH (scenario ("noisy.png",
     "(gimp-image-convert-precision img PRECISION-FLOAT-LINEAR)"
     "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" (/ " G_STRINGIFY (NOISE_LEVELS)
-    " 255) " DENOISE_STEPS " 1 1)"
+    " 255) " DENOISE_STEPS " 1 1 0)"
     "(gimp-image-convert-precision img PRECISION-U8-GAMMA)",
     "denoised-float.png"));
   /* Gray: the clean reference and the noisy input as GIMP converts them
@@ -745,29 +773,41 @@ run_session (void)
     BATCH (scenario ("noisy.png", g_strdup_printf (
       "(gimp-image-convert-grayscale img)"
       "(gimp-file-save RUN-NONINTERACTIVE img drw %s %s)"
-      "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 0 " DENOISE_STEPS " 1 1)",
+      "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 0 " DENOISE_STEPS " 1 1 0)",
       noisy_gray, noisy_gray), "denoised-gray.png"));
     g_free (noisy_gray);
   }
   BATCH (scenario ("noisy.png", g_strdup_printf (
-    "(catch #f (plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw %s 0.1 " DENOISE_STEPS " 1 1))",
+    "(catch #f (plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw %s 0.1 " DENOISE_STEPS " 1 1 0))",
     denoise_missing), "denoised-missing.png"));
   BATCH (scenario ("noisy.png",
-    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 1.5 " DENOISE_STEPS " 1 1)",
+    "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw \"\" 1.5 " DENOISE_STEPS " 1 1 0)",
     "never-sigma.png"));
 
   /* Errors: the failed call is caught so that the image is saved after
    * it; GIMP logs the procedure's error string ("GIMP-Error: … <message>")
    * either way.  An uncaught one stops its batch command. */
   BATCH (scenario ("photo.png", g_strdup_printf (
-    "(catch #f (plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1))",
+    "(catch #f (plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw %s 0.5 " STEPS " 1 1 0))",
     missing), "missing.png"));
   BATCH (scenario ("photo.png", g_strdup_printf (
-    "(catch #f (plug-in-ddpm-generate RUN-NONINTERACTIVE img drw %s " STEPS " 1 1))",
+    "(catch #f (plug-in-ddpm-generate RUN-NONINTERACTIVE img drw %s " STEPS " 1 1 0))",
     corrupt), "corrupt.png"));
   BATCH (scenario ("photo.png",
-    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 1.5 " STEPS " 1 1)",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 1.5 " STEPS " 1 1 0)",
     "never-strength.png"));
+
+  /* Precision: fp32 and bf16 (the last argument), and a value that is
+   * none, which stops its command before anything is saved. */
+  BATCH (scenario ("photo.png",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 1)",
+    "s05-fp32.png"));
+  BATCH (scenario ("photo.png",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 2)",
+    "s05-bf16.png"));
+  BATCH (scenario ("photo.png",
+    "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw \"\" 0.5 " STEPS " 1 1 7)",
+    "never-precision.png"));
 
   /* The README's example, run from the work folder. */
   example = readme_batch_example ();
@@ -884,13 +924,13 @@ static void
 test_registration (void)
 {
   g_assert_true (log_contains ("REGISTERED plug-in-ddpm-renoise "
-                               "<Image>/Filters/Diffusion/Renoise… 8"));
+                               "<Image>/Filters/Diffusion/Renoise… 9"));
   g_assert_true (log_contains ("REGISTERED plug-in-ddpm-generate "
-                               "<Image>/Filters/Diffusion/Generate… 7"));
+                               "<Image>/Filters/Diffusion/Generate… 8"));
   g_assert_true (log_contains ("REGISTERED plug-in-ddpm-train "
                                "<Image>/Filters/Diffusion/Train Model… 9"));
   g_assert_true (log_contains ("REGISTERED plug-in-ddpm-denoise "
-                               "<Image>/Filters/Diffusion/Denoise… 8"));
+                               "<Image>/Filters/Diffusion/Denoise… 9"));
 }
 
 static void
@@ -1323,6 +1363,83 @@ test_readme_example (void)
   g_free (example);
 }
 
+/* ------------------------------------------------------------- precision */
+
+/* Whether the engine runs bf16 here: the CPU has AVX512_BF16 and
+ * DDPM_DISABLE_BF16 does not turn it off (ddpm.h). */
+static gboolean
+cpu_has_bf16 (void)
+{
+  gchar *info = NULL;
+  gboolean has;
+
+  g_file_get_contents ("/proc/cpuinfo", &info, NULL, NULL);
+  has = info && strstr (info, " avx512_bf16") != NULL
+        && g_strcmp0 (g_getenv ("DDPM_DISABLE_BF16"), "1") != 0;
+  g_free (info);
+  return has;
+}
+
+/* `name` has exactly the pixels of `oracle`. */
+static void
+assert_same_pixels (const char *name, const char *oracle)
+{
+  Image *a = must_load (name), *b = must_load (oracle);
+
+  if (a && b)
+    {
+      Comparison c = compare (a, b, 0, 0, 0, 0, TRUE);
+
+      g_test_message ("%s vs %s: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      " pixels differ", name, oracle, c.changed, c.pixels);
+      g_assert_cmpuint (c.changed, ==, 0);
+    }
+  image_free (a);
+  image_free (b);
+}
+
+/* The same pixels as `ddpm renoise` with the same values (8-bit RGB):
+ * GIMP 3's plug-in is held to the same oracle by tests/gimp3, so the
+ * same Script-Fu gives the same pixels in both GIMPs. */
+static void
+test_renoise_same_as_cli (void)
+{
+  assert_same_pixels ("s05.png", "cli-auto.png");
+}
+
+/* The precision argument reaches the engine: fp32 and bf16 give the
+ * CLI's pixels for --precision fp32 and bf16, which differ (slightly)
+ * where the CPU runs bf16; a value that is none is refused. */
+static void
+test_renoise_precision (void)
+{
+  gchar *never = g_build_filename (work_dir, "never-precision.png", NULL);
+  Image *a = must_load ("s05-fp32.png"), *b = must_load ("s05-bf16.png");
+
+  assert_same_pixels ("s05-fp32.png", "cli-fp32.png");
+  assert_same_pixels ("s05-bf16.png", "cli-bf16.png");
+  if (a && b)
+    {
+      Comparison c = compare (a, b, 0, 0, 0, 0, TRUE);
+
+      g_test_message ("fp32 vs bf16: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      " pixels differ (max %.0f); CPU bf16: %d", c.changed,
+                      c.pixels, c.max_diff, cpu_has_bf16 ());
+      if (cpu_has_bf16 ())
+        {
+          g_assert_cmpuint (c.changed, >, 0);
+          g_assert_cmpfloat (c.correlation, >, 0.95);  /* rounding, not noise */
+        }
+      else
+        g_assert_cmpuint (c.changed, ==, 0);
+    }
+  g_assert_false (g_file_test (never, G_FILE_TEST_EXISTS));
+  g_assert_true (log_contains ("Unknown precision 7."));
+  image_free (a);
+  image_free (b);
+  g_free (never);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1345,6 +1462,8 @@ main (int argc, char **argv)
   g_test_add_func ("/gimp/renoise/strength-zero", test_strength_zero);
   g_test_add_func ("/gimp/renoise/strength-half", test_strength_half);
   g_test_add_func ("/gimp/renoise/last-values", test_last_values);
+  g_test_add_func ("/gimp/renoise/same-as-cli", test_renoise_same_as_cli);
+  g_test_add_func ("/gimp/renoise/precision", test_renoise_precision);
   g_test_add_func ("/gimp/renoise/selection", test_selection);
   g_test_add_func ("/gimp/renoise/alpha", test_alpha);
   g_test_add_func ("/gimp/renoise/gray", test_gray);

@@ -347,6 +347,12 @@ run_session (void)
   BATCH (scenario ("photo.png", RENOISE ("#:strength 0.5 #:sampler \"ddim\""),
                    "renoise.png"));
   BATCH (scenario ("photo.png",
+                   RENOISE ("#:strength 0.5 #:sampler \"ddim\" #:precision \"fp32\""),
+                   "renoise-fp32.png"));
+  BATCH (scenario ("photo.png",
+                   RENOISE ("#:strength 0.5 #:sampler \"ddim\" #:precision \"bf16\""),
+                   "renoise-bf16.png"));
+  BATCH (scenario ("photo.png",
                    "(gimp-image-convert-precision img PRECISION-FLOAT-LINEAR)"
                    RENOISE ("#:strength 0.5")
                    "(gimp-image-convert-precision img PRECISION-U8-NON-LINEAR)",
@@ -448,6 +454,56 @@ test_renoise_same_as_cli (void)
   image_free (in);
   image_free (gimp);
   image_free (cli);
+}
+
+/* Whether the engine runs bf16 here: the CPU has AVX512_BF16 and
+ * DDPM_DISABLE_BF16 does not turn it off (ddpm.h). */
+static gboolean
+cpu_has_bf16 (void)
+{
+  gchar *info = NULL;
+  gboolean has;
+
+  g_file_get_contents ("/proc/cpuinfo", &info, NULL, NULL);
+  has = info && strstr (info, " avx512_bf16") != NULL
+        && g_strcmp0 (g_getenv ("DDPM_DISABLE_BF16"), "1") != 0;
+  g_free (info);
+  return has;
+}
+
+/* The precision argument reaches the engine: fp32 and bf16 give the
+ * CLI's pixels for --precision fp32 and bf16, which differ (slightly)
+ * where the CPU runs bf16. */
+static void
+test_renoise_precision (void)
+{
+  Image *g32 = image_load ("renoise-fp32.png"), *g16 = image_load ("renoise-bf16.png");
+  Image *c32 = image_load ("cli-renoise-fp32.png"), *c16 = image_load ("cli-renoise-bf16.png");
+
+  if (g32 && g16 && c32 && c16)
+    {
+      Diff d32 = diff (c32, g32, 0, 0, 0, 0, TRUE);
+      Diff d16 = diff (c16, g16, 0, 0, 0, 0, TRUE);
+      Diff between = diff (g32, g16, 0, 0, 0, 0, TRUE);
+
+      g_test_message ("fp32 vs bf16: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      " pixels differ (max %d); CPU bf16: %d",
+                      between.changed, between.pixels, between.max_diff,
+                      cpu_has_bf16 ());
+      g_assert_cmpuint (d32.changed, ==, 0);
+      g_assert_cmpuint (d16.changed, ==, 0);
+      if (cpu_has_bf16 ())
+        {
+          g_assert_cmpuint (between.changed, >, 0);
+          g_assert_cmpint (between.max_diff, <=, 32);  /* rounding, not noise */
+        }
+      else
+        g_assert_cmpuint (between.changed, ==, 0);
+    }
+  image_free (g32);
+  image_free (g16);
+  image_free (c32);
+  image_free (c16);
 }
 
 /* A float image renders from the same values (8-bit ones, converted). */
@@ -647,12 +703,24 @@ main (int argc, char **argv)
 
     g_assert_true (run_cli (train));
     g_assert_true (run_cli (renoise));
+    for (int i = 0; i < 2; i++)
+      {
+        const char *name = i ? "bf16" : "fp32";
+        gchar *file = g_strdup_printf ("%s/cli-renoise-%s.png", work_dir, name);
+        const char *args[] = { "renoise", "-m", model_path, "--strength", "0.5",
+                               "--steps", STEPS, "--seed", SEED, "--sampler",
+                               "ddim", "--precision", name, photo, file, NULL };
+
+        g_assert_true (run_cli (args));
+        g_free (file);
+      }
     g_assert_true (run_cli (denoise));
   }
   run_session ();
 
   g_test_add_func ("/gimp3/session", test_session);
   g_test_add_func ("/gimp3/renoise/same-as-cli", test_renoise_same_as_cli);
+  g_test_add_func ("/gimp3/renoise/precision", test_renoise_precision);
   g_test_add_func ("/gimp3/renoise/float", test_renoise_float);
   g_test_add_func ("/gimp3/renoise/selection", test_renoise_selection);
   g_test_add_func ("/gimp3/renoise/alpha", test_renoise_alpha);

@@ -327,19 +327,19 @@ script (const gchar *image, const gchar *calls)
 }
 
 #define RENOISE_CALLS \
-  "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1)" \
-  "(" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.5 3 1234 1)"
+  "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1 0)" \
+  "(" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.5 3 1234 1 0)"
 #define GENERATE_CALLS \
-  "(" GENERATE_PROC " RUN-NONINTERACTIVE img drw \"\" 3 1234 1)" \
-  "(" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 3 1234 1)"
+  "(" GENERATE_PROC " RUN-NONINTERACTIVE img drw \"\" 3 1234 1 0)" \
+  "(" GENERATE_PROC " RUN-INTERACTIVE img drw \"\" 3 1234 1 0)"
 /* Last values: σ estimated, 3 steps, seed 1234, DDIM; left by a run on a
  * copy, so that the dialog opens on the noisy pixels themselves. */
 #define DENOISE_CALLS \
   "(let* ((copy (car (gimp-image-duplicate img))))" \
   "  (" DENOISE_PROC " RUN-NONINTERACTIVE copy" \
-  "   (car (gimp-image-get-active-drawable copy)) \"\" 0 3 1234 1)" \
+  "   (car (gimp-image-get-active-drawable copy)) \"\" 0 3 1234 1 0)" \
   "  (gimp-image-delete copy))" \
-  "(" DENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0 3 1234 1)"
+  "(" DENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0 3 1234 1 0)"
 #define TRAIN_CALLS \
   "(" TRAIN_PROC " RUN-INTERACTIVE img drw \"\" \"tiny\" 100 32 1 \"\")"
 
@@ -400,8 +400,8 @@ ensure_gimp_ran (void)
     gchar *expected_png = g_build_filename (results_de_dir, "expected.png", NULL);
     gchar *ok_calls = g_strdup_printf ("%s (gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
                                        RENOISE_CALLS, ok_png, ok_png);
-    gchar *expected_calls = g_strdup_printf ("(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1)"
-                                             "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.4 3 1234 1)"
+    gchar *expected_calls = g_strdup_printf ("(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1 0)"
+                                             "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.4 3 1234 1 1)"
                                              "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
                                              expected_png, expected_png);
     /* The denoise dialog's hook leaves σ = 25 levels by hand, 3 steps,
@@ -410,10 +410,17 @@ ensure_gimp_ran (void)
     gchar *expected_denoise_png = g_build_filename (results_de_dir, "expected-denoise.png", NULL);
     gchar *ok_denoise_calls = g_strdup_printf ("%s (gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
                                                DENOISE_CALLS, ok_denoise_png, ok_denoise_png);
-    gchar *expected_denoise_calls = g_strdup_printf ("(" DENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" (/ 25 255) 3 1234 1)"
+    gchar *expected_denoise_calls = g_strdup_printf ("(" DENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" (/ 25 255) 3 1234 1 1)"
                                                      "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
                                                      expected_denoise_png, expected_denoise_png);
+    /* The same at bf16: what OK would have made without the hook's fp32. */
+    gchar *expected_bf16_png = g_build_filename (results_de_dir, "expected-bf16.png", NULL);
+    gchar *expected_bf16_calls = g_strdup_printf ("(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.5 3 1234 1 0)"
+                                                  "(" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.4 3 1234 1 2)"
+                                                  "(gimp-file-save RUN-NONINTERACTIVE img drw \"%s\" \"%s\")",
+                                                  expected_bf16_png, expected_bf16_png);
     gchar *commands[] = { script (test_image, ok_calls), script (test_image, expected_calls),
+                          script (test_image, expected_bf16_calls),
                           script (noisy_image, ok_denoise_calls),
                           script (noisy_image, expected_denoise_calls), NULL };
 
@@ -422,6 +429,8 @@ ensure_gimp_ran (void)
     g_unsetenv ("DDPM_UI_TEST_RESPONSE");
     for (gchar **c = commands; *c; c++)
       g_free (*c);
+    g_free (expected_bf16_png);
+    g_free (expected_bf16_calls);
     g_free (ok_denoise_png);
     g_free (expected_denoise_png);
     g_free (ok_denoise_calls);
@@ -1008,6 +1017,38 @@ test_denoise_ok (void)
   g_key_file_free (r);
 }
 
+/* ------------------------------------------------------------ precision */
+
+/* The precision combo writes the values, and OK runs what it shows: the
+ * hook leaves fp32 (the last values said auto), and the German OK run
+ * came out as a non-interactive fp32 run (test_renoise_ok) and, where
+ * the CPU runs bf16, unlike a bf16 one. */
+static void
+test_precision (void)
+{
+  GKeyFile  *r = load_result ("de", RENOISE_PROC);
+  GKeyFile  *d = load_result (NULL, DENOISE_PROC);
+  GdkPixbuf *ok, *bf16;
+
+  g_assert_true (get_bool (r, "precision_on_screen"));
+  g_assert_cmpfloat (get_double (r, "precision_initial"), ==, DDPM_PRECISION_AUTO);
+  g_assert_cmpfloat (get_double (r, "precision_after_bf16"), ==, DDPM_PRECISION_BF16);
+  g_assert_cmpfloat (get_double (r, "precision_after_fp32"), ==, DDPM_PRECISION_FP32);
+  g_assert_true (get_bool (d, "precision_on_screen"));
+  g_assert_cmpfloat (get_double (d, "precision_after_fp32"), ==, DDPM_PRECISION_FP32);
+
+  ok   = load_png (results_for ("de"), "ok.png");
+  bf16 = load_png (results_for ("de"), "expected-bf16.png");
+  if (ddpm_cpu_has_avx512_bf16 ())
+    g_assert_cmpuint (pixels_differing (ok, bf16), >, 0);
+  else
+    g_assert_cmpuint (pixels_differing (ok, bf16), ==, 0);
+  g_object_unref (ok);
+  g_object_unref (bf16);
+  g_key_file_free (r);
+  g_key_file_free (d);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1030,6 +1071,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/renoise/ok", test_renoise_ok);
   g_test_add_func ("/ui/denoise/german", test_denoise_german);
   g_test_add_func ("/ui/denoise/ok", test_denoise_ok);
+  g_test_add_func ("/ui/precision", test_precision);
 
   return g_test_run ();
 }

@@ -190,7 +190,7 @@ denoise_dialog_destroy (GtkWidget        *dialog,
   g_clear_pointer (&w->estimate_error, g_free);
   w->dialog = w->preview = w->preview_error = w->model_chooser = NULL;
   w->plan_label = w->plan_icon = w->seed_box = w->sampler_combo = NULL;
-  w->estimate_toggle = NULL;
+  w->estimate_toggle = w->precision_combo = NULL;
   w->sigma_adj = w->steps_adj = NULL;
 }
 
@@ -205,6 +205,8 @@ denoise_values_init (UiDenoiseWidgets          *w,
   w->work.steps    = CLAMP (w->work.steps, 1, 1000);
   if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
     w->work.sampler = DDPM_SAMPLER_DDIM;
+  if (w->work.precision < 0 || w->work.precision >= DDPM_PRECISION_COUNT)
+    w->work.precision = DDPM_PRECISION_AUTO;
 }
 
 /* Rows 2 and 3: the noise level in 0–255 levels (0 shown while the
@@ -282,7 +284,7 @@ ui_denoise_dialog_new (gint32                     drawable_id,
   g_signal_connect (w->preview, "invalidated",
                     G_CALLBACK (denoise_preview_invalidated), w);
 
-  table = ui_filter_table_new (main_vbox, 6, w->preview, &w->work.sampler,
+  table = ui_filter_table_new (main_vbox, 7, w->preview, &w->work.sampler,
                                G_CALLBACK (denoise_model_file_set), w,
                                &w->model_chooser, &w->sampler_combo);
 
@@ -299,6 +301,12 @@ ui_denoise_dialog_new (gint32                     drawable_id,
   /* Seed: only the DDPM sampler draws noise. */
   w->seed_box = ui_seed_new (GTK_TABLE (table), 5, &w->work.seed,
                              &w->work.random_seed, w->preview);
+
+  /* Precision: the engine's arithmetic (bf16 where the CPU has it). */
+  w->precision_combo = ui_precision_combo_new (&w->work.precision, w->preview);
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 6,
+                             _("_Precision:"), 0.0, 0.5,
+                             w->precision_combo, 2, FALSE);
 
   /* What OK will run. */
   w->plan_label = ui_plan_line_new (main_vbox, &w->plan_icon);

@@ -111,6 +111,7 @@ renoise_dialog_destroy (GtkWidget        *dialog,
   g_clear_pointer (&w->default_model, g_free);
   w->dialog = w->preview = w->preview_error = w->model_chooser = NULL;
   w->plan_label = w->plan_icon = w->seed_box = w->sampler_combo = NULL;
+  w->precision_combo = NULL;
   w->strength_adj = w->steps_adj = NULL;
 }
 
@@ -125,6 +126,8 @@ renoise_values_init (UiRenoiseWidgets          *w,
   w->work.steps    = CLAMP (w->work.steps, 1, 1000);
   if (w->work.sampler < 0 || w->work.sampler >= DDPM_SAMPLER_COUNT)
     w->work.sampler = DDPM_SAMPLER_DDIM;
+  if (w->work.precision < 0 || w->work.precision >= DDPM_PRECISION_COUNT)
+    w->work.precision = DDPM_PRECISION_AUTO;
 }
 
 /* Row 2: the strength, how far into the noise the layer is pushed
@@ -199,7 +202,7 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   g_signal_connect (w->preview, "invalidated",
                     G_CALLBACK (renoise_preview_invalidated), w);
 
-  table = ui_filter_table_new (main_vbox, 5, w->preview, &w->work.sampler,
+  table = ui_filter_table_new (main_vbox, 6, w->preview, &w->work.sampler,
                                G_CALLBACK (renoise_model_file_set), w,
                                &w->model_chooser, &w->sampler_combo);
 
@@ -216,6 +219,12 @@ ui_renoise_dialog_new (gint32                     drawable_id,
   /* Seed, with GIMP's "Randomize" toggle and "New Seed" button. */
   w->seed_box = ui_seed_new (GTK_TABLE (table), 4, &w->work.seed,
                              &w->work.random_seed, w->preview);
+
+  /* Precision: the engine's arithmetic (bf16 where the CPU has it). */
+  w->precision_combo = ui_precision_combo_new (&w->work.precision, w->preview);
+  gimp_table_attach_aligned (GTK_TABLE (table), 0, 5,
+                             _("_Precision:"), 0.0, 0.5,
+                             w->precision_combo, 2, FALSE);
 
   /* What OK will run. */
   w->plan_label = ui_plan_line_new (main_vbox, &w->plan_icon);

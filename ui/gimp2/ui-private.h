@@ -68,6 +68,10 @@ GtkWidget *ui_filter_table_new    (GtkWidget     *main_vbox,
                                    gpointer       data,
                                    GtkWidget    **model_chooser,
                                    GtkWidget    **sampler_combo);
+/* A GimpIntComboBox of DdpmPrecision (plugin_precision_choices) that
+ * writes *precision and invalidates preview. */
+GtkWidget *ui_precision_combo_new (gint          *precision,
+                                   GtkWidget     *preview);
 /* The "Steps" scale entry (1–1000, logarithmic) in row `row` of table,
  * writing *steps. */
 GtkObject *ui_steps_entry_new     (GtkTable      *table,
@@ -118,6 +122,8 @@ typedef struct
   DdpmSchedule        *schedule;       /* that model's schedule (a copy);
                                           NULL when it could not load */
   gchar               *model_error;    /* why, when schedule is NULL */
+  GtkWidget           *precision_combo; /* GimpIntComboBox of
+                                           DdpmPrecision */
 } UiRenoiseWidgets;
 
 /* Build the renoise (generate = FALSE) or generate dialog for `vals`, fill
@@ -175,6 +181,8 @@ typedef struct
   gchar               *model_path;
   DdpmSchedule        *schedule;
   gchar               *model_error;
+  GtkWidget           *precision_combo; /* GimpIntComboBox of
+                                           DdpmPrecision */
 } UiDenoiseWidgets;
 
 /* As ui_renoise_dialog_new; the arguments are ui_denoise_dialog's. */

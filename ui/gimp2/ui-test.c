@@ -192,6 +192,24 @@ finish (UiTest    *test,
   return G_SOURCE_REMOVE;
 }
 
+/* The precision combo: on screen, what it shows first, and the values it
+ * writes for bf16 and then fp32 (left selected). */
+static void
+record_precision (UiTest    *test,
+                  GtkWidget *combo,
+                  gint      *precision)
+{
+  gint active = -1;
+
+  record_bool (test, "precision_on_screen", on_screen (combo));
+  gimp_int_combo_box_get_active (GIMP_INT_COMBO_BOX (combo), &active);
+  record_double (test, "precision_initial", active);
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (combo), DDPM_PRECISION_BF16);
+  record_double (test, "precision_after_bf16", *precision);
+  gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (combo), DDPM_PRECISION_FP32);
+  record_double (test, "precision_after_fp32", *precision);
+}
+
 /* ------------------------------------------------------ renoise / generate */
 
 static gboolean
@@ -262,6 +280,10 @@ renoise_poke (gpointer data)
   record_double (test, "sampler_after_dpm", w->work.sampler);
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDIM);
   record_double (test, "sampler_after_ddim", w->work.sampler);
+
+  /* Precision: the combo writes the values; fp32 is left for OK (the ok
+   * runs compare with non-interactive fp32 and bf16 runs). */
+  record_precision (test, w->precision_combo, &w->work.precision);
 
   /* A file that is not a model: the plan line says why, OK goes grey. */
   bad_model = g_build_filename (test->dir, "not-a-model.safetensors", NULL);
@@ -397,6 +419,10 @@ denoise_poke (gpointer data)
   record_double (test, "sampler_after_dpm", w->work.sampler);
   gimp_int_combo_box_set_active (GIMP_INT_COMBO_BOX (w->sampler_combo), DDPM_SAMPLER_DDIM);
   record_double (test, "sampler_after_ddim", w->work.sampler);
+
+  /* Precision: the combo writes the values; fp32 is left for OK (the ok
+   * runs compare with non-interactive fp32 and bf16 runs). */
+  record_precision (test, w->precision_combo, &w->work.precision);
 
   /* A file that is not a model, then the default one again. */
   bad_model = g_build_filename (test->dir, "not-a-model.safetensors", NULL);

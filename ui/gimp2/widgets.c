@@ -199,6 +199,39 @@ ui_sampler_combo_new (gint *sampler)
   return combo;
 }
 
+GtkWidget *
+ui_precision_combo_new (gint      *precision,
+                        GtkWidget *preview)
+{
+  GtkWidget *combo = gimp_int_combo_box_new (NULL, 0);
+
+  /* From the core's list, "auto" saying what it means on this CPU. */
+  for (gint i = 0; i < plugin_n_precision_choices; i++)
+    {
+      const PluginPrecisionChoice *c = &plugin_precision_choices[i];
+
+      gimp_int_combo_box_append (GIMP_INT_COMBO_BOX (combo),
+                                 GIMP_INT_STORE_VALUE, c->value,
+                                 GIMP_INT_STORE_LABEL,
+                                 c->value == DDPM_PRECISION_AUTO
+                                 ? plugin_precision_auto_label ()
+                                 : _(c->label),
+                                 -1);
+    }
+  if (*precision < 0 || *precision >= DDPM_PRECISION_COUNT)
+    *precision = DDPM_PRECISION_AUTO;
+  gimp_int_combo_box_connect (GIMP_INT_COMBO_BOX (combo), *precision,
+                              G_CALLBACK (gimp_int_combo_box_get_active),
+                              precision);
+  g_signal_connect_swapped (combo, "changed",
+                            G_CALLBACK (gimp_preview_invalidate), preview);
+  gimp_help_set_help_data (combo,
+                           _("The arithmetic of the network: bf16 runs about "
+                             "twice as fast on CPUs with AVX512_BF16 and "
+                             "differs from fp32 by slight rounding"), NULL);
+  return combo;
+}
+
 /* The rows every filter dialog opens with: a table of n_rows packed into
  * main_vbox, the model chooser in row 0 (its "file-set" to
  * model_file_set) and the sampler in row 1, which invalidates preview. */
