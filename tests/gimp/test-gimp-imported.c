@@ -34,11 +34,11 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
-#include <png.h>
+#include "imported-util.h"
 
-#define FIXTURE   "adm256-tiny"
-#define WIDTH     300
-#define HEIGHT    260
+#define FIXTURE   IMPORTED_FIXTURE
+#define WIDTH     IMPORTED_WIDTH
+#define HEIGHT    IMPORTED_HEIGHT
 #define STRENGTH  "0.05"
 #define STEPS     "3"
 #define SEED      "11"
@@ -49,146 +49,10 @@ static gchar *model_path;
 static gchar *gimp_log;
 static gboolean imported;
 
-typedef struct
-{
-  int     width, height;
-  guint8 *rgba;
-} Image;
-
 static gchar *
 work_file (const char *name)
 {
   return g_build_filename (work_dir, name, NULL);
-}
-
-static Image *
-image_load (const char *name)
-{
-  gchar *path = work_file (name);
-  png_image png;
-  Image *image;
-
-  memset (&png, 0, sizeof png);
-  png.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file (&png, path))
-    {
-      g_test_message ("cannot read %s (%s); see %s/gimp.log", path, png.message,
-                      work_dir);
-      g_free (path);
-      return NULL;
-    }
-  png.format = PNG_FORMAT_RGBA;
-  image = g_new0 (Image, 1);
-  image->width = png.width;
-  image->height = png.height;
-  image->rgba = g_malloc (PNG_IMAGE_SIZE (png));
-  if (!png_image_finish_read (&png, NULL, image->rgba, 0, NULL))
-    g_error ("%s: %s", path, png.message);
-  g_free (path);
-  return image;
-}
-
-static void
-image_free (Image *image)
-{
-  if (image != NULL)
-    g_free (image->rgba);
-  g_free (image);
-}
-
-/* The input: smooth colour ramps with rings (structure at every tile),
- * alpha ramping from 96 to 255 (never 0: PNG drops the colour of fully
- * transparent pixels), and the same opaque. */
-static void
-write_input (void)
-{
-  guint8 *rgba = g_new (guint8, WIDTH * HEIGHT * 4);
-  png_image png;
-
-  for (int y = 0; y < HEIGHT; y++)
-    for (int x = 0; x < WIDTH; x++)
-      {
-        guint8 *p = rgba + ((gsize) y * WIDTH + x) * 4;
-        int dx = x - WIDTH / 2, dy = y - HEIGHT / 2;
-        gboolean ring = ((dx * dx + dy * dy) / 400) % 2;
-
-        p[0] = (guint8) (30 + 190 * x / (WIDTH - 1));
-        p[1] = (guint8) (40 + 170 * y / (HEIGHT - 1));
-        p[2] = ring ? 200 : 60;
-        p[3] = (guint8) (96 + 159 * (x + y) / (WIDTH + HEIGHT - 2));
-      }
-  for (int alpha = 0; alpha < 2; alpha++)
-    {
-      gchar *path = work_file (alpha ? "input-alpha.png" : "input.png");
-
-      if (!alpha)
-        for (gsize i = 0; i < (gsize) WIDTH * HEIGHT; i++)
-          rgba[i * 4 + 3] = 255;
-      memset (&png, 0, sizeof png);
-      png.version = PNG_IMAGE_VERSION;
-      png.width = WIDTH;
-      png.height = HEIGHT;
-      png.format = PNG_FORMAT_RGBA;
-      g_assert_true (png_image_write_to_file (&png, path, 0, rgba, 0, NULL));
-      g_free (path);
-      /* The ramp again for the next round (the opaque copy cleared it). */
-      for (int y = 0; y < HEIGHT; y++)
-        for (int x = 0; x < WIDTH; x++)
-          rgba[((gsize) y * WIDTH + x) * 4 + 3] =
-            (guint8) (96 + 159 * (x + y) / (WIDTH + HEIGHT - 2));
-    }
-  g_free (rgba);
-}
-
-static gboolean
-run (const char *const *argv, const char *what)
-{
-  gchar *out = NULL, *err = NULL;
-  int status = -1;
-  GError *error = NULL;
-  gboolean ok;
-
-  ok = g_spawn_sync (work_dir, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                     &out, &err, &status, &error)
-       && g_spawn_check_wait_status (status, NULL);
-  if (!ok)
-    g_test_message ("%s failed: %s%s%s", what, error ? error->message : "",
-                    out ? out : "", err ? err : "");
-  g_clear_error (&error);
-  g_free (out);
-  g_free (err);
-  return ok;
-}
-
-/* `ddpm import` with the fixture's own flags line. */
-static gboolean
-import_model (void)
-{
-  const char *src = g_getenv ("DDPM_SOURCE_ROOT");
-  gchar *pt = g_build_filename (src, "tests", "fixtures", "adm", FIXTURE ".pt", NULL);
-  gchar *flags_path = g_build_filename (src, "tests", "fixtures", "adm", FIXTURE ".flags", NULL);
-  gchar *flags = NULL, **words;
-  GPtrArray *argv = g_ptr_array_new ();
-  gboolean ok;
-
-  g_assert_true (g_file_get_contents (flags_path, &flags, NULL, NULL));
-  words = g_strsplit_set (g_strstrip (flags), " \t", -1);
-  g_ptr_array_add (argv, (gpointer) g_getenv ("DDPM_CLI"));
-  g_ptr_array_add (argv, "import");
-  g_ptr_array_add (argv, pt);
-  g_ptr_array_add (argv, "--out");
-  g_ptr_array_add (argv, model_path);
-  for (gchar **w = words; *w; w++)
-    if (**w)
-      g_ptr_array_add (argv, *w);
-  g_ptr_array_add (argv, NULL);
-  ok = run ((const char *const *) argv->pdata, "ddpm import");
-  g_ptr_array_free (argv, TRUE);
-  g_strfreev (words);
-  g_free (flags);
-  g_free (flags_path);
-  g_free (pt);
-  return ok;
 }
 
 static gchar *
@@ -330,63 +194,13 @@ remove_tree (const char *path)
 
 /* ------------------------------------------------------------------ checks */
 
-typedef struct
-{
-  double mean_abs;           /* mean |out − in| of the colour values */
-  double max_abs;
-  double out_mean;           /* mean colour value of out */
-  double correlation;        /* Pearson, over the colour values */
-  gsize  changed;            /* pixels whose colour differs */
-  gsize  alpha_changed;
-} Diff;
-
-static Diff
-diff (const Image *in, const Image *out, int x0, int y0, int w, int h)
-{
-  Diff d = { 0 };
-  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
-  gsize n = 0;
-
-  g_assert_cmpint (out->width, ==, in->width);
-  g_assert_cmpint (out->height, ==, in->height);
-  for (int y = y0; y < y0 + h; y++)
-    for (int x = x0; x < x0 + w; x++)
-      {
-        const guint8 *a = in->rgba + ((gsize) y * in->width + x) * 4;
-        const guint8 *b = out->rgba + ((gsize) y * in->width + x) * 4;
-
-        if (memcmp (a, b, 3) != 0)
-          d.changed++;
-        if (a[3] != b[3])
-          d.alpha_changed++;
-        for (int c = 0; c < 3; c++)
-          {
-            double e = fabs ((double) a[c] - b[c]);
-
-            d.mean_abs += e;
-            d.max_abs = MAX (d.max_abs, e);
-            sa += a[c];
-            sb += b[c];
-            saa += (double) a[c] * a[c];
-            sbb += (double) b[c] * b[c];
-            sab += (double) a[c] * b[c];
-            n++;
-          }
-      }
-  d.mean_abs /= n;
-  d.out_mean = sb / n;
-  {
-    double cov = sab - sa * sb / n, va = saa - sa * sa / n, vb = sbb - sb * sb / n;
-
-    d.correlation = va > 0 && vb > 0 ? cov / sqrt (va * vb) : 0.0;
-  }
-  return d;
-}
-
-static Image *
+static ImportedImage *
 must_load (const char *name)
 {
-  Image *image = image_load (name);
+  gchar *path = work_file (name);
+  ImportedImage *image = imported_image_load (path);
+
+  g_free (path);
 
   if (image == NULL)
     g_test_fail_printf ("%s was not written: the batch command failed (see %s/gimp.log)",
@@ -399,11 +213,11 @@ must_load (const char *name)
 static void
 assert_low_strength (const char *input, const char *output)
 {
-  Image *in = must_load (input), *out = must_load (output);
+  ImportedImage *in = must_load (input), *out = must_load (output);
 
   if (in != NULL && out != NULL)
     {
-      Diff d = diff (in, out, 0, 0, in->width, in->height);
+      ImportedDiff d = imported_diff (in, out, 0, 0, in->width, in->height);
       gsize n = (gsize) in->width * in->height;
 
       g_test_message ("%s: mean |d| %.2f, max |d| %.0f, correlation %.4f, "
@@ -411,13 +225,13 @@ assert_low_strength (const char *input, const char *output)
                       output, d.mean_abs, d.max_abs, d.correlation, d.changed, n);
       g_assert_cmpuint (d.alpha_changed, ==, 0);
       g_assert_cmpuint (d.changed, >, n / 2);
-      g_assert_cmpfloat (d.out_mean, >, 20.0);      /* not black */
+      g_assert_cmpfloat (d.b_mean, >, 20.0);      /* not black */
       g_assert_cmpfloat (d.mean_abs, >, 0.5);
       g_assert_cmpfloat (d.mean_abs, <, 40.0);
       g_assert_cmpfloat (d.correlation, >, 0.8);
     }
-  image_free (in);
-  image_free (out);
+  imported_image_free (in);
+  imported_image_free (out);
 }
 
 static void
@@ -454,7 +268,9 @@ test_denoise (void)
 
 /* `ddpm renoise` on the same pixels with the same arguments: the same
  * engine run, so the plug-in's tiles, seams and colour conversion must
- * give the same picture (up to a level of 8-bit rounding). */
+ * give the same picture: up to a level, in a few values where the tiles
+ * overlap and the two blend with sums in another order (3 of 234 000 in
+ * GIMP 3, where the same holds). */
 static void
 test_renoise_matches_cli (void)
 {
@@ -462,21 +278,22 @@ test_renoise_matches_cli (void)
   const char *argv[] = { g_getenv ("DDPM_CLI"), "renoise", "--model", model_path,
                          "--strength", STRENGTH, "--steps", STEPS, "--seed", SEED,
                          "--sampler", "ddim", in, out, NULL };
-  Image *cli, *plugin;
+  ImportedImage *cli, *plugin;
 
-  g_assert_true (run (argv, "ddpm renoise"));
+  g_assert_true (imported_run (work_dir, argv));
   cli = must_load ("cli-renoised.png");
   plugin = must_load ("renoised.png");
   if (cli != NULL && plugin != NULL)
     {
-      Diff d = diff (cli, plugin, 0, 0, cli->width, cli->height);
+      ImportedDiff d = imported_diff (cli, plugin, 0, 0, cli->width, cli->height);
 
-      g_test_message ("plug-in against ddpm renoise: max |d| %.0f, mean %.3f",
-                      d.max_abs, d.mean_abs);
+      g_test_message ("plug-in against ddpm renoise: max |d| %.0f in %" G_GSIZE_FORMAT " pixels",
+                      d.max_abs, d.changed);
       g_assert_cmpfloat (d.max_abs, <=, 1.0);
+      g_assert_cmpuint (d.changed, <=, (gsize) cli->width * cli->height / 1000);
     }
-  image_free (cli);
-  image_free (plugin);
+  imported_image_free (cli);
+  imported_image_free (plugin);
   g_free (in);
   g_free (out);
 }
@@ -485,23 +302,23 @@ test_renoise_matches_cli (void)
 static void
 test_generate_selection (void)
 {
-  Image *in = must_load ("input.png"), *out = must_load ("generated.png");
+  ImportedImage *in = must_load ("input.png"), *out = must_load ("generated.png");
 
   if (in != NULL && out != NULL)
     {
-      Diff inside = diff (in, out, 200, 20, 80, 60);
-      Diff above = diff (in, out, 0, 0, WIDTH, 20);
-      Diff below = diff (in, out, 0, 80, WIDTH, HEIGHT - 80);
-      Diff left = diff (in, out, 0, 20, 200, 60);
+      ImportedDiff inside = imported_diff (in, out, 200, 20, 80, 60);
+      ImportedDiff above = imported_diff (in, out, 0, 0, WIDTH, 20);
+      ImportedDiff below = imported_diff (in, out, 0, 80, WIDTH, HEIGHT - 80);
+      ImportedDiff left = imported_diff (in, out, 0, 20, 200, 60);
 
       g_test_message ("generated: mean |d| %.1f inside, correlation %.3f",
                       inside.mean_abs, inside.correlation);
       g_assert_cmpuint (inside.changed, >, 80 * 60 * 9 / 10);
-      g_assert_cmpfloat (inside.out_mean, >, 5.0);
+      g_assert_cmpfloat (inside.b_mean, >, 5.0);
       g_assert_cmpuint (above.changed + below.changed + left.changed, ==, 0);
     }
-  image_free (in);
-  image_free (out);
+  imported_image_free (in);
+  imported_image_free (out);
 }
 
 int
@@ -519,8 +336,8 @@ main (int argc, char **argv)
   g_assert_true (remove_tree (work_dir));
   g_assert_cmpint (g_mkdir_with_parents (work_dir, 0755), ==, 0);
   model_path = work_file (FIXTURE ".safetensors");
-  write_input ();
-  imported = import_model ();
+  imported_write_inputs (work_dir);
+  imported = imported_import_fixture (model_path);
   session ();
 
   g_test_add_func ("/gimp-imported/import", test_import);
