@@ -75,6 +75,31 @@ renoise_plan_changed (GtkAdjustment    *adjustment,
   renoise_update_plan (w);
 }
 
+/* The model's tile size and parameter count: a published 256² model
+ * (issue #16) takes far longer per tile than our own small ones, and the
+ * user should see which kind is chosen.  From the core's model cache,
+ * where loading the schedule has just put it. */
+static void
+renoise_update_model_info (UiRenoiseWidgets *w)
+{
+  DdpmModel *model = w->schedule ? plugin_model_get (w->model_path, NULL) : NULL;
+  gchar     *text = NULL;
+
+  if (! w->model_info_label)
+    return;
+  if (model)
+    {
+      const DdpmUNetConfig *c = ddpm_model_get_config (model);
+
+      text = g_strdup_printf (_("Model: %d×%d pixel tiles, %.1f million parameters"),
+                              c->image_size, c->image_size,
+                              ddpm_unet_config_n_params (c) / 1e6);
+    }
+  gtk_label_set_text (GTK_LABEL (w->model_info_label), text ? text : "");
+  gtk_widget_set_visible (w->model_info_label, text != NULL);
+  g_free (text);
+}
+
 /* Load the model's schedule: the plan line counts in its timesteps. */
 void
 ui_renoise_dialog_set_model (UiRenoiseWidgets *w,
@@ -86,6 +111,7 @@ ui_renoise_dialog_set_model (UiRenoiseWidgets *w,
                    &w->model_path, &w->schedule, &w->model_error,
                    w->work.model, sizeof (w->work.model));
   renoise_update_plan (w);
+  renoise_update_model_info (w);
   if (w->preview)
     gimp_preview_invalidate (GIMP_PREVIEW (w->preview));
 }
@@ -112,6 +138,7 @@ renoise_dialog_destroy (GtkWidget        *dialog,
   w->dialog = w->preview = w->preview_error = w->model_chooser = NULL;
   w->plan_label = w->plan_icon = w->seed_box = w->sampler_combo = NULL;
   w->precision_combo = NULL;
+  w->model_info_label = NULL;
   w->strength_adj = w->steps_adj = NULL;
 }
 
@@ -228,6 +255,11 @@ ui_renoise_dialog_new (gint32                     drawable_id,
 
   /* What OK will run. */
   w->plan_label = ui_plan_line_new (main_vbox, &w->plan_icon);
+
+  /* The chosen model's tile size and parameter count. */
+  w->model_info_label = gtk_label_new (NULL);
+  gtk_misc_set_alignment (GTK_MISC (w->model_info_label), 0.0, 0.5);
+  gtk_box_pack_start (GTK_BOX (main_vbox), w->model_info_label, FALSE, FALSE, 0);
 
   /* Load the chosen (or default) model's schedule and write the plan. */
   ui_renoise_dialog_set_model (w, w->work.model);

@@ -111,6 +111,8 @@ typedef struct
   GtkWidget           *plan_label;     /* "noise to t = 400 of 1000, then
                                           20 steps", or the load error */
   GtkWidget           *plan_icon;      /* warning icon, shown with errors */
+  GtkWidget           *model_info_label; /* "Model: 256×256 pixel tiles,
+                                            552.8 million parameters" */
 
   gint32               drawable_id;
   gboolean             generate;

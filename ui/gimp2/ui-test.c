@@ -262,6 +262,8 @@ renoise_poke (gpointer data)
   record_bool (test, "plan_on_screen", on_screen (w->plan_label));
   record_string (test, "plan_initial", gtk_label_get_text (GTK_LABEL (w->plan_label)));
   record_bool (test, "ok_sensitive_initial", ok_sensitive (w->dialog));
+  record_string (test, "model_info", gtk_label_get_text (GTK_LABEL (w->model_info_label)));
+  record_bool (test, "model_info_on_screen", on_screen (w->model_info_label));
 
   /* Move the strength slider and the steps entry: the plan line follows. */
   gtk_adjustment_set_value (GTK_ADJUSTMENT (w->strength_adj), 0.4);
