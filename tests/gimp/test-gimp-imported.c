@@ -130,22 +130,22 @@ session (void)
   g_ptr_array_add (argv, g_strdup ("-f"));
   BATCH (scenario ("input.png",
     "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw model " STRENGTH " " STEPS
-    " " SEED " " DDIM ")", "renoised.png"));
+    " " SEED " " DDIM " 0)", "renoised.png"));
   BATCH (scenario ("input-alpha.png",
     "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw model " STRENGTH " " STEPS
-    " " SEED " " DDIM ")", "renoised-alpha.png"));
+    " " SEED " " DDIM " 0)", "renoised-alpha.png"));
   /* The DDPM sampler: the learned variance (learn_sigma) is used. */
   BATCH (scenario ("input.png",
     "(plug-in-ddpm-renoise RUN-NONINTERACTIVE img drw model " STRENGTH " " STEPS
-    " " SEED " 0)", "renoised-ddpm.png"));
+    " " SEED " 0 0)", "renoised-ddpm.png"));
   /* σ = 10 levels on the [0, 1] scale. */
   BATCH (scenario ("input.png",
     "(plug-in-ddpm-denoise RUN-NONINTERACTIVE img drw model (/ 10 255) " STEPS
-    " " SEED " " DDIM ")", "denoised.png"));
+    " " SEED " " DDIM " 0)", "denoised.png"));
   /* A whole new image, in a selection spanning two tiles' seam. */
   BATCH (scenario ("input.png",
     "(gimp-image-select-rectangle img CHANNEL-OP-REPLACE 200 20 80 60)"
-    "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw model 2 " SEED " " DDIM ")",
+    "(plug-in-ddpm-generate RUN-NONINTERACTIVE img drw model 2 " SEED " " DDIM " 0)",
     "generated.png"));
   BATCH (g_strdup ("(gimp-quit 0)"));
 #undef BATCH

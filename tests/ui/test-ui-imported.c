@@ -197,9 +197,9 @@ ensure_gimp_ran (void)
   command = g_strdup_printf (
     "(let* ((img (car (gimp-file-load RUN-NONINTERACTIVE \"%s\" \"%s\")))"
     "       (drw (car (gimp-image-get-active-drawable img))))"
-    "  (" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.3 2 1234 1)"
+    "  (" RENOISE_PROC " RUN-NONINTERACTIVE img drw \"\" 0.3 2 1234 1 0)"
     "  (gimp-file-save RUN-NONINTERACTIVE img drw \"%s/renoised.png\" \"%s/renoised.png\")"
-    "  (" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.3 2 1234 1))",
+    "  (" RENOISE_PROC " RUN-INTERACTIVE img drw \"\" 0.3 2 1234 1 0))",
     image, image, run_dir, run_dir);
 
   argv = g_ptr_array_new ();
