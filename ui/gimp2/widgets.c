@@ -203,7 +203,7 @@ GtkWidget *
 ui_precision_combo_new (gint      *precision,
                         GtkWidget *preview)
 {
-  GtkWidget *combo = gimp_int_combo_box_new (NULL, 0);
+  GtkWidget *combo = g_object_new (GIMP_TYPE_INT_COMBO_BOX, NULL);  /* empty: filled below */
 
   /* From the core's list, "auto" saying what it means on this CPU. */
   for (gint i = 0; i < plugin_n_precision_choices; i++)
