@@ -42,6 +42,7 @@
 #include <immintrin.h>
 
 #include "layers.h"
+#include "simd-transpose.h"
 
 #define TILE_CO 8
 #define VEC 16
@@ -94,31 +95,106 @@ ddpm_bf16_workspace (gsize bytes)
 
 /* ------------------------------------------------------------- packing */
 
-static inline guint32
-bf16_pair (float lo, float hi)
+/* wpk[o/8][p][t][o%8] from w (C_out, C_in, T): zero past C_out and for the
+ * channel after an odd last one.  A pass over the whole layer per call
+ * (no bf16 copy is kept), reading each block's 8 rows of w front to back:
+ * a row's 2·T values of pair p are rounded by one vcvtne2ps2bf16 (as
+ * ddpm_float_to_bf16) and permuted into T (lo, hi) pairs, and the 8 rows'
+ * pairs are transposed 8 × 8 in registers (simd-transpose.h).  A partial
+ * last block or an odd last channel takes one gather per tap (the fast
+ * path's 8 rows would read past the layer).  The (block, pair) items are
+ * split over the team: one value at a time on one thread this took 6 % of
+ * a bf16 forward of a 552 M-parameter model. */
+typedef struct
 {
-  return (guint32) ddpm_float_to_bf16 (lo) | (guint32) ddpm_float_to_bf16 (hi) << 16;
+  guint32     *wpk;
+  const float *w;
+  int          C_out, C_in, T, P;
+} PackJob;
+
+/* The 2·T ≤ 18 values of pair p of one row as T pairs in lanes 0 … T − 1. */
+static inline __attribute__ ((always_inline, target (BF16_TARGET))) __m512i
+row_pairs (const float *src, int T)
+{
+  /* dword t = halves (t, T + t) of the rounded row */
+  static const short idx9[32] = { 0, 9, 1, 10, 2, 11, 3, 12, 4, 13, 5, 14, 6, 15, 7, 16, 8, 17 };
+  const __m512 a = _mm512_maskz_loadu_ps ((__mmask16) ((1u << MIN (2 * T, 16)) - 1), src);
+  const __m512 b = _mm512_maskz_loadu_ps ((__mmask16) ((1u << MAX (2 * T - 16, 0)) - 1), src + 16);
+  const __m512i halves = (__m512i) _mm512_cvtne2ps_pbh (b, a);
+
+  /* T = 1: the pair is already (lo, hi) */
+  return T == 9 ? _mm512_permutexvar_epi16 (_mm512_loadu_si512 (idx9), halves) : halves;
 }
 
-/* wpk[o/8][p][t][o%8] from w (C_out, C_in, T): zero past C_out and for the
- * channel after an odd last one. */
+static __attribute__ ((target (BF16_TARGET))) void
+pack_range (gsize begin, gsize end, gpointer data)
+{
+  const PackJob *j = data;
+  const __m256i lane = _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i index = _mm256_mullo_epi32 (lane, _mm256_set1_epi32 (j->C_in * j->T));
+  const gsize K = (gsize) j->C_in * j->T;
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int ob = (int) (item / j->P), p = (int) (item % j->P), o0 = ob * TILE_CO;
+      const int i = 2 * p;
+      guint32 *dst = j->wpk + item * j->T * TILE_CO;
+
+      if (o0 + TILE_CO <= j->C_out && i + 1 < j->C_in && (j->T == 9 || j->T == 1))
+        {
+          const float *row = j->w + (gsize) o0 * K + (gsize) i * j->T;
+          __m256 r[8];
+          guint32 last[8];
+
+          for (int o = 0; o < 8; o++)
+            {
+              const __m512i pairs = row_pairs (row + o * K, j->T);
+
+              r[o] = _mm256_castsi256_ps (_mm512_castsi512_si256 (pairs));
+              last[o] = (guint32) _mm_cvtsi128_si32 (_mm512_extracti32x4_epi32 (pairs, 2));
+            }
+          if (j->T == 1)
+            {
+              /* lane 0 of each row: one pair per output channel */
+              for (int o = 0; o < 8; o++)
+                dst[o] = (guint32) _mm_cvtsi128_si32 (_mm256_castsi256_si128 (_mm256_castps_si256 (r[o])));
+              continue;
+            }
+          ddpm_transpose8x8_ps (r);
+          for (int t = 0; t < 8; t++)
+            _mm256_storeu_ps ((float *) (dst + t * TILE_CO), r[t]);
+          memcpy (dst + 8 * TILE_CO, last, sizeof last);
+          continue;
+        }
+
+      const __m256 live = _mm256_castsi256_ps (
+        _mm256_cmpgt_epi32 (_mm256_set1_epi32 (j->C_out - o0), lane));
+      const __m256 live_hi = i + 1 < j->C_in ? live : _mm256_setzero_ps ();
+
+      for (int t = 0; t < j->T; t++)
+        {
+          const float *lo = j->w + ((gsize) o0 * j->C_in + i) * j->T + t;
+          const __m256 l = _mm256_mask_i32gather_ps (_mm256_setzero_ps (), lo, index, live, 4);
+          const __m256 h = _mm256_mask_i32gather_ps (_mm256_setzero_ps (), lo + j->T, index,
+                                                     live_hi, 4);
+          /* 16 bf16: the 8 lo then the 8 hi, interleaved into pairs */
+          const __m256i both = (__m256i) _mm512_cvtneps_pbh (
+            _mm512_insertf32x8 (_mm512_castps256_ps512 (l), h, 1));
+          const __m128i lo8 = _mm256_castsi256_si128 (both), hi8 = _mm256_extracti128_si256 (both, 1);
+
+          _mm256_storeu_si256 ((__m256i *) (dst + t * TILE_CO),
+                               _mm256_set_m128i (_mm_unpackhi_epi16 (lo8, hi8),
+                                                 _mm_unpacklo_epi16 (lo8, hi8)));
+        }
+    }
+}
+
 static void
 pack_weights (guint32 *wpk, const float *w, int C_out, int C_in, int T)
 {
-  const int P = (C_in + 1) / 2, O = (C_out + TILE_CO - 1) / TILE_CO * TILE_CO;
+  PackJob j = { wpk, w, C_out, C_in, T, (C_in + 1) / 2 };
 
-  for (int o = 0; o < O; o++)
-    for (int p = 0; p < P; p++)
-      for (int t = 0; t < T; t++)
-        {
-          const int i = 2 * p;
-          const float lo = o < C_out ? w[((gsize) o * C_in + i) * T + t] : 0.0f;
-          const float hi = o < C_out && i + 1 < C_in ? w[((gsize) o * C_in + i + 1) * T + t]
-                                                     : 0.0f;
-
-          wpk[(((gsize) (o / TILE_CO) * P + p) * T + t) * TILE_CO + o % TILE_CO]
-            = bf16_pair (lo, hi);
-        }
+  ddpm_parallel_for ((gsize) (C_out + TILE_CO - 1) / TILE_CO * j.P, 256, pack_range, &j);
 }
 
 typedef struct

@@ -44,6 +44,7 @@
 #include <immintrin.h>
 
 #include "layers.h"
+#include "simd-transpose.h"
 
 #define TILE_CO 8
 #define VEC 16
@@ -156,21 +157,84 @@ pad_range (gsize begin, gsize end, gpointer data)
 /* wpack[o/8][i][tap][o%8] for the conv from I to O channels: the forward
  * weight w (O, I, 3, 3) as is, or (transposed) the input-gradient kernel
  * w'[i][o][t] = w[o][i][8 − t] with O = C_in, I = C_out; zero past O in
- * the last block. */
+ * the last block.
+ *
+ * Every call packs the whole layer (the weights change between training
+ * steps, and an inference model keeps no second copy), a pass over all
+ * the parameters per forward: for a 552 M-parameter model, one value at a
+ * time on one thread, 0.3 s of a 7 s forward.  Forward weights: with
+ * k = 9·i + tap, wpack[o/8][k][o%8] = w[o][k], i.e. each block of 8
+ * output channels is an 8 × 9·I transpose, done 8 × 8 in registers while
+ * reading the 8 rows front to back.  Input-gradient weights (training
+ * only): one gather per (i, tap) collects the 8 values, a fixed stride
+ * apart.  The items (block, run of k) are split over the team. */
+#define PACK_RUN 128   /* values of k per item */
+
+typedef struct
+{
+  float       *wpack;
+  const float *w;
+  int          C_in, O, I;
+  gsize        K;       /* 9·I */
+  gsize        runs;    /* items per block */
+  gboolean     transposed;
+} PackJob;
+
+static __attribute__ ((target ("avx512f,avx512dq"))) void
+pack_range (gsize begin, gsize end, gpointer data)
+{
+  const PackJob *j = data;
+  const __m256i lane = _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7);
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int ob = (int) (item / j->runs), o0 = ob * TILE_CO, rows = MIN (TILE_CO, j->O - o0);
+      const gsize k0 = item % j->runs * PACK_RUN, k1 = MIN (j->K, k0 + PACK_RUN);
+      float *dst = j->wpack + (gsize) ob * j->K * TILE_CO;
+      gsize k = k0;
+
+      if (j->transposed)
+        {
+          /* w'[o][i][t] = w[i][o][8 − t]: o0 + r is 9·r further on */
+          const __m256i index = _mm256_mullo_epi32 (lane, _mm256_set1_epi32 (9));
+          const __m256 live = _mm256_castsi256_ps (_mm256_cmpgt_epi32 (_mm256_set1_epi32 (rows), lane));
+
+          for (; k < k1; k++)
+            {
+              const gsize i = k / 9, t = k % 9;
+              const float *src = j->w + (i * j->C_in + o0) * 9 + (8 - t);
+
+              _mm256_storeu_ps (dst + k * TILE_CO,
+                                _mm256_mask_i32gather_ps (_mm256_setzero_ps (), src, index, live, 4));
+            }
+          continue;
+        }
+      const float *row = j->w + (gsize) o0 * j->K;
+      if (rows == TILE_CO)
+        for (; k + 8 <= k1; k += 8)
+          {
+            __m256 r[8];
+
+            for (int o = 0; o < 8; o++)
+              r[o] = _mm256_loadu_ps (row + o * j->K + k);
+            ddpm_transpose8x8_ps (r);
+            for (int m = 0; m < 8; m++)
+              _mm256_storeu_ps (dst + (k + m) * TILE_CO, r[m]);
+          }
+      for (; k < k1; k++)
+        for (int o = 0; o < TILE_CO; o++)
+          dst[k * TILE_CO + o] = o < rows ? row[o * j->K + k] : 0.0f;
+    }
+}
+
 static void
 pack_weights (float *wpack, const float *w, int C_out, int C_in, gboolean transposed)
 {
   const int O = transposed ? C_in : C_out, I = transposed ? C_out : C_in;
+  const gsize K = (gsize) I * 9;
+  PackJob j = { wpack, w, C_in, O, I, K, (K + PACK_RUN - 1) / PACK_RUN, transposed };
 
-  for (int o = 0; o < (int) round_block (O); o++)
-    for (int i = 0; i < I; i++)
-      for (int t = 0; t < 9; t++)
-        {
-          const float v = o >= O      ? 0.0f
-                          : transposed ? w[((gsize) i * C_in + o) * 9 + (8 - t)]
-                                       : w[((gsize) o * C_in + i) * 9 + t];
-          wpack[(((gsize) (o / TILE_CO) * I + i) * 9 + t) * TILE_CO + o % TILE_CO] = v;
-        }
+  ddpm_parallel_for (round_block (O) / TILE_CO * j.runs, 16, pack_range, &j);
 }
 
 /* ------------------------------------------------------------- kernel */
