@@ -1189,6 +1189,15 @@ norm_silu_conv (DdpmUNet *u, gboolean training, float *out, float *norm, float *
 {
   const Scratch *s = &u->scratch;
 
+  /* bf16 inference: the SiLU written straight as the conv's bf16 pairs
+   * (fp32 below if the conv's workspace cannot be had) */
+  if (!training && ddpm_layers_use_bf16 () && ddpm_conv3x3_direct_ok (cs))
+    {
+      ddpm_groupnorm_silu_forward_pairs ((guint32 *) s->a, mean, rstd, x, gamma, beta, cs->B,
+                                         cs->C_in, cs->H, cs->W, GN_GROUPS, u->gn_eps);
+      if (ddpm_conv3x3_forward_pairs_bf16 (out, (const guint32 *) s->a, weight, bias, cs))
+        return;
+    }
   if (ddpm_conv3x3_direct_ok (cs))
     {
       ddpm_groupnorm_silu_forward_padded (s->a, training ? norm : NULL, mean, rstd, x, gamma,

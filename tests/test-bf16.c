@@ -180,6 +180,78 @@ conv1x1_case (int B, int I, int O, int H, int W)
   g_free (out);
 }
 
+/* GroupNorm + SiLU written straight as the bf16 conv's pairs, then the
+ * conv, against GroupNorm + SiLU into fp32 planes and the conv's own
+ * rounding: the same bits (unet.c takes the first at inference). */
+static void
+norm_pairs_case (int B, int C, int G, int O, int H, int W)
+{
+  DdpmConvShape s = { B, C, H, W, O, 3, 1, 1, 1 };
+  const gsize n_in = (gsize) B * C * H * W, n_out = (gsize) B * O * H * W;
+  const gsize padded_n = (gsize) B * C * (H + 2) * (W + 2);
+  float *inp = random_tensor (n_in, -3, 5);
+  float *gamma = random_tensor (C, 0.5, 1.5), *beta = random_tensor (C, -0.5, 0.5);
+  float *w = random_tensor ((gsize) O * C * 9, -1 / sqrt (C), 1 / sqrt (C));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  float *padded = g_new (float, padded_n);
+  /* poisoned, so that a pair or border left unwritten shows */
+  guint32 *pairs = g_new (guint32, padded_n);
+  float *mean1 = g_new (float, B * G), *rstd1 = g_new (float, B * G);
+  float *mean2 = g_new (float, B * G), *rstd2 = g_new (float, B * G);
+  float *out1 = g_new (float, n_out), *out2 = g_new (float, n_out);
+  DdpmPrecision old;
+
+  memset (pairs, 0x7f, sizeof (guint32) * padded_n);
+  ddpm_groupnorm_silu_forward_padded (padded, NULL, mean1, rstd1, inp, gamma, beta, B, C, H, W,
+                                      G, 1e-5f);
+  ddpm_groupnorm_silu_forward_pairs (pairs, mean2, rstd2, inp, gamma, beta, B, C, H, W, G,
+                                     1e-5f);
+  old = ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  g_assert_true (ddpm_conv3x3_forward_padded_bf16 (out1, padded, w, bias, &s));
+  g_assert_true (ddpm_conv3x3_forward_pairs_bf16 (out2, pairs, w, bias, &s));
+  ddpm_layers_set_precision (old);
+
+  g_assert_cmpmem (mean1, sizeof (float) * B * G, mean2, sizeof (float) * B * G);
+  g_assert_cmpmem (rstd1, sizeof (float) * B * G, rstd2, sizeof (float) * B * G);
+  g_assert_cmpmem (out1, sizeof (float) * n_out, out2, sizeof (float) * n_out);
+  /* and the pairs are the planes rounded: spot the last pair's hi half */
+  {
+    const int P = (C + 1) / 2, Wp = W + 2;
+    const gsize pl = (gsize) (H + 2) * Wp;
+    const guint32 v = pairs[((gsize) (B - 1) * P + P - 1) * pl + (gsize) H * Wp + W];
+    const guint16 hi = C % 2 ? 0
+      : ddpm_float_to_bf16 (padded[((gsize) (B - 1) * C + C - 1) * pl + (gsize) H * Wp + W]);
+
+    g_assert_cmpuint (v >> 16, ==, hi);
+    g_assert_cmpuint (pairs[0], ==, 0);   /* a border */
+  }
+
+  g_free (inp);
+  g_free (gamma);
+  g_free (beta);
+  g_free (w);
+  g_free (bias);
+  g_free (padded);
+  g_free (pairs);
+  g_free (mean1);
+  g_free (rstd1);
+  g_free (mean2);
+  g_free (rstd2);
+  g_free (out1);
+  g_free (out2);
+}
+
+static void
+test_norm_pairs (void)
+{
+  if (!need_bf16 ())
+    return;
+  norm_pairs_case (2, 32, 32, 32, 16, 16);  /* one channel per group: pairs span groups */
+  norm_pairs_case (1, 6, 3, 8, 8, 8);       /* two channels per group, rows of 8 */
+  norm_pairs_case (2, 9, 3, 13, 4, 16);     /* odd C: the last pair's hi is zero */
+  norm_pairs_case (1, 64, 32, 16, 8, 32);   /* several vectors per row */
+}
+
 static void
 test_conv1x1 (void)
 {
@@ -485,6 +557,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/names", test_names);
   g_test_add_func ("/engine/bf16/conv3x3", test_conv3x3);
   g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
+  g_test_add_func ("/engine/bf16/norm-pairs", test_norm_pairs);
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
   g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);

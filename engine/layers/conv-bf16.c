@@ -205,34 +205,44 @@ typedef struct
   gsize        plane;
 } PairJob;
 
-/* Items are (image, channel pair).  vcvtne2ps2bf16 rounds 16 + 16 floats
- * (round to nearest even, as ddpm_float_to_bf16), vpermw interleaves them
- * into pairs. */
-static __attribute__ ((target (BF16_TARGET))) void
-pair_range (gsize begin, gsize end, gpointer data)
+void
+ddpm_bf16_pair_rows (guint32 *dst, const float *lo, const float *hi, gsize n)
+__attribute__ ((target (BF16_TARGET)));
+
+/* vcvtne2ps2bf16 rounds 16 + 16 floats (round to nearest even, as
+ * ddpm_float_to_bf16), vpermw interleaves them into pairs. */
+void
+ddpm_bf16_pair_rows (guint32 *dst, const float *lo, const float *hi, gsize n)
 {
-  const PairJob *j = data;
   const __m512i interleave = _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10,
                                                25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
                                                19, 3, 18, 2, 17, 1, 16, 0);
+
+  for (gsize i = 0; i < n; i += VEC)
+    {
+      const gsize left = n - i;
+      const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
+      const __m512 a = _mm512_maskz_loadu_ps (m, lo + i);
+      const __m512 h = hi != NULL ? _mm512_maskz_loadu_ps (m, hi + i) : _mm512_setzero_ps ();
+      const __m512i both = (__m512i) _mm512_cvtne2ps_pbh (h, a);
+
+      _mm512_mask_storeu_epi32 (dst + i, m, _mm512_permutexvar_epi16 (interleave, both));
+    }
+}
+
+/* Items are (image, channel pair). */
+static void
+pair_range (gsize begin, gsize end, gpointer data)
+{
+  const PairJob *j = data;
 
   for (gsize item = begin; item < end; item++)
     {
       const int b = (int) (item / j->P), p = (int) (item % j->P), c = 2 * p;
       const float *lo = j->src + ((gsize) b * j->C + c) * j->plane;
-      const float *hi = c + 1 < j->C ? lo + j->plane : NULL;
-      guint32 *dst = j->dst + item * j->plane;
 
-      for (gsize i = 0; i < j->plane; i += VEC)
-        {
-          const gsize left = j->plane - i;
-          const __mmask16 m = left >= VEC ? 0xffff : (__mmask16) ((1u << left) - 1);
-          const __m512 a = _mm512_maskz_loadu_ps (m, lo + i);
-          const __m512 h = hi != NULL ? _mm512_maskz_loadu_ps (m, hi + i) : _mm512_setzero_ps ();
-          const __m512i both = (__m512i) _mm512_cvtne2ps_pbh (h, a);
-
-          _mm512_mask_storeu_epi32 (dst + i, m, _mm512_permutexvar_epi16 (interleave, both));
-        }
+      ddpm_bf16_pair_rows (j->dst + item * j->plane, lo, c + 1 < j->C ? lo + j->plane : NULL,
+                           j->plane);
     }
 }
 
@@ -383,40 +393,63 @@ tiles_range (gsize begin, gsize end, gpointer data)
     }
 }
 
-/* Rounds the input and weights into the workspace and runs the tiles;
- * FALSE (nothing written) when the workspace cannot be had. */
+/* Rounds the weights (and, if inp is not NULL, the input) into the
+ * workspace and runs the tiles (tj->xin: the input's pairs when inp is
+ * NULL); FALSE (nothing written) when the workspace cannot be had. */
 static gboolean
 run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 {
-  const gsize n_in = (gsize) B * tj->P * tj->in_plane;
+  const gsize n_in = inp != NULL ? (gsize) B * tj->P * tj->in_plane : 0;
   const gsize n_w = (gsize) (tj->O + TILE_CO - 1) / TILE_CO * TILE_CO * tj->P * tj->T;
   guint32 *ws = ddpm_bf16_workspace (sizeof (guint32) * (n_in + n_w));
 
   if (ws == NULL)
     return FALSE;
 
-  PairJob pj = { ws, inp, C_in, tj->P, tj->in_plane };
-  ddpm_parallel_for ((gsize) B * tj->P, MAX (1, 4096 / tj->in_plane), pair_range, &pj);
+  if (inp != NULL)
+    {
+      PairJob pj = { ws, inp, C_in, tj->P, tj->in_plane };
+      ddpm_parallel_for ((gsize) B * tj->P, MAX (1, 4096 / tj->in_plane), pair_range, &pj);
+      tj->xin = ws;
+    }
   pack_weights (ws + n_in, weight, tj->O, C_in, tj->T);
-  tj->xin = ws;
   tj->wpk = ws + n_in;
   ddpm_parallel_for ((gsize) B * tj->tiles, 1, tiles_range, tj);
   return TRUE;
+}
+
+/* The job of a same 3×3 conv on padded planes (of floats or of pairs). */
+static TileJob
+same_job (float *out, const guint32 *xin, const float *bias, const DdpmConvShape *s)
+{
+  const int n_vec = s->H * s->W / VEC;
+  TileJob tj = { out, xin, NULL, bias, (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
+                 s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
+                 (gsize) (s->H + 2) * (s->W + 2), { 0 } };
+
+  for (int t = 0; t < 9; t++)
+    tj.taps[t] = (gsize) (t / 3) * tj.Wp + t % 3;
+  return tj;
 }
 
 gboolean
 ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded, const float *weight,
                                   const float *bias, const DdpmConvShape *s)
 {
-  const int n_vec = s->H * s->W / VEC;
-  TileJob tj = { out, NULL, NULL, bias, (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
-                 s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
-                 (gsize) (s->H + 2) * (s->W + 2), { 0 } };
-
   g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
-  for (int t = 0; t < 9; t++)
-    tj.taps[t] = (gsize) (t / 3) * tj.Wp + t % 3;
+  TileJob tj = same_job (out, NULL, bias, s);
+
   return run (&tj, padded, weight, s->B, s->C_in);
+}
+
+gboolean
+ddpm_conv3x3_forward_pairs_bf16 (float *out, const guint32 *pairs, const float *weight,
+                                 const float *bias, const DdpmConvShape *s)
+{
+  g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
+  TileJob tj = same_job (out, pairs, bias, s);
+
+  return run (&tj, NULL, weight, s->B, s->C_in);
 }
 
 gboolean

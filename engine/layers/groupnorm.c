@@ -28,43 +28,95 @@
 #include <math.h>
 #include <string.h>
 
+#include <immintrin.h>
+
 #include "layers.h"
 
 /* Work per part of the thread team, in (sample, group) pairs or groups. */
 #define GRAIN 1
 
-/* Σx and Σ(x − μ)² (μ = Σx/n, two passes) in double over n floats, in 8
- * interleaved partial sums so that gcc vectorises them (a single double
- * accumulator is a serial chain it may not reorder). */
+/* Σx and Σ(x − μ)² over n floats in one pass, in double: the sums of
+ * d = x − K and d² about a shift K = x[0], then Σ(x − μ)² = Σd² − (Σd)²/n
+ * (the shifted-data form of the variance: its cancellation grows with
+ * ((μ − K)/σ)², harmless in double for any K among the data; Chan, Golub &
+ * LeVeque 1983).  16 interleaved partial sums so that gcc vectorises them
+ * (a single accumulator is a serial chain it may not reorder).  One pass
+ * instead of two: the statistics were a third of GroupNorm's time in a
+ * renoise. */
+static void
+sum_and_sq_portable (const float *x, gsize n, double K, double *ts, double *tq)
+{
+  double s[16] = { 0 }, q[16] = { 0 };
+  gsize i = 0;
+
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; k++)
+      {
+        const double d = (double) x[i + k] - K;
+        s[k] += d;
+        q[k] += d * d;
+      }
+  for (int k = 0; k < 16; k++)
+    {
+      *ts += s[k];
+      *tq += q[k];
+    }
+  for (; i < n; i++)
+    {
+      const double d = (double) x[i] - K;
+      *ts += d;
+      *tq += d * d;
+    }
+}
+
+/* The same with AVX-512 (gcc's vectorisation of the loop above mixed in
+ * scalar conversions): 32 values an iteration in four independent chains
+ * of 8 doubles each for Σd and Σd². */
+static __attribute__ ((target ("avx512f,avx512dq"))) void
+sum_and_sq_avx512 (const float *x, gsize n, double K, double *ts, double *tq)
+{
+  const __m512d k = _mm512_set1_pd (K);
+  __m512d s[4], q[4];
+  gsize i = 0;
+
+  for (int c = 0; c < 4; c++)
+    s[c] = q[c] = _mm512_setzero_pd ();
+  for (; i + 32 <= n; i += 32)
+    for (int h = 0; h < 2; h++)
+      {
+        const __m512 v = _mm512_loadu_ps (x + i + 16 * h);
+        const __m512d lo = _mm512_sub_pd (_mm512_cvtps_pd (_mm512_castps512_ps256 (v)), k);
+        const __m512d hi = _mm512_sub_pd (_mm512_cvtps_pd (_mm512_extractf32x8_ps (v, 1)), k);
+
+        s[2 * h] = _mm512_add_pd (s[2 * h], lo);
+        q[2 * h] = _mm512_fmadd_pd (lo, lo, q[2 * h]);
+        s[2 * h + 1] = _mm512_add_pd (s[2 * h + 1], hi);
+        q[2 * h + 1] = _mm512_fmadd_pd (hi, hi, q[2 * h + 1]);
+      }
+  *ts = _mm512_reduce_add_pd (_mm512_add_pd (_mm512_add_pd (s[0], s[1]),
+                                             _mm512_add_pd (s[2], s[3])));
+  *tq = _mm512_reduce_add_pd (_mm512_add_pd (_mm512_add_pd (q[0], q[1]),
+                                             _mm512_add_pd (q[2], q[3])));
+  for (; i < n; i++)
+    {
+      const double d = (double) x[i] - K;
+      *ts += d;
+      *tq += d * d;
+    }
+}
+
 static void
 sum_and_sq (const float *x, gsize n, double *sum, double *sq)
 {
-  double mu;
-  double s[8] = { 0 }, q[8] = { 0 };
-  gsize i = 0;
+  const double K = n > 0 ? x[0] : 0.0;
+  double ts = 0, tq = 0;
 
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++)
-      s[k] += x[i + k];
-  double total = 0;
-  for (int k = 0; k < 8; k++)
-    total += s[k];
-  for (; i < n; i++)
-    total += x[i];
-  *sum = total;
-  mu = total / n;
-  for (i = 0; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++)
-      {
-        double d = x[i + k] - mu;
-        q[k] += d * d;
-      }
-  total = 0;
-  for (int k = 0; k < 8; k++)
-    total += q[k];
-  for (; i < n; i++)
-    total += (x[i] - mu) * (x[i] - mu);
-  *sq = total;
+  if (ddpm_layers_have_avx512 ())
+    sum_and_sq_avx512 (x, n, K, &ts, &tq);
+  else
+    sum_and_sq_portable (x, n, K, &ts, &tq);
+  *sum = K * (double) n + ts;
+  *sq = MAX (0.0, tq - ts * ts / (double) n);
 }
 
 typedef struct
@@ -227,6 +279,108 @@ ddpm_groupnorm_silu_forward_padded (float       *out,
 {
   g_return_if_fail (H > 0 && W > 0);
   forward (out, norm, mean, rstd, inp, gamma, beta, B, C, H * W, G, eps, TRUE, W);
+}
+
+/* ------------------------------------------- bf16 pairs (inference) */
+
+typedef struct
+{
+  guint32     *pairs;
+  float       *mean, *rstd;
+  double      *mu, *r;     /* (B, G) in double: the fp32 path's own values */
+  const float *inp, *gamma, *beta;
+  int          B, C, H, W, G, P;
+  float        eps;
+} PairsJob;
+
+/* The statistics of groups [begin, end), as forward_range computes them. */
+static void
+pairs_stats_range (gsize begin, gsize end, gpointer data)
+{
+  const PairsJob *j = data;
+  const int Cg = j->C / j->G;
+  const gsize HW = (gsize) j->H * j->W, n = Cg * HW;
+
+  for (gsize bg = begin; bg < end; bg++)
+    {
+      const int b = (int) (bg / j->G), g = (int) (bg % j->G);
+      double sum, sq;
+
+      sum_and_sq (j->inp + ((gsize) b * j->C + (gsize) g * Cg) * HW, n, &sum, &sq);
+      j->mu[bg] = sum / n;
+      j->r[bg] = 1.0 / sqrt (sq / n + j->eps);
+      j->mean[bg] = (float) j->mu[bg];
+      j->rstd[bg] = (float) j->r[bg];
+    }
+}
+
+/* Items (image, channel pair): each row of the two channels through
+ * normalise_row (the same arithmetic as the fp32 path) into a row buffer,
+ * then rounded and paired into the zero-bordered pair plane. */
+static void
+pairs_range (gsize begin, gsize end, gpointer data)
+{
+  const PairsJob *j = data;
+  const int Cg = j->C / j->G, H = j->H, W = j->W, Wp = W + 2;
+  const gsize HW = (gsize) H * W, plane = (gsize) (H + 2) * Wp;
+  float *rows = g_new (float, 2 * (gsize) W);
+
+  for (gsize item = begin; item < end; item++)
+    {
+      const int b = (int) (item / j->P), p = (int) (item % j->P);
+      const gboolean has_hi = 2 * p + 1 < j->C;
+      guint32 *dst = j->pairs + item * plane;
+      float mu_hi[2], mu_lo[2], a[2], shift[2];
+      const float *x[2];
+
+      for (int k = 0; k < 1 + has_hi; k++)
+        {
+          const int ch = 2 * p + k, bg = b * j->G + ch / Cg;
+
+          mu_hi[k] = (float) j->mu[bg];
+          mu_lo[k] = (float) (j->mu[bg] - mu_hi[k]);
+          a[k] = (float) (j->gamma[ch] * j->r[bg]);
+          shift[k] = j->beta[ch];
+          x[k] = j->inp + ((gsize) b * j->C + ch) * HW;
+        }
+      memset (dst, 0, sizeof (guint32) * Wp);
+      memset (dst + (gsize) (H + 1) * Wp, 0, sizeof (guint32) * Wp);
+      for (int y = 0; y < H; y++)
+        {
+          guint32 *row = dst + (gsize) (y + 1) * Wp;
+
+          for (int k = 0; k < 1 + has_hi; k++)
+            normalise_row (rows + k * W, NULL, x[k] + (gsize) y * W, W, mu_hi[k], mu_lo[k],
+                           a[k], shift[k], TRUE);
+          row[0] = row[Wp - 1] = 0;
+          ddpm_bf16_pair_rows (row + 1, rows, has_hi ? rows + W : NULL, W);
+        }
+    }
+  g_free (rows);
+}
+
+void
+ddpm_groupnorm_silu_forward_pairs (guint32     *pairs,
+                                   float       *mean,
+                                   float       *rstd,
+                                   const float *inp,
+                                   const float *gamma,
+                                   const float *beta,
+                                   int B, int C, int H, int W, int G, float eps)
+{
+  g_return_if_fail (pairs != NULL && mean != NULL && rstd != NULL && inp != NULL);
+  g_return_if_fail (gamma != NULL && beta != NULL);
+  g_return_if_fail (B > 0 && C > 0 && H > 0 && W > 0 && G > 0 && C % G == 0 && eps >= 0);
+
+  const int P = (C + 1) / 2;
+  double *stats = g_new (double, 2 * (gsize) B * G);
+  PairsJob j = { pairs, mean, rstd, stats, stats + (gsize) B * G, inp, gamma, beta,
+                 B, C, H, W, G, P, eps };
+  const gsize per_group = (gsize) C / G * H * W, per_pair = 2 * (gsize) H * W;
+
+  ddpm_parallel_for ((gsize) B * G, MAX (GRAIN, 16384 / per_group), pairs_stats_range, &j);
+  ddpm_parallel_for ((gsize) B * P, MAX (1, 16384 / per_pair), pairs_range, &j);
+  g_free (stats);
 }
 
 /* Σdy and Σdy·x̂ over one channel's HW values, 8 partial sums (see

@@ -254,6 +254,16 @@ gboolean ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded,
                                            const DdpmConvShape *shape);
 gboolean ddpm_conv1x1_forward_bf16        (float *out, const float *inp, const float *weight,
                                            const float *bias, const DdpmConvShape *shape);
+/* The same 3×3 conv on an input already rounded and paired (B, ⌈C_in/2⌉,
+ * H + 2, W + 2), as ddpm_groupnorm_silu_forward_pairs writes it. */
+gboolean ddpm_conv3x3_forward_pairs_bf16  (float *out, const guint32 *pairs,
+                                           const float *weight, const float *bias,
+                                           const DdpmConvShape *shape);
+/* dst[i] = (bf16 lo[i], bf16 hi[i]) for i < n, hi NULL counting as zeros:
+ * the conv input's pairs, rounded as vcvtne2ps2bf16 (ddpm_float_to_bf16).
+ * Needs AVX512_BF16. */
+void     ddpm_bf16_pair_rows              (guint32 *dst, const float *lo, const float *hi,
+                                           gsize n);
 /* The workspace of the calling thread, at least `bytes`, 64-byte aligned;
  * kept for the next call and freed when the thread ends.  NULL if it
  * cannot be had. */
@@ -296,6 +306,20 @@ void ddpm_groupnorm_silu_forward_padded (float       *out,   /* (B, C, H + 2, W 
                                          const float *gamma,
                                          const float *beta,
                                          int B, int C, int H, int W, int G, float eps);
+/* The same for a bf16 inference conv (ddpm_conv3x3_forward_pairs_bf16):
+ * the SiLU's output rounded to bf16 and written as that conv's input,
+ * channel pairs (2p, 2p + 1) in zero-bordered planes of 32-bit pairs
+ * (zero after an odd last channel), the values bit for bit those of
+ * ddpm_groupnorm_silu_forward_padded followed by the conv's own rounding
+ * (saves the conv a pass over the fp32 planes, and writes half the
+ * bytes).  Only where ddpm_layers_use_bf16 (). */
+void ddpm_groupnorm_silu_forward_pairs (guint32     *pairs, /* (B, ⌈C/2⌉, H + 2, W + 2) */
+                                        float       *mean,  /* (B, G) */
+                                        float       *rstd,  /* (B, G) */
+                                        const float *inp,   /* (B, C, H, W) */
+                                        const float *gamma,
+                                        const float *beta,
+                                        int B, int C, int H, int W, int G, float eps);
 void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
                               float       *dgamma,/* (C) */
                               float       *dbeta, /* (C) */
