@@ -35,6 +35,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "imported-util.h"
+#include "../dir-helpers.h"
 
 #define FIXTURE   IMPORTED_FIXTURE
 #define WIDTH     IMPORTED_WIDTH
@@ -166,30 +167,6 @@ session (void)
   g_strfreev (env);
   g_free (xdg);
   g_free (profile);
-}
-
-static gboolean
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir != NULL)
-    {
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          gchar *child = g_build_filename (path, name, NULL);
-
-          if (g_file_test (child, G_FILE_TEST_IS_DIR)
-              && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree (child);
-          else
-            g_unlink (child);
-          g_free (child);
-        }
-      g_dir_close (dir);
-    }
-  return g_rmdir (path) == 0 || errno == ENOENT;
 }
 
 /* ------------------------------------------------------------------ checks */
@@ -333,7 +310,7 @@ main (int argc, char **argv)
       return g_test_run ();
     }
   work_dir = g_build_filename (g_getenv ("G_TEST_BUILDDIR"), "imported", NULL);
-  g_assert_true (remove_tree (work_dir));
+  g_assert_true (test_remove_tree (work_dir));
   g_assert_cmpint (g_mkdir_with_parents (work_dir, 0755), ==, 0);
   model_path = work_file (FIXTURE ".safetensors");
   imported_write_inputs (work_dir);

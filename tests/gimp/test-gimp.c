@@ -33,6 +33,8 @@
 #include <glib/gstdio.h>
 #include <png.h>
 
+#include "../dir-helpers.h"
+
 /* Training and sampling budget, for a suite of a minute or two on two
  * cores.  The default model: 60 steps on 16×16 patches at a high learning
  * rate take the loss from 1 to about 0.15, enough to denoise the photo it
@@ -499,30 +501,6 @@ write_corrupt_model (void)
 
   g_assert_true (g_file_set_contents (path, bytes, sizeof bytes - 1, NULL));
   g_free (path);
-}
-
-static gboolean
-remove_tree (const char *path)
-{
-  GDir *dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir != NULL)
-    {
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          gchar *child = g_build_filename (path, name, NULL);
-
-          if (g_file_test (child, G_FILE_TEST_IS_DIR)
-              && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree (child);
-          else
-            g_unlink (child);
-          g_free (child);
-        }
-      g_dir_close (dir);
-    }
-  return g_rmdir (path) == 0 || errno == ENOENT;
 }
 
 static gchar **
@@ -1448,7 +1426,7 @@ main (int argc, char **argv)
   g_test_set_nonfatal_assertions ();
 
   work_dir = g_build_filename (g_getenv ("G_TEST_BUILDDIR"), "work", NULL);
-  remove_tree (work_dir);
+  test_remove_tree (work_dir);
   g_assert_cmpint (g_mkdir_with_parents (work_dir, 0755), ==, 0);
   model_path = g_build_filename (work_dir, "xdg", "gimp-ddpm", "models",
                                  "default.safetensors", NULL);

@@ -22,6 +22,7 @@
 #include <gdk-pixbuf/gdk-pixbuf.h>
 
 #include "ddpm.h"
+#include "../dir-helpers.h"
 
 #define RENOISE_PROC "plug-in-ddpm-renoise"
 #define FIXTURE      "adm256-tiny"
@@ -42,30 +43,6 @@ env (const gchar *name)
   if (! value || ! *value)
     g_error ("%s is not set: run this test through meson (tests/ui/meson.build)", name);
   return value;
-}
-
-static void
-remove_tree (const gchar *path)
-{
-  GDir        *dir = g_dir_open (path, 0, NULL);
-  const gchar *name;
-
-  if (dir)
-    {
-      while ((name = g_dir_read_name (dir)))
-        {
-          gchar *child = g_build_filename (path, name, NULL);
-
-          if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
-              ! g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree (child);
-          else
-            g_unlink (child);
-          g_free (child);
-        }
-      g_dir_close (dir);
-    }
-  g_rmdir (path);
 }
 
 /* Run argv in run_dir; its output goes to *output (may be NULL). */
@@ -180,7 +157,7 @@ ensure_gimp_ran (void)
   ran = TRUE;
 
   run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
-  remove_tree (run_dir);
+  test_remove_tree (run_dir);
   g_assert_cmpint (g_mkdir_with_parents (run_dir, 0755), ==, 0);
   results_dir = g_build_filename (run_dir, "results", NULL);
   g_assert_cmpint (g_mkdir_with_parents (results_dir, 0755), ==, 0);

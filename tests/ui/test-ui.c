@@ -30,6 +30,7 @@
 #include <gdk-pixbuf/gdk-pixbuf.h>
 
 #include "ddpm.h"
+#include "../dir-helpers.h"
 
 #define RENOISE_PROC  "plug-in-ddpm-renoise"
 #define GENERATE_PROC "plug-in-ddpm-generate"
@@ -61,30 +62,6 @@ env (const gchar *name)
   if (! value || ! *value)
     g_error ("%s is not set: run this test through meson (tests/ui/meson.build)", name);
   return value;
-}
-
-static void
-remove_tree (const gchar *path)
-{
-  GDir        *dir = g_dir_open (path, 0, NULL);
-  const gchar *name;
-
-  if (dir)
-    {
-      while ((name = g_dir_read_name (dir)))
-        {
-          gchar *child = g_build_filename (path, name, NULL);
-
-          if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
-              ! g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree (child);
-          else
-            g_unlink (child);
-          g_free (child);
-        }
-      g_dir_close (dir);
-    }
-  g_rmdir (path);
 }
 
 /* A colourful 128×96 picture: the layer the dialogs open on, and the
@@ -355,7 +332,7 @@ ensure_gimp_ran (void)
   gimp_ran = TRUE;
 
   run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
-  remove_tree (run_dir);
+  test_remove_tree (run_dir);
   results_dir    = g_build_filename (run_dir, "results", NULL);
   results_de_dir = g_build_filename (run_dir, "results-de", NULL);
   models_dir     = g_build_filename (run_dir, "models", NULL);
