@@ -328,6 +328,10 @@ static const int conv_shapes[][9] = {
   { 1, 3, 4, 96, 24, 3, 2, 0, 1 },  /* rows of 48: 3 vectors, 2 output rows */
   { 2, 4, 10, 32, 8, 3, 2, 0, 1 },  /* 5 output rows of 16 */
   { 2, 4, 16, 16, 12, 3, 2, 0, 1 }, /* 12 outputs: a last block of 4 */
+  /* guided-diffusion's Downsample: stride 2, one pixel of padding on both sides */
+  { 2, 8, 32, 32, 8, 3, 2, 1, 1 },  /* output rows of 16 */
+  { 3, 5, 16, 16, 13, 3, 2, 1, 1 }, /* rows of 8, a last block of 5 */
+  { 1, 3, 4, 96, 24, 3, 2, 1, 1 },  /* rows of 48 */
   /* the AVX-512 1×1 input gradient (conv1x1.c): 8·k inputs, 16·k pixels */
   { 3, 24, 4, 8, 16, 1, 1, 0, 0 },  /* 2 vectors per image */
   { 2, 16, 8, 10, 5, 1, 1, 0, 0 },  /* 5 vectors: tiles of 3 + 2; 5 outputs */

@@ -80,13 +80,16 @@ round_block (int c)
 }
 
 /* The UNet's down-sampling conv: 3×3, stride 2, padding only at the end
- * (TF "SAME"), even sizes; the output rows under the forward's condition. */
+ * (TF "SAME", our models) or one pixel on both sides (guided-diffusion's
+ * Downsample, padding=1), even sizes; the output rows under the
+ * forward's condition. */
 gboolean
 ddpm_conv3x3_stride2_ok (const DdpmConvShape *s)
 {
   const int Ho = s->H / 2, Wo = s->W / 2;
 
-  return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 2 && s->pad_begin == 0
+  return ddpm_layers_have_avx512 () && s->k == 3 && s->stride == 2
+         && (s->pad_begin == 0 || s->pad_begin == 1)
          && s->pad_end == 1 && s->H % 2 == 0 && s->W % 2 == 0
          && (Wo % VEC == 0 || (Wo == VEC / 2 && Ho % 2 == 0));
 }
@@ -115,6 +118,7 @@ typedef struct
   float       *dst;       /* (g, C, H + 2, W + 2) or (g, C, 4, H/2 + 1, W/2 + 1) */
   const float *src;       /* (g, C, H, W) */
   int          C, H, W;
+  int          pad_begin; /* stride-2 phases: 0 or 1 zero pixel before */
 } InputJob;
 
 /* A row of W floats (a multiple of 8) from src to dst, inline: rows are
@@ -369,6 +373,7 @@ typedef struct
   int          Wp;        /* a row of the input layout */
   gsize        in_plane;  /* floats per input channel */
   gsize        taps[9];   /* where tap (ky, kx) reads, from the output pixel's spot */
+  int          pad_begin; /* stride 2: the conv's padding before (phase_range) */
 } TileJob;
 
 /* The job for the same conv on (H + 2, W + 2) padded planes. */
@@ -378,7 +383,7 @@ same_job (float *out, const float *pad, const float *wpack, const float *bias, i
 {
   const int n_vec = H * W / VEC;
   TileJob tj = { out, pad, wpack, bias, I, O, H, W, (n_vec + MAX_V - 1) / MAX_V, accumulate,
-                 W + 2, (gsize) (H + 2) * (W + 2), { 0 } };
+                 W + 2, (gsize) (H + 2) * (W + 2), { 0 }, 0 };
 
   for (int t = 0; t < 9; t++)
     tj.taps[t] = (gsize) (t / 3) * tj.Wp + t % 3;
@@ -424,7 +429,8 @@ run (TileJob *tj, float *out, const float *src, int B, int H, int W, int g,
   for (int b0 = 0; b0 < B; b0 += g)
     {
       const int n = MIN (g, B - b0);
-      InputJob ij = { (float *) tj->pad, src + (gsize) b0 * tj->I * H * W, tj->I, H, W };
+      InputJob ij = { (float *) tj->pad, src + (gsize) b0 * tj->I * H * W, tj->I, H, W,
+                      tj->pad_begin };
 
       ddpm_parallel_for ((gsize) n * tj->I, MAX (1, 4096 / (H * W)), layout, &ij);
       tj->out = out + (gsize) b0 * tj->O * tj->H * tj->W;
@@ -470,7 +476,10 @@ ddpm_conv3x3_forward_padded (float *out, const float *padded, const float *weigh
  *   out[y][x] = Σ_ky Σ_kx w[ky][kx] · q[ky mod 2][kx mod 2][y + ⌊ky/2⌋][x + ⌊kx/2⌋]
  *
  * which is the same register tile with other tap offsets.  It replaces
- * im2col (9/4 of the input written) + sgemm + scatter. */
+ * im2col (9/4 of the input written) + sgemm + scatter.  With one pixel of
+ * padding before as well (pad_begin = 1) the phases are those of the
+ * input shifted by one, q[py][px][Y][X] = in[2Y + py − 1][2X + px − 1]
+ * (zero outside), and the taps stay the same. */
 static void
 phase_range (gsize begin, gsize end, gpointer data)
 {
@@ -491,17 +500,27 @@ phase_range (gsize begin, gsize end, gpointer data)
           for (int Y = 0; Y < Hq; Y++)
             {
               float *row = dst + (gsize) Y * Wq;
-              const int y = 2 * Y + py;
+              const int y = 2 * Y + py - j->pad_begin;
 
-              if (y >= H)
+              if (y < 0 || y >= H)
                 {
                   memset (row, 0, sizeof (float) * Wq);
                   continue;
                 }
-              const float *in = src + (gsize) y * W + px;
-              for (int X = 0; X < Wq - 1; X++)
-                row[X] = in[2 * X];
-              row[Wq - 1] = 0.0f;   /* x = W + px: past the edge (W is even) */
+              const float *in = src + (gsize) y * W;
+              if (j->pad_begin == 0)
+                {
+                  for (int X = 0; X < Wq - 1; X++)
+                    row[X] = in[2 * X + px];
+                  row[Wq - 1] = 0.0f;   /* x = W + px: past the edge (W is even) */
+                }
+              else
+                /* x = 2X + px − 1: −1 for X = 0, px = 0; W − 1 at most */
+                for (int X = 0; X < Wq; X++)
+                  {
+                    const int x = 2 * X + px - 1;
+                    row[X] = x >= 0 && x < W ? in[x] : 0.0f;
+                  }
             }
         }
     }
@@ -517,7 +536,7 @@ ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
   float *q = scratch, *wpack = scratch + (gsize) g * s->C_in * 4 * qplane;
   const int n_vec = Ho * Wo / VEC;
   TileJob tj = { NULL, q, wpack, bias, s->C_in, s->C_out, Ho, Wo, (n_vec + MAX_V - 1) / MAX_V,
-                 FALSE, Wq, 4 * qplane, { 0 } };
+                 FALSE, Wq, 4 * qplane, { 0 }, s->pad_begin };
 
   for (int t = 0; t < 9; t++)
     {
@@ -666,7 +685,7 @@ ddpm_conv3x3_weight_grad (float *dweight, const float *dout, const float *inp,
   for (int b0 = 0; b0 < s->B; b0 += g)
     {
       const int n = MIN (g, s->B - b0);
-      InputJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W };
+      InputJob pj = { scratch, inp + (gsize) b0 * s->C_in * H * W, s->C_in, H, W, 0 };
 
       ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (H * W)), pad_range, &pj);
       weight_grad_group (dweight, dout + (gsize) b0 * s->C_out * H * W, scratch, n, s);
