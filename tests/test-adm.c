@@ -60,6 +60,10 @@ import (const char *name, const char * const *flags, int n, GError **error)
   char *out = g_build_filename (dir, "m.safetensors", NULL);
   gboolean ok = ddpm_import_guided_diffusion (src, out, flags, n, error);
 
+  /* a refused import writes nothing: its folder goes (remove_model
+   * removes a written one) */
+  if (!ok)
+    g_assert_cmpint (g_rmdir (dir), ==, 0);
   g_free (dir);
   g_free (src);
   g_free (base);
