@@ -1250,20 +1250,20 @@ resample_planes (int dir, float *out, const float *inp, int B, int C, int h, int
     }
 }
 
-/* out = conv2 (SiLU (norm2 (h1)·(1 + scale) + shift)), AdaGN (Dhariwal &
- * Nichol 2021, §3): with scale and shift per image and channel, GroupNorm's
- * affine map γ·x̂ + β becomes γ(1 + scale)·x̂ + β(1 + scale) + shift, so
- * the fused GroupNorm + SiLU kernel runs it image by image with those γ
- * and β, and the conv takes the batch (inference only: no dropout). */
+/* SiLU (norm2 (h1)·(1 + scale) + shift), AdaGN (Dhariwal & Nichol 2021,
+ * §3): with scale and shift per image and channel, GroupNorm's affine map
+ * γ·x̂ + β becomes γ(1 + scale)·x̂ + β(1 + scale) + shift, so the fused
+ * GroupNorm + SiLU kernel runs it image by image with those γ and β, into
+ * scratch.a as the conv reads it: padded planes (direct), bf16 pairs
+ * (pairs) or plain planes. */
 static void
-scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
-                  const DdpmConvShape *cs)
+scale_shift_norm (DdpmUNet *u, const Node *n, const float *tp, const DdpmConvShape *cs,
+                  gboolean direct, gboolean pairs)
 {
   const ResParams *p = &n->p.res;
   const ResActs *act = &n->a.res;
   const Scratch *s = &u->scratch;
   const int C = cs->C_in, H = cs->H, W = cs->W;
-  const gboolean direct = ddpm_conv3x3_direct_ok (cs);
   const gsize plane = direct ? (gsize) (H + 2) * (W + 2) : (gsize) H * W;
   float *gamma = s->gb, *beta = s->gb + C;
 
@@ -1272,20 +1272,44 @@ scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
       const float *scale = tp + (gsize) b * 2 * C, *shift = scale + C;
       float *a = s->a + (gsize) b * C * plane;
       const float *h1 = act->h1 + (gsize) b * C * H * W;
+      float *mean = act->mean2 + b * GN_GROUPS, *rstd = act->rstd2 + b * GN_GROUPS;
 
       for (int c = 0; c < C; c++)
         {
           gamma[c] = p->norm2_w[c] * (1.0f + scale[c]);
           beta[c] = p->norm2_b[c] * (1.0f + scale[c]) + shift[c];
         }
-      if (direct)
-        ddpm_groupnorm_silu_forward_padded (a, NULL, act->mean2 + b * GN_GROUPS,
-                                            act->rstd2 + b * GN_GROUPS, h1, gamma, beta,
-                                            1, C, H, W, GN_GROUPS, u->gn_eps);
+      if (pairs)
+        ddpm_groupnorm_silu_forward_pairs ((guint32 *) s->a + (gsize) b * ((C + 1) / 2) * plane,
+                                           mean, rstd, h1, gamma, beta, 1, C, H, W, GN_GROUPS,
+                                           u->gn_eps);
+      else if (direct)
+        ddpm_groupnorm_silu_forward_padded (a, NULL, mean, rstd, h1, gamma, beta, 1, C, H, W,
+                                            GN_GROUPS, u->gn_eps);
       else
-        ddpm_groupnorm_silu_forward (a, act->mean2 + b * GN_GROUPS, act->rstd2 + b * GN_GROUPS,
-                                     h1, gamma, beta, 1, C, H * W, GN_GROUPS, u->gn_eps);
+        ddpm_groupnorm_silu_forward (a, mean, rstd, h1, gamma, beta, 1, C, H * W, GN_GROUPS,
+                                     u->gn_eps);
     }
+}
+
+/* out = conv2 (scale_shift_norm (h1)), the conv taking the batch
+ * (inference only: no dropout); in bf16 the norm writes the conv's pairs. */
+static void
+scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
+                  const DdpmConvShape *cs)
+{
+  const ResParams *p = &n->p.res;
+  const Scratch *s = &u->scratch;
+  const gboolean direct = ddpm_conv3x3_direct_ok (cs);
+
+  if (direct && ddpm_layers_use_bf16 ())
+    {
+      scale_shift_norm (u, n, tp, cs, TRUE, TRUE);
+      if (ddpm_conv3x3_forward_pairs_bf16 (out, (const guint32 *) s->a, p->conv2_w, p->conv2_b,
+                                           cs))
+        return;
+    }
+  scale_shift_norm (u, n, tp, cs, direct, FALSE);
   if (direct)
     ddpm_conv3x3_forward_padded (out, s->a, p->conv2_w, p->conv2_b, cs, s->conv);
   else
@@ -1448,10 +1472,20 @@ node_forward (DdpmUNet *u, int i, float *out, gboolean training, int B, int H, i
       up_forward (u, i, B, h, w);
       break;
     case NODE_HEAD:
-      cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
-      norm_silu_conv (u, training, out, n->a.head.n, n->a.head.mean, n->a.head.rstd, x,
-                      n->p.head.norm_w, n->p.head.norm_b, n->p.head.conv_w,
-                      n->p.head.conv_b, &cs);
+      {
+        /* in fp32 whatever the precision: its rounding would go straight
+         * into ε (with the input conv, which ddpm_conv2d_forward keeps in
+         * fp32 too, the first and last layers stay exact, as in mixed
+         * precision generally); it costs < 1 % of a forward (C_out = 3
+         * or 6) */
+        const DdpmPrecision old = ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+
+        cs = conv_shape (B, n->c_in, h, w, n->c_out, 3, 1, 1, 1);
+        norm_silu_conv (u, training, out, n->a.head.n, n->a.head.mean, n->a.head.rstd, x,
+                        n->p.head.norm_w, n->p.head.norm_b, n->p.head.conv_w,
+                        n->p.head.conv_b, &cs);
+        ddpm_layers_set_precision (old);
+      }
       break;
     }
 }

@@ -23,6 +23,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "ddpm.h"
 #include "layers/layers.h"
 #include "unet.h"
@@ -423,20 +425,18 @@ rms_diff (const float *a, const float *b, gsize n, double *rms_b)
 }
 
 /* ε_θ(x_t, t) in bf16 within 1 % relative RMS of fp32 (issue 17). */
+/* ε in bf16 against fp32 for B pictures of H × W at four noise levels:
+ * within `bound` relative RMS, and not equal (bf16 did run). */
 static void
-test_model_eps (void)
+eps_gate (DdpmModel *model, int H, int W, double bound)
 {
   static const int ts[] = { 20, 250, 600, 990 };
-  DdpmModel *model;
   DdpmDenoiser d;
   const DdpmSchedule *sched;
-  const int B = 2, C = 3, H = 64, W = 64;
+  const int B = 2, C = 3;
   const gsize n = (gsize) B * C * H * W;
   float *x0, *noise, *xt, *e32, *e16;
 
-  if (!need_bf16 ())
-    return;
-  model = load_default_model ();
   ddpm_model_get_denoiser (model, 0, &d);
   sched = ddpm_model_get_schedule (model);
   x0 = g_new (float, n);
@@ -464,7 +464,7 @@ test_model_eps (void)
 
       diff = rms_diff (e16, e32, n, &rms32);
       g_test_message ("t = %d: relative RMS of ε(bf16) − ε(fp32) = %.5f", ts[k], diff / rms32);
-      g_assert_cmpfloat (diff / rms32, <, 0.01);
+      g_assert_cmpfloat (diff / rms32, <, bound);
       g_assert_cmpfloat (diff, >, 0.0);   /* bf16 did run */
     }
 
@@ -473,7 +473,62 @@ test_model_eps (void)
   g_free (xt);
   g_free (e32);
   g_free (e16);
+}
+
+static void
+test_model_eps (void)
+{
+  DdpmModel *model;
+
+  if (!need_bf16 ())
+    return;
+  /* issue 17's gate: 1 % (measured 0.12–0.36 %) */
+  model = load_default_model ();
+  eps_gate (model, 64, 64, 0.01);
   ddpm_model_free (model);
+}
+
+/* The gate on an imported model of the 256² ADM shape (tests/fixtures/adm/
+ * adm256-tiny, made by guided-diffusion's own UNetModel: AdaGN scale-shift
+ * norms, which take their own bf16 path, resampling res blocks, attention
+ * at 32, 16 and 8 by head channels, learned variance) on two 256² tiles.
+ * Its weights are random, and a random network of this depth carries the
+ * roundings on less damped than a trained one: 0.81–1.17 % here (largest
+ * at t = 20) where the trained default model shows 0.12–0.36 % and the
+ * random 552 M and 114 M networks of bench/compare's big rows 0.6 %; so
+ * the bound is 1.5 %, which the same run fails with the activations
+ * truncated to bf16 instead of rounded (1.63 %; the layer tests above
+ * catch that by far). */
+static void
+test_adm_eps (void)
+{
+  const char *name = "adm256-tiny";
+  g_autofree char *pt_name = g_strconcat (name, ".pt", NULL);
+  g_autofree char *flags_name = g_strconcat (name, ".flags", NULL);
+  g_autofree char *pt = g_test_build_filename (G_TEST_DIST, "fixtures", "adm", pt_name, NULL);
+  g_autofree char *flags_path = g_test_build_filename (G_TEST_DIST, "fixtures", "adm",
+                                                       flags_name, NULL);
+  g_autofree char *dir = g_dir_make_tmp ("test-bf16-XXXXXX", NULL);
+  g_autofree char *out = g_build_filename (dir, "m.safetensors", NULL);
+  g_autofree char *text = NULL;
+  g_auto (GStrv) flags = NULL;
+  GError *error = NULL;
+  DdpmModel *model;
+
+  if (!need_bf16 ())
+    return;
+  g_assert_true (g_file_get_contents (flags_path, &text, NULL, NULL));
+  flags = g_strsplit_set (g_strstrip (text), " ", -1);
+  g_assert_true (ddpm_import_guided_diffusion (pt, out, (const char *const *) flags,
+                                               (int) g_strv_length (flags), &error));
+  g_assert_no_error (error);
+  model = ddpm_model_load (out, &error);
+  g_assert_no_error (error);
+  g_assert_true (ddpm_model_get_config (model)->scale_shift);
+  eps_gate (model, 256, 256, 0.015);
+  ddpm_model_free (model);
+  g_unlink (out);
+  g_rmdir (dir);
 }
 
 /* A 20-step renoise (fixed seed) of a picture larger than a tile, bf16
@@ -561,6 +616,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
   g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);
+  g_test_add_func ("/engine/bf16/adm-eps", test_adm_eps);
   g_test_add_func ("/engine/bf16/renoise", test_renoise);
   return g_test_run ();
 }
