@@ -121,6 +121,37 @@ def trailing(t_max, n):
     return [0] + [int(math.floor(i * t_max / n + 0.5)) for i in range(1, n + 1)]
 
 
+def sampler_step(x, eps, ab, i, n, x0_prev, dpm, clip=True):
+    """One reverse step from chain index i to i − 1 (ab: ᾱ'_0 = 1 … ᾱ'_n);
+    returns (x, x0_prev).  DDIM, η = 0 (Song et al. 2021, eq. 12), with the
+    ε consistent with the clipped x̂0, as engine/sampler.c; or
+    DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) as engine/sampler-dpm.c:
+    with λ = log(α/σ) and h = λ_{i−1} − λ_i,
+      x_{i−1} = (σ_{i−1}/σ_i)·x_i − α_{i−1}·(e^{−h} − 1)·D,
+    D = x_θ at the first step (i = n, first order), else
+    D = x_θ + (1/(2r))·(x_θ − x_θ,prev), r = h_prev/h; the last step, to
+    σ = 0 (λ = +∞), returns x_θ itself."""
+    a_t, a_p = ab[i], ab[i - 1]
+    # the data prediction x_θ = (x − σ·ε)/α
+    x0_hat = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    if not dpm:
+        e_hat = (x - math.sqrt(a_t) * x0_hat) / math.sqrt(1 - a_t) if clip else eps
+        return math.sqrt(a_p) * x0_hat + math.sqrt(1 - a_p) * e_hat, None
+    if i == 1:
+        return x0_hat, x0_hat
+
+    def lam(j):
+        return 0.5 * math.log(ab[j] / (1 - ab[j]))
+    h = lam(i - 1) - lam(i)
+    d = x0_hat
+    if i < n:
+        d = x0_hat + 0.5 * h / (lam(i) - lam(i + 1)) * (x0_hat - x0_prev)
+    return (math.sqrt((1 - a_p) / (1 - a_t)) * x - math.sqrt(a_p) * math.expm1(-h) * d,
+            x0_hat)
+
+
 def renoise(ref, args):
     import torch
     cfg = ref.CONFIGS[args.config]
@@ -153,9 +184,6 @@ def renoise(ref, args):
     g = torch.Generator().manual_seed(0)
     dpm = args.sampler in ("dpm++2m", "dpm-solver++")
 
-    def lam(i):                     # λ = log(α/σ) on the chain, i ≥ 1
-        return 0.5 * math.log(ab[i] / (1 - ab[i]))
-
     def run():
         x = (math.sqrt(ab[n]) * x0.reshape(-1)
              + math.sqrt(1 - ab[n]) * torch.randn(C * plane, generator=g))
@@ -170,30 +198,7 @@ def renoise(ref, args):
                     tiles = x[gi].reshape(-1, C, S, S)
                     e = model(layout(args, tiles), tt[:tiles.shape[0]]).float().reshape(-1, C, S * S)
                     eps.index_add_(0, gi.reshape(-1), (e * wt[sel][:, None, :]).reshape(-1))
-                a_t, a_p = ab[i], ab[i - 1]
-                # the data prediction x_θ = (x − σ·ε)/α, clipped to [−1, 1]
-                x0_hat = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp_(-1, 1)
-                if not dpm:
-                    # DDIM, η = 0 (Song et al. 2021, eq. 12), with the ε
-                    # consistent with the clipped x̂0
-                    e_hat = (x - math.sqrt(a_t) * x0_hat) / math.sqrt(1 - a_t)
-                    x = math.sqrt(a_p) * x0_hat + math.sqrt(1 - a_p) * e_hat
-                elif i == 1:
-                    # the last step, to σ = 0 (λ = +∞): x_0 = x_θ
-                    x = x0_hat
-                else:
-                    # DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2):
-                    # h = λ_t − λ_s, x_t = (σ_t/σ_s)·x_s − α_t·(e^{−h} − 1)·D,
-                    # D = x_θ (first order: the first step, i = n) or
-                    # (1 + 1/(2r))·x_θ − (1/(2r))·x_θ,prev with r = h_prev/h
-                    h = lam(i - 1) - lam(i)
-                    d = x0_hat
-                    if i < n:
-                        half_inv_r = 0.5 * h / (lam(i) - lam(i + 1))
-                        d = x0_hat + half_inv_r * (x0_hat - x0_prev)
-                    x = (math.sqrt((1 - a_p) / (1 - a_t)) * x
-                         - math.sqrt(a_p) * math.expm1(-h) * d)
-                    x0_prev = x0_hat
+                x, x0_prev = sampler_step(x, eps, ab, i, n, x0_prev, dpm)
         return x
 
     t_start = time.perf_counter()
