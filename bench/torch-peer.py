@@ -8,7 +8,8 @@ JSON line in the format of bench/unet-bench.c:
   torch-peer.py --config tiny --kind train --batch 16 --size 32 --threads 2
   torch-peer.py --config small --kind fwd --batch 1 --size 128 --threads 1 \
                 --blas-threads 1 --malloc tuned --channels-last --bf16
-  torch-peer.py --config tiny --kind renoise --image 1024 --steps 20 --strength 0.5
+  torch-peer.py --config default --kind renoise --image 1024 --steps 20 --strength 0.5
+  torch-peer.py --config default --kind renoise --image 1024 --steps 10 --sampler dpm++2m
   torch-peer.py --config tiny --kind train-e2e --batch 64 --data DIR.npy --steps 45
 
 train:   exactly torch_unet.py's step() (q-sample, forward, MSE, zero_grad,
@@ -20,12 +21,20 @@ train-e2e: a plain PyTorch training script as a user writes it: the whole
          weights (decay 0.999) — the recipe of `ddpm train`'s defaults.  Its
          time per step over --steps steps after 3 warm-up steps.
 fwd:     torch_unet.py's fwd() (no_grad forward at batch B).
-renoise: what `ddpm renoise` does, in PyTorch: noise the image to
-         t0 = strength·T, then `steps` DDIM steps, each running the UNet on
-         overlapping 32×32 tiles (overlap max(8, S/8) = 8, sin² window weights, batches of
-         8 tiles, as engine/img2img.c and engine/model.c do) and blending the
-         ε predictions (MultiDiffusion).  Timed once (no repetitions): it is
-         the whole command.
+renoise: what `ddpm renoise` does, in PyTorch (engine/img2img.c): noise
+         the image to t0 = round(strength·T) on the config's schedule (cosine
+         for `default`, as models/default.safetensors; else linear; T =
+         1000), respace 1..t0 into min(steps, t0) steps with trailing
+         spacing (the engine's default), then run them with --sampler: ddim
+         (η = 0, x̂0 clipped, the engine's default) or dpm++2m
+         (DPM-Solver++(2M) in data prediction as engine/sampler-dpm.c: first
+         step first order, then second order multistep, the last step to
+         σ = 0 returning x̂0).  Each step runs the UNet on overlapping S×S
+         tiles, S the config's image size (overlap min(max(8, S/8), S − 1):
+         8 for S = 32 and 64; sin² window weights; batches of
+         max(1, min(32, 32·32²/S²)) tiles, 8 of 64²; as img2img.c and
+         model.c do) and blends the ε predictions (MultiDiffusion).  Timed
+         once (no repetitions): it is the whole command.
 gd-fwd:  one no_grad forward at batch 1 of guided-diffusion's OWN UNetModel
          (guided_diffusion/unet.py of a checkout, --gd DIR; MIT, run as it
          is) in a published 256² architecture (--arch, see GD_ARCHS), random
@@ -88,6 +97,61 @@ def tile_axis(L, S, overlap):
     return pos, weight
 
 
+def alpha_bar(kind, T):
+    """ᾱ_1..ᾱ_T (float64; index j holds ᾱ_{j+1}) of a named schedule.
+    linear: Ho et al. 2020, β from 1e-4 to 0.02 (scaled by 1000/T).
+    cosine: Nichol & Dhariwal 2021, eq. 17, ᾱ(t) = f(t)/f(0) with
+    f(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008, taken as
+    β_t = 1 − f(t)/f(t−1) clipped at 0.999 (their §3.2), ᾱ = ∏(1 − β)."""
+    import torch
+    if kind == "linear":
+        beta = torch.linspace(1e-4 * 1000 / T, 0.02 * 1000 / T, T, dtype=torch.float64)
+    else:
+        s = 0.008
+        f = torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s)
+                      * math.pi / 2) ** 2
+        beta = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cumprod(1 - beta, 0)
+
+
+def trailing(t_max, n):
+    """The kept base timesteps 0 < k_1 < … < k_n = t_max (1-based) of
+    trailing spacing (Lin et al. 2024, table 2): k_i = round(i·t_max/n),
+    halves away from zero as llround; k_0 = 0 (ᾱ = 1)."""
+    return [0] + [int(math.floor(i * t_max / n + 0.5)) for i in range(1, n + 1)]
+
+
+def sampler_step(x, eps, ab, i, n, x0_prev, dpm, clip=True):
+    """One reverse step from chain index i to i − 1 (ab: ᾱ'_0 = 1 … ᾱ'_n);
+    returns (x, x0_prev).  DDIM, η = 0 (Song et al. 2021, eq. 12), with the
+    ε consistent with the clipped x̂0, as engine/sampler.c; or
+    DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) as engine/sampler-dpm.c:
+    with λ = log(α/σ) and h = λ_{i−1} − λ_i,
+      x_{i−1} = (σ_{i−1}/σ_i)·x_i − α_{i−1}·(e^{−h} − 1)·D,
+    D = x_θ at the first step (i = n, first order), else
+    D = x_θ + (1/(2r))·(x_θ − x_θ,prev), r = h_prev/h; the last step, to
+    σ = 0 (λ = +∞), returns x_θ itself."""
+    a_t, a_p = ab[i], ab[i - 1]
+    # the data prediction x_θ = (x − σ·ε)/α
+    x0_hat = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+    if clip:
+        x0_hat = x0_hat.clamp(-1, 1)
+    if not dpm:
+        e_hat = (x - math.sqrt(a_t) * x0_hat) / math.sqrt(1 - a_t) if clip else eps
+        return math.sqrt(a_p) * x0_hat + math.sqrt(1 - a_p) * e_hat, None
+    if i == 1:
+        return x0_hat, x0_hat
+
+    def lam(j):
+        return 0.5 * math.log(ab[j] / (1 - ab[j]))
+    h = lam(i - 1) - lam(i)
+    d = x0_hat
+    if i < n:
+        d = x0_hat + 0.5 * h / (lam(i) - lam(i + 1)) * (x0_hat - x0_prev)
+    return (math.sqrt((1 - a_p) / (1 - a_t)) * x - math.sqrt(a_p) * math.expm1(-h) * d,
+            x0_hat)
+
+
 def renoise(ref, args):
     import torch
     cfg = ref.CONFIGS[args.config]
@@ -96,7 +160,7 @@ def renoise(ref, args):
         model = model.to(memory_format=torch.channels_last)
     S, C, L = cfg["image_size"], cfg["in_channels"], args.image
     T = 1000
-    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, T, dtype=torch.float64), 0)
+    base = alpha_bar(ref.SCHEDULES.get(args.config, "linear"), T)
     pos, wts = tile_axis(L, S, min(max(8, S // 8), S - 1))   # img2img.c's default
     n_tiles = len(pos) ** 2
     # gather indices of every tile's pixels in the flattened (C, L, L) image
@@ -107,39 +171,44 @@ def renoise(ref, args):
     wt = (w1[:, None, :, None] * w1[None, :, None, :]).reshape(n_tiles, S * S)
     plane = L * L
     cidx = (torch.arange(C)[:, None] * plane)                         # (C, 1)
-    batch = 8
+    # tiles per network call: model.c's max_batch, 32·32² pixels (8 of 64²), at most 32
+    batch = max(1, min(32, 32 * 32 * 32 // (S * S)))
 
-    t0 = int(round(args.strength * T))
-    # trailing spacing, as the engine's default
-    ts = [int(round(t0 - 1 - k * t0 / args.steps)) for k in range(args.steps)]
+    # SDEdit as img2img.c plans it: t0 = round(strength·T), min(steps, t0)
+    # steps on the respaced chain i = n … 1 with ᾱ'_i = ᾱ_{k_i}, ᾱ'_0 = 1
+    t0 = int(math.floor(args.strength * T + 0.5))
+    n = min(args.steps, t0)
+    kept = trailing(t0, n)
+    ab = [1.0] + [base[k - 1].item() for k in kept[1:]]
     x0 = torch.rand(C, L, L) * 2 - 1
     g = torch.Generator().manual_seed(0)
+    dpm = args.sampler in ("dpm++2m", "dpm-solver++")
 
     def run():
-        a = abar[ts[0]].item()
-        x = (math.sqrt(a) * x0 + math.sqrt(1 - a) * torch.randn(C, L, L, generator=g)).reshape(-1)
+        x = (math.sqrt(ab[n]) * x0.reshape(-1)
+             + math.sqrt(1 - ab[n]) * torch.randn(C * plane, generator=g))
+        x0_prev = None
         with inference_context(args):
-            for k, t in enumerate(ts):
+            for i in range(n, 0, -1):
                 eps = torch.zeros(C * plane)
-                tt = torch.full((batch,), t, dtype=torch.long)
+                tt = torch.full((batch,), kept[i] - 1, dtype=torch.long)   # 0-based t
                 for first in range(0, n_tiles, batch):
                     sel = slice(first, min(first + batch, n_tiles))
                     gi = (cidx[None] + idx[sel][:, None, :])           # (b, C, S*S)
                     tiles = x[gi].reshape(-1, C, S, S)
                     e = model(layout(args, tiles), tt[:tiles.shape[0]]).float().reshape(-1, C, S * S)
                     eps.index_add_(0, gi.reshape(-1), (e * wt[sel][:, None, :]).reshape(-1))
-                a_t = abar[t].item()
-                a_p = abar[ts[k + 1]].item() if k + 1 < len(ts) else 1.0
-                x0_hat = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp_(-1, 1)
-                x = math.sqrt(a_p) * x0_hat + math.sqrt(1 - a_p) * eps   # DDIM, η = 0
+                x, x0_prev = sampler_step(x, eps, ab, i, n, x0_prev, dpm)
         return x
 
     t_start = time.perf_counter()
     run()
     dt = time.perf_counter() - t_start
     macs = ref.count_macs(model, S, C)
-    return dict(min=dt, median=dt, max=dt, n=1,
-                gflop=2.0 * macs * n_tiles * len(ts) / 1e9, tiles=n_tiles)
+    return dict(min=dt, median=dt, max=dt, n=1, macs_per_tile=macs,
+                gflop=2.0 * macs * n_tiles * n / 1e9, tiles=n_tiles, steps=n,
+                sampler="dpm++2m" if dpm else "ddim",
+                schedule=ref.SCHEDULES.get(args.config, "linear"))
 
 
 # The published 256² architectures, as guided-diffusion's create_model
@@ -333,6 +402,8 @@ def main():
     p.add_argument("--image", type=int, default=1024)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--strength", type=float, default=0.5)
+    p.add_argument("--sampler", choices=("ddim", "dpm++2m", "dpm-solver++"), default="ddim",
+                   help="renoise: DDIM (η = 0) or DPM-Solver++(2M) (dpm-solver++ is the same)")
     p.add_argument("--data", help="train-e2e: a uint8 .npy of N×H×W images")
     p.add_argument("--arch", choices=sorted(GD_ARCHS), default="adm256", help="gd-fwd")
     p.add_argument("--gd", help="gd-fwd: a guided-diffusion checkout (has guided_diffusion/)")

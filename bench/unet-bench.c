@@ -2,10 +2,13 @@
  * PyTorch peer (bench/torch-peer.py) on the same configurations in the
  * same invocation and prints the table.  Not a test: it asserts nothing.
  *
- *   unet-bench PRESET fwd   B S [THREADS [ITERS [BUDGET_S]]]
+ *   unet-bench PRESET fwd   B S [THREADS [ITERS [BUDGET_S [PRECISION]]]]
  *   unet-bench PRESET train B S [THREADS [ITERS [BUDGET_S]]]
  *
- * fwd:   one inference forward ε_θ(x_t, t) of B images of S×S.
+ * fwd:   one inference forward ε_θ(x_t, t) of B images of S×S, in
+ *        PRECISION: fp32 (the default), bf16 or auto, set on the calling
+ *        thread with ddpm_layers_set_precision as ddpm_img2img does for a
+ *        run (bench/compare's <row>-bf16 rows).
  * train: one optimizer step as the peer's step() does it: fresh ε and t,
  *        x_t = √ᾱ·x0 + √(1−ᾱ)·ε (Ho et al. 2020, eq. 4), training forward,
  *        L_simple and its gradient, zeroed gradients, backward, and the
@@ -14,13 +17,19 @@
  *        this replicates it minus data loading, gradient clipping and EMA
  *        (which the peer's step does not do either).
  *
+ * Training runs in fp32 only (ddpm_unet_forward forces it for a training
+ * forward), so train refuses a PRECISION other than fp32 rather than time
+ * something else than it was asked for.
+ *
  * THREADS sets OpenBLAS's thread count, which is also the engine's own
  * thread count for its elementwise layers (layers/parallel.c follows it),
  * so the process never runs more than THREADS busy threads.
  *
  * Prints one JSON line: min / median / max seconds over the timed
  * repetitions (after warm-ups, at least 3, at most ITERS, stopping after
- * BUDGET_S seconds once 3 are done), and the activation memory.
+ * BUDGET_S seconds once 3 are done), the activation memory and the
+ * precision the forward ran in (auto and bf16 resolved on this CPU: bf16
+ * falls back to fp32 without AVX512_BF16).
  */
 #include <math.h>
 #include <stdio.h>
@@ -89,7 +98,8 @@ run_train (Bench *b, GError **error)
 int
 main (int argc, char **argv)
 {
-  const char *usage = "usage: unet-bench PRESET fwd|train BATCH SIZE [THREADS [ITERS [BUDGET_S]]]";
+  const char *usage = "usage: unet-bench PRESET fwd|train BATCH SIZE [THREADS [ITERS [BUDGET_S "
+                      "[fp32|bf16|auto]]]]";
   GError *error = NULL;
   DdpmUNetConfig config;
   Bench b = { 0 };
@@ -104,6 +114,7 @@ main (int argc, char **argv)
   const int threads = argc > 5 ? atoi (argv[5]) : 2;
   const int iters = argc > 6 ? atoi (argv[6]) : 7;
   const double budget = argc > 7 ? atof (argv[7]) : 20.0;
+  DdpmPrecision precision = DDPM_PRECISION_FP32;
 
   b.B = atoi (argv[3]);
   b.S = atoi (argv[4]);
@@ -111,6 +122,16 @@ main (int argc, char **argv)
       || iters < 1)
     {
       fprintf (stderr, "%s\n", usage);
+      return 2;
+    }
+  if (argc > 8 && !ddpm_precision_from_string (argv[8], &precision, &error))
+    {
+      fprintf (stderr, "unet-bench: %s\n", error->message);
+      return 2;
+    }
+  if (train && precision != DDPM_PRECISION_FP32)
+    {
+      fprintf (stderr, "unet-bench: training runs in fp32 only, not %s\n", argv[8]);
       return 2;
     }
   if (!ddpm_unet_config_from_preset (preset, 3, &config, &error)
@@ -121,6 +142,7 @@ main (int argc, char **argv)
       return 1;
     }
   ddpm_parallel_set_threads (threads);
+  ddpm_layers_set_precision (precision);
   ddpm_unet_init (b.unet, 1);
 
   b.C = config.in_channels;
@@ -168,10 +190,11 @@ main (int argc, char **argv)
   qsort (ts, n, sizeof (double), cmp_double);
   printf ("{\"engine\": \"ddpm\", \"config\": \"%s\", \"kind\": \"%s\", \"batch\": %d, "
           "\"size\": %d, \"threads\": %d, \"min\": %.6f, \"median\": %.6f, \"max\": %.6f, "
-          "\"n\": %d, \"act_mb\": %.1f}\n",
+          "\"n\": %d, \"act_mb\": %.1f, \"precision\": \"%s\"}\n",
           preset, mode, b.B, b.S, threads, ts[0],
           n % 2 ? ts[n / 2] : 0.5 * (ts[n / 2 - 1] + ts[n / 2]), ts[n - 1], n,
-          ddpm_unet_activation_bytes (b.unet) / 1048576.0);
+          ddpm_unet_activation_bytes (b.unet) / 1048576.0,
+          ddpm_precision_name (train ? DDPM_PRECISION_FP32 : ddpm_precision_resolve (precision)));
 
   g_free (ts);
   g_free (b.x0);
