@@ -111,6 +111,43 @@ test_values (void)
                    "The strength must be between 0 and 1, not 1.5.");
   g_clear_error (&error);
 
+  /* The precision: the three choices pass, in the dialog's order, with
+   * the CLI's names; anything else is refused for renoise and denoise
+   * alike (the GIMP 2.10 PDB argument is a plain integer). */
+  renoise.strength = 0.5;
+  g_assert_cmpint (plugin_n_precision_choices, ==, 3);
+  for (gint i = 0; i < plugin_n_precision_choices; i++)
+    {
+      static const gchar *const names[] = { "auto", "fp32", "bf16" };
+
+      g_assert_cmpstr (plugin_precision_choices[i].name, ==, names[i]);
+      renoise.precision = plugin_precision_choices[i].value;
+      g_assert_true (plugin_renoise_values_validate (&renoise, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_cmpint (plugin_renoise_defaults.precision, ==, DDPM_PRECISION_AUTO);
+  for (gint bad = -1; bad <= 7; bad += 8)
+    {
+      gchar *expected = g_strdup_printf ("Unknown precision %d.", bad);
+
+      renoise.precision = bad;
+      g_assert_false (plugin_renoise_values_validate (&renoise, &error));
+      g_assert_error (error, DDPM_ERROR, DDPM_ERROR_INVALID_ARGUMENT);
+      g_assert_cmpstr (error->message, ==, expected);
+      g_clear_error (&error);
+      denoise.precision = bad;
+      g_assert_false (plugin_denoise_values_validate (&denoise, &error));
+      g_assert_cmpstr (error->message, ==, expected);
+      g_clear_error (&error);
+      g_free (expected);
+    }
+  renoise.precision = DDPM_PRECISION_AUTO;
+  denoise.precision = DDPM_PRECISION_AUTO;
+  /* "auto" says what it means on this CPU */
+  g_assert_true (strstr (plugin_precision_auto_label (),
+                         ddpm_precision_resolve (DDPM_PRECISION_AUTO) == DDPM_PRECISION_BF16
+                         ? "bf16" : "fp32") != NULL);
+
   renoise.strength = 0.0;
   renoise.steps = 0;
   g_assert_false (plugin_renoise_values_validate (&renoise, &error));
