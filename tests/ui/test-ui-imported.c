@@ -23,6 +23,7 @@
 
 #include "ddpm.h"
 #include "../dir-helpers.h"
+#include "ui-helpers.h"
 
 #define RENOISE_PROC "plug-in-ddpm-renoise"
 #define FIXTURE      "adm256-tiny"
@@ -34,16 +35,6 @@ static gchar *run_dir;
 static gchar *results_dir;
 static gchar *model_file;
 static gchar *gimp_log;
-
-static const gchar *
-env (const gchar *name)
-{
-  const gchar *value = g_getenv (name);
-
-  if (! value || ! *value)
-    g_error ("%s is not set: run this test through meson (tests/ui/meson.build)", name);
-  return value;
-}
 
 /* Run argv in run_dir; its output goes to *output (may be NULL). */
 static gboolean
@@ -116,7 +107,7 @@ copy_file (const gchar *from, const gchar *to, gint mode)
 static void
 import_fixture (const gchar *out)
 {
-  gchar     *dir = g_build_filename (env ("DDPM_SOURCE_ROOT"), "tests", "fixtures", "adm", NULL);
+  gchar     *dir = g_build_filename (ui_env ("DDPM_SOURCE_ROOT"), "tests", "fixtures", "adm", NULL);
   gchar     *pt = g_build_filename (dir, FIXTURE ".pt", NULL);
   gchar     *flags_file = g_build_filename (dir, FIXTURE ".flags", NULL);
   gchar     *flags = NULL, **words;
@@ -124,7 +115,7 @@ import_fixture (const gchar *out)
 
   g_assert_true (g_file_get_contents (flags_file, &flags, NULL, NULL));
   words = g_strsplit_set (g_strstrip (flags), " \t", -1);
-  for (const gchar *a[] = { env ("DDPM_CLI"), "import", pt, "--out", out, NULL },
+  for (const gchar *a[] = { ui_env ("DDPM_CLI"), "import", pt, "--out", out, NULL },
        **p = a; *p; p++)
     g_ptr_array_add (argv, (gpointer) *p);
   for (gchar **w = words; *w; w++)
@@ -156,7 +147,7 @@ ensure_gimp_ran (void)
     return;
   ran = TRUE;
 
-  run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
+  run_dir = g_strdup (ui_env ("DDPM_UI_RUN_DIR"));
   test_remove_tree (run_dir);
   g_assert_cmpint (g_mkdir_with_parents (run_dir, 0755), ==, 0);
   results_dir = g_build_filename (run_dir, "results", NULL);
@@ -164,7 +155,7 @@ ensure_gimp_ran (void)
   profile = g_build_filename (run_dir, "gimp-profile", NULL);
   models_dir = g_build_filename (run_dir, "models", NULL);
   plugin_copy = g_build_filename (profile, "plug-ins", "gimp-ddpm", "gimp-ddpm", NULL);
-  copy_file (env ("DDPM_PLUGIN"), plugin_copy, 0755);
+  copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
 
   g_assert_cmpint (g_mkdir_with_parents (models_dir, 0755), ==, 0);
   model_file = g_build_filename (models_dir, "default.safetensors", NULL);
@@ -180,7 +171,7 @@ ensure_gimp_ran (void)
     image, image, run_dir, run_dir);
 
   argv = g_ptr_array_new ();
-  for (const gchar *a[] = { "timeout", "-k", "10", GIMP_TIMEOUT, env ("GIMP"),
+  for (const gchar *a[] = { "timeout", "-k", "10", GIMP_TIMEOUT, ui_env ("GIMP"),
                             "--new-instance", "--no-data", "--no-fonts",
                             "--no-splash", "--console-messages",
                             "--batch-interpreter", "plug-in-script-fu-eval",
@@ -236,26 +227,6 @@ load_result (void)
   return result;
 }
 
-static gchar *
-get (GKeyFile *result, const gchar *key)
-{
-  GError *error = NULL;
-  gchar  *value = g_key_file_get_string (result, "dialog", key, &error);
-
-  g_assert_no_error (error);
-  return value;
-}
-
-static gboolean
-get_bool (GKeyFile *result, const gchar *key)
-{
-  GError  *error = NULL;
-  gboolean value = g_key_file_get_boolean (result, "dialog", key, &error);
-
-  g_assert_no_error (error);
-  return value;
-}
-
 /* The file `ddpm import` wrote is the 256² model PyTorch counted. */
 static void
 test_imported_model (void)
@@ -278,13 +249,13 @@ static void
 test_model_info (void)
 {
   GKeyFile *r = load_result ();
-  gchar    *info = get (r, "model_info");
+  gchar    *info = ui_get (r, "model_info");
   gchar    *expected = g_strdup_printf ("Model: 256×256 pixel tiles, %.1f million parameters",
                                         FIXTURE_PARAMS / 1e6);
 
   g_assert_cmpstr (info, ==, expected);
   g_assert_cmpstr (expected, ==, "Model: 256×256 pixel tiles, 1.9 million parameters");
-  g_assert_true (get_bool (r, "model_info_on_screen"));
+  g_assert_true (ui_get_bool (r, "model_info_on_screen"));
   g_free (expected);
   g_free (info);
   g_key_file_free (r);
@@ -294,12 +265,12 @@ static void
 test_dialog (void)
 {
   GKeyFile *r = load_result ();
-  gchar    *path = get (r, "model_path");
-  gchar    *plan = get (r, "plan_initial");
+  gchar    *path = ui_get (r, "model_path");
+  gchar    *plan = ui_get (r, "plan_initial");
 
   g_assert_cmpstr (path, ==, model_file);
-  g_assert_true (get_bool (r, "preview_on_screen"));
-  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_assert_true (ui_get_bool (r, "preview_on_screen"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_initial"));
   /* The last values: strength 0.3 of T = 1000, 2 steps. */
   g_assert_cmpstr (plan, ==, "Noise to t = 300 of 1000, then 2 denoising steps");
   g_free (plan);
@@ -321,9 +292,9 @@ test_preview (void)
   gint        width, height, stride, n;
   const guchar *pixels;
 
-  if (get_bool (r, "preview_error_shown"))
+  if (ui_get_bool (r, "preview_error_shown"))
     {
-      gchar *message = get (r, "preview_error");
+      gchar *message = ui_get (r, "preview_error");
 
       g_error ("the preview failed: %s", message);
     }

@@ -31,6 +31,7 @@
 
 #include "ddpm.h"
 #include "../dir-helpers.h"
+#include "ui-helpers.h"
 
 #define RENOISE_PROC  "plug-in-ddpm-renoise"
 #define GENERATE_PROC "plug-in-ddpm-generate"
@@ -53,16 +54,6 @@ static gchar    *test_image;  /* the picture the dialogs open: layer.png */
 static gchar    *noisy_image; /* the denoise dialog's: noisy.png */
 static gboolean  gimp_ran;
 static gchar    *gimp_log;
-
-static const gchar *
-env (const gchar *name)
-{
-  const gchar *value = g_getenv (name);
-
-  if (! value || ! *value)
-    g_error ("%s is not set: run this test through meson (tests/ui/meson.build)", name);
-  return value;
-}
 
 /* A colourful 128×96 picture: the layer the dialogs open on, and the
  * tiny model's training data. */
@@ -247,7 +238,7 @@ run_gimp (const gchar *results, const gchar *language, gchar **commands)
   gchar    **envp;
 
   g_assert_cmpint (g_mkdir_with_parents (results, 0755), ==, 0);
-  for (const gchar *a[] = { "timeout", "-k", "10", GIMP_TIMEOUT, env ("GIMP"),
+  for (const gchar *a[] = { "timeout", "-k", "10", GIMP_TIMEOUT, ui_env ("GIMP"),
                             "--new-instance", "--no-data", "--no-fonts",
                             "--no-splash", "--console-messages",
                             "--batch-interpreter", "plug-in-script-fu-eval", NULL },
@@ -331,7 +322,7 @@ ensure_gimp_ran (void)
     return;
   gimp_ran = TRUE;
 
-  run_dir = g_strdup (env ("DDPM_UI_RUN_DIR"));
+  run_dir = g_strdup (ui_env ("DDPM_UI_RUN_DIR"));
   test_remove_tree (run_dir);
   results_dir    = g_build_filename (run_dir, "results", NULL);
   results_de_dir = g_build_filename (run_dir, "results-de", NULL);
@@ -342,8 +333,8 @@ ensure_gimp_ran (void)
    * catalogue where it looks for a per-user one. */
   plugin_copy = g_build_filename (run_dir, "gimp-profile", "plug-ins", "gimp-ddpm",
                                   "gimp-ddpm", NULL);
-  copy_file (env ("DDPM_PLUGIN"), plugin_copy, 0755);
-  mo_built = g_build_filename (env ("DDPM_PO_BUILDDIR"), "de", "LC_MESSAGES",
+  copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
+  mo_built = g_build_filename (ui_env ("DDPM_PO_BUILDDIR"), "de", "LC_MESSAGES",
                                "gimp-ddpm.mo", NULL);
   mo_copy = g_build_filename (run_dir, "gimp-ddpm", "locale", "de", "LC_MESSAGES",
                               "gimp-ddpm.mo", NULL);
@@ -453,26 +444,6 @@ load_result (const gchar *language, const gchar *procedure)
   return result;
 }
 
-static gchar *
-get (GKeyFile *result, const gchar *key)
-{
-  GError *error = NULL;
-  gchar  *value = g_key_file_get_string (result, "dialog", key, &error);
-
-  g_assert_no_error (error);
-  return value;
-}
-
-static gboolean
-get_bool (GKeyFile *result, const gchar *key)
-{
-  GError  *error = NULL;
-  gboolean value = g_key_file_get_boolean (result, "dialog", key, &error);
-
-  g_assert_no_error (error);
-  return value;
-}
-
 static gdouble
 get_double (GKeyFile *result, const gchar *key)
 {
@@ -485,14 +456,14 @@ get_double (GKeyFile *result, const gchar *key)
 
 #define assert_key_str(result, key, cmp, expected)              \
   G_STMT_START {                                                \
-    gchar *value_ = get (result, key);                          \
+    gchar *value_ = ui_get (result, key);                          \
     g_assert_cmpstr (value_, cmp, expected);                    \
     g_free (value_);                                            \
   } G_STMT_END
 
 #define assert_key_contains(result, key, needle)                \
   G_STMT_START {                                                \
-    gchar *value_ = get (result, key);                          \
+    gchar *value_ = ui_get (result, key);                          \
     if (! strstr (value_, needle))                              \
       g_error ("%s = “%s” does not contain “%s”", key, value_, needle); \
     g_free (value_);                                            \
@@ -549,17 +520,17 @@ test_renoise_widgets (void)
 
   assert_key_str (r, "title", ==, "Renoise with a Diffusion Model");
   assert_key_str (r, "help_id", ==, RENOISE_PROC);
-  g_assert_true (get_bool (r, "preview_is_drawable_preview"));
-  g_assert_true (get_bool (r, "preview_on_screen"));
-  g_assert_true (get_bool (r, "model_chooser_is_file_chooser_button"));
-  g_assert_true (get_bool (r, "model_chooser_on_screen"));
-  g_assert_true (get_bool (r, "strength_on_screen"));
-  g_assert_true (get_bool (r, "steps_on_screen"));
-  g_assert_true (get_bool (r, "seed_on_screen"));
-  g_assert_true (get_bool (r, "randomize_on_screen"));
-  g_assert_true (get_bool (r, "sampler_on_screen"));
-  g_assert_true (get_bool (r, "plan_on_screen"));
-  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_assert_true (ui_get_bool (r, "preview_is_drawable_preview"));
+  g_assert_true (ui_get_bool (r, "preview_on_screen"));
+  g_assert_true (ui_get_bool (r, "model_chooser_is_file_chooser_button"));
+  g_assert_true (ui_get_bool (r, "model_chooser_on_screen"));
+  g_assert_true (ui_get_bool (r, "strength_on_screen"));
+  g_assert_true (ui_get_bool (r, "steps_on_screen"));
+  g_assert_true (ui_get_bool (r, "seed_on_screen"));
+  g_assert_true (ui_get_bool (r, "randomize_on_screen"));
+  g_assert_true (ui_get_bool (r, "sampler_on_screen"));
+  g_assert_true (ui_get_bool (r, "plan_on_screen"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_initial"));
   g_key_file_free (r);
 }
 
@@ -582,7 +553,7 @@ static void
 test_renoise_plan (void)
 {
   GKeyFile *r = load_result (NULL, RENOISE_PROC);
-  gchar    *initial = get (r, "plan_initial");
+  gchar    *initial = ui_get (r, "plan_initial");
 
   /* The last values (strength 0.5, 3 steps) of the run before. */
   g_assert_cmpstr (initial, ==, "Noise to t = 500 of 1000, then 3 denoising steps");
@@ -607,18 +578,18 @@ test_renoise_bad_model (void)
   gchar    *bad = g_build_filename (results_for (NULL), "not-a-model.safetensors", NULL);
 
   assert_key_contains (r, "plan_bad_model", "not-a-model.safetensors");
-  g_assert_false (get_bool (r, "ok_sensitive_bad_model"));
-  g_assert_true (get_bool (r, "warning_icon_bad_model"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_bad_model"));
+  g_assert_true (ui_get_bool (r, "warning_icon_bad_model"));
   assert_key_str (r, "values_model_bad", ==, bad);
 
   /* Without any default model, the line says how to get one. */
   assert_key_contains (r, "plan_no_default_model", "No diffusion model is installed yet");
   assert_key_contains (r, "plan_no_default_model", "Train Model");
-  g_assert_false (get_bool (r, "ok_sensitive_no_default_model"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_no_default_model"));
 
   assert_key_contains (r, "plan_restored", "t = 400 of 1000");
-  g_assert_true (get_bool (r, "ok_sensitive_restored"));
-  g_assert_false (get_bool (r, "warning_icon_restored"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_restored"));
+  g_assert_false (ui_get_bool (r, "warning_icon_restored"));
   assert_key_str (r, "values_model_restored", ==, "");
   g_free (bad);
   g_key_file_free (r);
@@ -630,9 +601,9 @@ test_renoise_preview (void)
 {
   GKeyFile *r = load_result (NULL, RENOISE_PROC);
 
-  if (get_bool (r, "preview_error_shown"))
+  if (ui_get_bool (r, "preview_error_shown"))
     {
-      gchar *message = get (r, "preview_error");
+      gchar *message = ui_get (r, "preview_error");
 
       g_error ("the preview failed: %s", message);
     }
@@ -655,15 +626,15 @@ test_generate (void)
 
   assert_key_str (r, "title", ==, "Generate with a Diffusion Model");
   assert_key_str (r, "help_id", ==, GENERATE_PROC);
-  g_assert_true (get_bool (r, "preview_on_screen"));
-  g_assert_false (get_bool (r, "strength_on_screen"));
-  g_assert_true (get_bool (r, "steps_on_screen"));
-  g_assert_true (get_bool (r, "seed_on_screen"));
+  g_assert_true (ui_get_bool (r, "preview_on_screen"));
+  g_assert_false (ui_get_bool (r, "strength_on_screen"));
+  g_assert_true (ui_get_bool (r, "steps_on_screen"));
+  g_assert_true (ui_get_bool (r, "seed_on_screen"));
   assert_key_str (r, "plan_initial", ==, "Start from pure noise at t = 1000 of 1000, then 3 denoising steps");
   assert_key_contains (r, "plan_strength_0.4", "t = 1000 of 1000");
   assert_key_str (r, "plan_steps_7", ==,
                   "Start from pure noise at t = 1000 of 1000, then 7 denoising steps");
-  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_assert_false (ui_get_bool (r, "preview_error_shown"));
   g_key_file_free (r);
   assert_screenshot (NULL, GENERATE_PROC, 300, 250);
 }
@@ -703,17 +674,17 @@ test_denoise_widgets (void)
 
   assert_key_str (r, "title", ==, "Denoise with a Diffusion Model");
   assert_key_str (r, "help_id", ==, DENOISE_PROC);
-  g_assert_true (get_bool (r, "preview_is_drawable_preview"));
-  g_assert_true (get_bool (r, "preview_on_screen"));
-  g_assert_true (get_bool (r, "model_chooser_on_screen"));
+  g_assert_true (ui_get_bool (r, "preview_is_drawable_preview"));
+  g_assert_true (ui_get_bool (r, "preview_on_screen"));
+  g_assert_true (ui_get_bool (r, "model_chooser_on_screen"));
   assert_key_str (r, "model_path", ==, model_file);
-  g_assert_true (get_bool (r, "sigma_on_screen"));
-  g_assert_true (get_bool (r, "estimate_on_screen"));
-  g_assert_true (get_bool (r, "steps_on_screen"));
-  g_assert_true (get_bool (r, "seed_on_screen"));
-  g_assert_true (get_bool (r, "sampler_on_screen"));
-  g_assert_true (get_bool (r, "plan_on_screen"));
-  g_assert_true (get_bool (r, "ok_sensitive_initial"));
+  g_assert_true (ui_get_bool (r, "sigma_on_screen"));
+  g_assert_true (ui_get_bool (r, "estimate_on_screen"));
+  g_assert_true (ui_get_bool (r, "steps_on_screen"));
+  g_assert_true (ui_get_bool (r, "seed_on_screen"));
+  g_assert_true (ui_get_bool (r, "sampler_on_screen"));
+  g_assert_true (ui_get_bool (r, "plan_on_screen"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_initial"));
   g_assert_cmpfloat (get_double (r, "sampler_after_ddpm"), ==, 0);
   g_assert_cmpfloat (get_double (r, "sampler_after_ddim"), ==, 1);
   g_assert_cmpfloat (get_double (r, "sampler_after_dpm"), ==, 2);
@@ -737,18 +708,18 @@ test_denoise_estimate (void)
   /* The rings' sharp edges bias it up a little (measured: 23.7 for 20). */
   g_assert_cmpfloat (fabs (estimate * 255 - NOISE_LEVELS), <, 0.3 * NOISE_LEVELS);
 
-  g_assert_true (get_bool (r, "estimate_active_initial"));
-  g_assert_false (get_bool (r, "sigma_sensitive_initial"));
+  g_assert_true (ui_get_bool (r, "estimate_active_initial"));
+  g_assert_false (ui_get_bool (r, "sigma_sensitive_initial"));
   g_assert_cmpfloat (get_double (r, "values_sigma_initial"), ==, 0.0);
   g_assert_cmpfloat (fabs (get_double (r, "sigma_shown_initial") - estimate * 255), <, 1e-9);
 
-  g_assert_false (get_bool (r, "estimate_active_manual"));
-  g_assert_true (get_bool (r, "sigma_sensitive_manual"));
+  g_assert_false (ui_get_bool (r, "estimate_active_manual"));
+  g_assert_true (ui_get_bool (r, "sigma_sensitive_manual"));
   g_assert_cmpfloat (fabs (get_double (r, "values_sigma_manual") - estimate), <, 1e-12);
 
   /* On again: the estimate, σ = 0 in the values, and the same plan. */
-  g_assert_true (get_bool (r, "estimate_active_estimating"));
-  g_assert_false (get_bool (r, "sigma_sensitive_estimating"));
+  g_assert_true (ui_get_bool (r, "estimate_active_estimating"));
+  g_assert_false (ui_get_bool (r, "sigma_sensitive_estimating"));
   g_assert_cmpfloat (get_double (r, "values_sigma_estimating"), ==, 0.0);
   g_assert_cmpfloat (fabs (get_double (r, "sigma_shown_estimating") - estimate * 255), <, 1e-9);
   g_key_file_free (r);
@@ -769,7 +740,7 @@ test_denoise_plan (void)
   /* 25 levels in the entry is σ = 25/255 in the values. */
   g_assert_cmpfloat (get_double (r, "values_sigma_25"), ==, 25 / 255.0);
   assert_key_str (r, "plan_25", ==, at_25);
-  g_assert_true (get_bool (r, "ok_sensitive_25"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_25"));
   assert_key_str (r, "plan_steps_7", ==, at_25_7);
   /* Noise and its removal start later in the chain when there is more. */
   g_assert_cmpint (denoise_t (25 / 255.0), >, denoise_t (estimate));
@@ -778,7 +749,7 @@ test_denoise_plan (void)
 
   /* Level 0 by hand: nothing to run. */
   assert_key_contains (r, "plan_0", "Set a noise level above 0");
-  g_assert_false (get_bool (r, "ok_sensitive_0"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_0"));
   g_free (initial);
   g_free (at_25);
   g_free (at_25_7);
@@ -792,9 +763,9 @@ test_denoise_bad_model (void)
   gchar    *at_25 = denoise_plan (25 / 255.0, 3);
 
   assert_key_contains (r, "plan_bad_model", "not-a-model.safetensors");
-  g_assert_false (get_bool (r, "ok_sensitive_bad_model"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_bad_model"));
   assert_key_str (r, "plan_restored", ==, at_25);
-  g_assert_true (get_bool (r, "ok_sensitive_restored"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_restored"));
   assert_key_str (r, "values_model_restored", ==, "");
   g_free (at_25);
   g_key_file_free (r);
@@ -805,9 +776,9 @@ test_denoise_preview (void)
 {
   GKeyFile *r = load_result (NULL, DENOISE_PROC);
 
-  if (get_bool (r, "preview_error_shown"))
+  if (ui_get_bool (r, "preview_error_shown"))
     {
-      gchar *message = get (r, "preview_error");
+      gchar *message = ui_get (r, "preview_error");
 
       g_error ("the preview failed: %s", message);
     }
@@ -821,25 +792,25 @@ static void
 test_train (void)
 {
   GKeyFile *r = load_result (NULL, TRAIN_PROC);
-  gchar    *label_initial = get (r, "preset_label_initial");
-  gchar    *label_after = get (r, "preset_label_after");
-  gchar    *typed = get (r, "output_typed");
+  gchar    *label_initial = ui_get (r, "preset_label_initial");
+  gchar    *label_after = ui_get (r, "preset_label_after");
+  gchar    *typed = ui_get (r, "output_typed");
 
   assert_key_str (r, "title", ==, "Train a Diffusion Model");
   assert_key_str (r, "help_id", ==, TRAIN_PROC);
-  g_assert_true (get_bool (r, "output_on_screen"));
-  g_assert_true (get_bool (r, "browse_on_screen"));
-  g_assert_true (get_bool (r, "preset_on_screen"));
-  g_assert_true (get_bool (r, "iterations_on_screen"));
-  g_assert_true (get_bool (r, "patch_size_on_screen"));
-  g_assert_true (get_bool (r, "seed_on_screen"));
-  g_assert_true (get_bool (r, "resume_on_screen"));
+  g_assert_true (ui_get_bool (r, "output_on_screen"));
+  g_assert_true (ui_get_bool (r, "browse_on_screen"));
+  g_assert_true (ui_get_bool (r, "preset_on_screen"));
+  g_assert_true (ui_get_bool (r, "iterations_on_screen"));
+  g_assert_true (ui_get_bool (r, "patch_size_on_screen"));
+  g_assert_true (ui_get_bool (r, "seed_on_screen"));
+  g_assert_true (ui_get_bool (r, "resume_on_screen"));
 
   /* The output file: proposed, required. */
   assert_key_contains (r, "output_initial", ".safetensors");
-  g_assert_true (get_bool (r, "ok_sensitive_initial"));
-  g_assert_false (get_bool (r, "ok_sensitive_no_output"));
-  g_assert_true (get_bool (r, "ok_sensitive_output"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_initial"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_no_output"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_output"));
   assert_key_str (r, "output_after", ==, typed);
   assert_key_str (r, "values_output", ==, typed);
 
@@ -858,11 +829,11 @@ test_train (void)
   g_assert_cmpfloat (get_double (r, "values_iterations"), ==, 250);
 
   /* Resuming needs a checkpoint, and makes the preset moot. */
-  g_assert_false (get_bool (r, "ok_sensitive_resume_without_file"));
-  g_assert_false (get_bool (r, "preset_sensitive_resume"));
-  g_assert_true (get_bool (r, "resume_chooser_sensitive_resume"));
-  g_assert_true (get_bool (r, "ok_sensitive_resume_off"));
-  g_assert_false (get_bool (r, "resume_chooser_sensitive_off"));
+  g_assert_false (ui_get_bool (r, "ok_sensitive_resume_without_file"));
+  g_assert_false (ui_get_bool (r, "preset_sensitive_resume"));
+  g_assert_true (ui_get_bool (r, "resume_chooser_sensitive_resume"));
+  g_assert_true (ui_get_bool (r, "ok_sensitive_resume_off"));
+  g_assert_false (ui_get_bool (r, "resume_chooser_sensitive_off"));
   assert_key_str (r, "values_resume", ==, "");
 
   g_free (label_initial);
@@ -889,7 +860,7 @@ test_renoise_german (void)
   assert_key_str (r, "plan_steps_7", ==,
                   "Bis t = 400 von 1000 verrauschen, dann 7 Entrauschungsschritte");
   assert_key_contains (r, "plan_bad_model", "Das Modell „not-a-model.safetensors“ kann nicht verwendet werden");
-  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_assert_false (ui_get_bool (r, "preview_error_shown"));
   g_key_file_free (r);
   assert_screenshot ("de", RENOISE_PROC, 300, 300);
 }
@@ -905,7 +876,7 @@ test_denoise_german (void)
   assert_key_str (r, "title", ==, "Mit einem Diffusionsmodell entrauschen");
   assert_key_str (r, "plan_initial", ==, plan);
   assert_key_contains (r, "plan_0", "Geben Sie einen Rauschpegel über 0 an");
-  g_assert_false (get_bool (r, "preview_error_shown"));
+  g_assert_false (ui_get_bool (r, "preview_error_shown"));
   g_free (plan);
   g_key_file_free (r);
   assert_screenshot ("de", DENOISE_PROC, 300, 300);
@@ -1007,11 +978,11 @@ test_precision (void)
   GKeyFile  *d = load_result (NULL, DENOISE_PROC);
   GdkPixbuf *ok, *bf16;
 
-  g_assert_true (get_bool (r, "precision_on_screen"));
+  g_assert_true (ui_get_bool (r, "precision_on_screen"));
   g_assert_cmpfloat (get_double (r, "precision_initial"), ==, DDPM_PRECISION_AUTO);
   g_assert_cmpfloat (get_double (r, "precision_after_bf16"), ==, DDPM_PRECISION_BF16);
   g_assert_cmpfloat (get_double (r, "precision_after_fp32"), ==, DDPM_PRECISION_FP32);
-  g_assert_true (get_bool (d, "precision_on_screen"));
+  g_assert_true (ui_get_bool (d, "precision_on_screen"));
   g_assert_cmpfloat (get_double (d, "precision_after_fp32"), ==, DDPM_PRECISION_FP32);
 
   ok   = load_png (results_for ("de"), "ok.png");
