@@ -86,23 +86,6 @@ write_test_image (void)
   return file;
 }
 
-static void
-copy_file (const gchar *from, const gchar *to, gint mode)
-{
-  gchar  *contents, *dir = g_path_get_dirname (to);
-  gsize   length;
-  GError *error = NULL;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_file_get_contents (from, &contents, &length, &error);
-  g_assert_no_error (error);
-  g_file_set_contents (to, contents, length, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (g_chmod (to, mode), ==, 0);
-  g_free (contents);
-  g_free (dir);
-}
-
 /* `ddpm import` of the fixture with its own flags line, to `out`. */
 static void
 import_fixture (const gchar *out)
@@ -155,7 +138,7 @@ ensure_gimp_ran (void)
   profile = g_build_filename (run_dir, "gimp-profile", NULL);
   models_dir = g_build_filename (run_dir, "models", NULL);
   plugin_copy = g_build_filename (profile, "plug-ins", "gimp-ddpm", "gimp-ddpm", NULL);
-  copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
+  ui_copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
 
   g_assert_cmpint (g_mkdir_with_parents (models_dir, 0755), ==, 0);
   model_file = g_build_filename (models_dir, "default.safetensors", NULL);

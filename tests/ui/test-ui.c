@@ -206,24 +206,6 @@ train_tiny_model (const gchar *image, const gchar *out)
   g_object_unref (pixbuf);
 }
 
-/* Copy `from` to `to`, creating the folders, with the given mode. */
-static void
-copy_file (const gchar *from, const gchar *to, gint mode)
-{
-  gchar  *contents, *dir = g_path_get_dirname (to);
-  gsize   length;
-  GError *error = NULL;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_file_get_contents (from, &contents, &length, &error);
-  g_assert_no_error (error);
-  g_file_set_contents (to, contents, length, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (g_chmod (to, mode), ==, 0);
-  g_free (contents);
-  g_free (dir);
-}
-
 /* One GIMP session in `language` (NULL: untranslated) that runs the
  * Script-Fu `commands` with the dialogs' hook writing into `results`.
  * Each -b runs on its own, so a cancelled dialog (an error for Script-Fu)
@@ -333,12 +315,12 @@ ensure_gimp_ran (void)
    * catalogue where it looks for a per-user one. */
   plugin_copy = g_build_filename (run_dir, "gimp-profile", "plug-ins", "gimp-ddpm",
                                   "gimp-ddpm", NULL);
-  copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
+  ui_copy_file (ui_env ("DDPM_PLUGIN"), plugin_copy, 0755);
   mo_built = g_build_filename (ui_env ("DDPM_PO_BUILDDIR"), "de", "LC_MESSAGES",
                                "gimp-ddpm.mo", NULL);
   mo_copy = g_build_filename (run_dir, "gimp-ddpm", "locale", "de", "LC_MESSAGES",
                               "gimp-ddpm.mo", NULL);
-  copy_file (mo_built, mo_copy, 0644);
+  ui_copy_file (mo_built, mo_copy, 0644);
 
   test_image = write_test_image ();
   noisy_image = write_noisy_image (test_image);

@@ -1,4 +1,6 @@
 /* ui-helpers.c: see ui-helpers.h. */
+#include <glib/gstdio.h>
+
 #include "ui-helpers.h"
 
 const gchar *
@@ -29,4 +31,21 @@ ui_get_bool (GKeyFile *result, const gchar *key)
 
   g_assert_no_error (error);
   return value;
+}
+
+void
+ui_copy_file (const gchar *from, const gchar *to, gint mode)
+{
+  gchar  *contents, *dir = g_path_get_dirname (to);
+  gsize   length;
+  GError *error = NULL;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  g_file_get_contents (from, &contents, &length, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (to, contents, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (to, mode), ==, 0);
+  g_free (contents);
+  g_free (dir);
 }
