@@ -19,7 +19,8 @@
  *   dQ += s·K·dSᵀ,   dK += s·Q·dS
  *
  * P is saved by the forward pass; dP and dS share the caller's scratch.
- * The forward runs in blocks of query rows (see forward_blocks); the
+ * The forward runs in blocks of query rows (see forward_blocks), or in
+ * bf16 for inference (attention-bf16.c); the
  * backward's row-wise softmax Jacobian runs on the thread team between
  * products.
  */
@@ -169,6 +170,10 @@ ddpm_attention_forward (float       *out,
 {
   g_return_if_fail (out != NULL && probs != NULL && q != NULL && k != NULL && v != NULL);
   g_return_if_fail (B > 0 && C > 0 && N > 0);
+
+  /* inference in bf16 (training runs in fp32: ddpm_unet_forward) */
+  if (ddpm_layers_use_bf16 () && ddpm_attention_forward_bf16 (out, q, k, v, B, C, N))
+    return;
 
   ForwardJob j = { out, probs, q, k, v, C, N, block_rows (N), 0,
                    (float) (1.0 / sqrt ((double) C)) };

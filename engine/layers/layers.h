@@ -384,13 +384,22 @@ void ddpm_timestep_embedding (float *out, /* (B, dim) */
 /* The core of single-head self-attention over N = H·W positions, with
  * q, k, v given as (B, C, N) (the outputs of the 1×1 projections):
  * P = softmax_j(qᵢ·kⱼ/√C) (B, N, N), out_i = Σ_j P_ij v_j, as (B, C, N).
- * Saves P for the backward pass. */
+ * Saves P for the backward pass (in fp32; bf16 inference saves none). */
 void ddpm_attention_forward  (float       *out,   /* (B, C, N) */
                               float       *probs, /* (B, N, N) saved */
                               const float *q,     /* (B, C, N) */
                               const float *k,
                               const float *v,
                               int B, int C, int N);
+/* The same forward in bf16 (attention-bf16.c) for inference, which
+ * ddpm_attention_forward calls when ddpm_layers_use_bf16 (): q, k, v and
+ * the softmax's exponentials rounded to bf16, sums in fp32; P is not
+ * saved.  FALSE (nothing written) without bf16 or memory for its copies. */
+gboolean ddpm_attention_forward_bf16 (float       *out,   /* (B, C, N) */
+                                      const float *q,     /* (B, C, N) */
+                                      const float *k,
+                                      const float *v,
+                                      int B, int C, int N);
 void ddpm_attention_backward (float       *dq,    /* (B, C, N) */
                               float       *dk,
                               float       *dv,
