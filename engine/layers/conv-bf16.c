@@ -264,16 +264,25 @@ load_pairs (const guint32 *p, int Wp, int seg)
  * further on; P channel pairs, T taps, rows valid output channels. */
 static inline __attribute__ ((always_inline, target (BF16_TARGET))) void
 tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, int Wp,
-             const gsize *taps, int T, const guint32 *wpk, const float *bias, int P,
-             const gsize *px, const gsize *pp, int V, int seg, int rows)
+             const gsize *taps, int T, const guint32 *wpk, const float *bias,
+             const float *res, int P, const gsize *px, const gsize *pp, int V, int seg,
+             int rows)
 {
   __m512 acc[TILE_CO][MAX_V];
 
+  /* the accumulators start at residual + bias: the residual add costs a
+   * load per output here instead of a pass over three planes (res may be
+   * out itself: each element is read here and written below by this
+   * tile only) */
 #pragma GCC unroll 8
   for (int r = 0; r < TILE_CO; r++)
 #pragma GCC unroll 3
     for (int v = 0; v < V; v++)
-      acc[r][v] = _mm512_set1_ps (bias != NULL && r < rows ? bias[r] : 0.0f);
+      {
+        acc[r][v] = _mm512_set1_ps (bias != NULL && r < rows ? bias[r] : 0.0f);
+        if (res != NULL && r < rows)
+          acc[r][v] = _mm512_add_ps (_mm512_loadu_ps (res + r * out_plane + px[v]), acc[r][v]);
+      }
 
   for (int p = 0; p < P; p++)
     {
@@ -312,11 +321,11 @@ tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, in
   static __attribute__ ((noinline, target (BF16_TARGET))) void                         \
   tile_##V##_##SEG##_##T (float *out, gsize out_plane, const guint32 *xin,              \
                           gsize in_plane, int Wp, const gsize *taps,                    \
-                          const guint32 *wpk, const float *bias, int P,                 \
-                          const gsize *px, const gsize *pp, int rows)                   \
+                          const guint32 *wpk, const float *bias, const float *res,      \
+                          int P, const gsize *px, const gsize *pp, int rows)            \
   {                                                                                    \
-    tile_kernel (out, out_plane, xin, in_plane, Wp, taps, T, wpk, bias, P, px, pp, V,   \
-                 SEG, rows);                                                           \
+    tile_kernel (out, out_plane, xin, in_plane, Wp, taps, T, wpk, bias, res, P, px, pp, \
+                 V, SEG, rows);                                                        \
   }
 DEFINE_TILE (1, 16, 9)
 DEFINE_TILE (2, 16, 9)
@@ -329,8 +338,8 @@ DEFINE_TILE (2, 16, 1)
 DEFINE_TILE (3, 16, 1)
 
 typedef void (*TileFunc) (float *, gsize, const guint32 *, gsize, int, const gsize *,
-                          const guint32 *, const float *, int, const gsize *, const gsize *,
-                          int);
+                          const guint32 *, const float *, const float *, int, const gsize *,
+                          const gsize *, int);
 
 /* [3×3 rows of 16, 3×3 rows of 8, 1×1][V − 1] */
 static const TileFunc tile_funcs[3][MAX_V] = {
@@ -345,6 +354,10 @@ typedef struct
   const guint32 *xin;      /* (B, P, in_plane) */
   const guint32 *wpk;
   const float   *bias;
+  gsize          bias_stride;  /* 0, or O: a bias per image (B, O) */
+  const float   *residual; /* (B, O, H, W) added to the sums, or NULL */
+  const float   *src;      /* 1×1: the fp32 input (B, C_in, H·W) when xin is NULL */
+  int            C_in;
   int            P, O, H, W, T;
   int            kind;     /* row of tile_funcs */
   int            tiles;    /* tiles of up to 3 vectors per image */
@@ -359,6 +372,9 @@ tiles_range (gsize begin, gsize end, gpointer data)
   const TileJob *j = data;
   const int n_vec = j->H * j->W / VEC;
   const gsize out_plane = (gsize) j->H * j->W;
+  /* 1×1 from fp32: the tile's P × 48 pixels rounded into pairs here, read
+   * by all its output blocks from L1 (the part's own buffer) */
+  guint32 *slab = j->src != NULL ? g_malloc (sizeof (guint32) * j->P * MAX_V * VEC) : NULL;
 
   for (gsize item = begin; item < end; item++)
     {
@@ -385,17 +401,42 @@ tiles_range (gsize begin, gsize end, gpointer data)
               pp[v] = (gsize) (2 * f) * j->Wp;
             }
         }
-      const guint32 *xin = j->xin + (gsize) b * j->P * j->in_plane;
+      const guint32 *xin;
+      gsize in_plane = j->in_plane;
+
+      if (slab != NULL)
+        {
+          const gsize n = (gsize) V * VEC, off = (gsize) first * VEC;
+
+          for (int p = 0; p < j->P; p++)
+            {
+              const float *lo = j->src + ((gsize) b * j->C_in + 2 * p) * out_plane + off;
+
+              ddpm_bf16_pair_rows (slab + (gsize) p * n, lo,
+                                   2 * p + 1 < j->C_in ? lo + out_plane : NULL, n);
+            }
+          for (int v = 0; v < V; v++)
+            pp[v] = (gsize) v * VEC;
+          xin = slab;
+          in_plane = n;
+        }
+      else
+        xin = j->xin + (gsize) b * j->P * j->in_plane;
+      const gsize ob = (gsize) b * j->O;
       for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
-        tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, xin, j->in_plane, j->Wp,
-              j->taps, j->wpk + (gsize) (o0 / TILE_CO) * j->P * j->T * TILE_CO,
-              j->bias != NULL ? j->bias + o0 : NULL, j->P, px, pp, MIN (TILE_CO, j->O - o0));
+        tile (j->out + (ob + o0) * out_plane, out_plane, xin, in_plane, j->Wp, j->taps,
+              j->wpk + (gsize) (o0 / TILE_CO) * j->P * j->T * TILE_CO,
+              j->bias != NULL ? j->bias + b * j->bias_stride + o0 : NULL,
+              j->residual != NULL ? j->residual + (ob + o0) * out_plane : NULL, j->P, px, pp,
+              MIN (TILE_CO, j->O - o0));
     }
+  g_free (slab);
 }
 
-/* Rounds the weights (and, if inp is not NULL, the input) into the
- * workspace and runs the tiles (tj->xin: the input's pairs when inp is
- * NULL); FALSE (nothing written) when the workspace cannot be had. */
+/* Rounds the weights (and, if inp is not NULL, the input of a 3×3 conv)
+ * into the workspace and runs the tiles (tj->xin: the input's pairs, or
+ * for a 1×1 conv tj->src, which the tiles round themselves); FALSE
+ * (nothing written) when the workspace cannot be had. */
 static gboolean
 run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 {
@@ -420,10 +461,12 @@ run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 
 /* The job of a same 3×3 conv on padded planes (of floats or of pairs). */
 static TileJob
-same_job (float *out, const guint32 *xin, const float *bias, const DdpmConvShape *s)
+same_job (float *out, const guint32 *xin, const float *bias, gsize bias_stride,
+          const float *residual, const DdpmConvShape *s)
 {
   const int n_vec = s->H * s->W / VEC;
-  TileJob tj = { out, xin, NULL, bias, (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
+  TileJob tj = { out, xin, NULL, bias, bias_stride, residual, NULL, s->C_in,
+                 (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
                  s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
                  (gsize) (s->H + 2) * (s->W + 2), { 0 } };
 
@@ -437,7 +480,7 @@ ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded, const float *
                                   const float *bias, const DdpmConvShape *s)
 {
   g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
-  TileJob tj = same_job (out, NULL, bias, s);
+  TileJob tj = same_job (out, NULL, bias, 0, NULL, s);
 
   return run (&tj, padded, weight, s->B, s->C_in);
 }
@@ -446,8 +489,17 @@ gboolean
 ddpm_conv3x3_forward_pairs_bf16 (float *out, const guint32 *pairs, const float *weight,
                                  const float *bias, const DdpmConvShape *s)
 {
+  return ddpm_conv3x3_forward_pairs_bf16_fused (out, pairs, weight, bias, 0, NULL, s);
+}
+
+gboolean
+ddpm_conv3x3_forward_pairs_bf16_fused (float *out, const guint32 *pairs, const float *weight,
+                                       const float *bias, gsize bias_stride,
+                                       const float *residual, const DdpmConvShape *s)
+{
   g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
-  TileJob tj = same_job (out, pairs, bias, s);
+  g_return_val_if_fail (bias_stride == 0 || bias_stride >= (gsize) s->C_out, FALSE);
+  TileJob tj = same_job (out, pairs, bias, bias_stride, residual, s);
 
   return run (&tj, NULL, weight, s->B, s->C_in);
 }
@@ -456,11 +508,22 @@ gboolean
 ddpm_conv1x1_forward_bf16 (float *out, const float *inp, const float *weight,
                            const float *bias, const DdpmConvShape *s)
 {
+  return ddpm_conv1x1_forward_bf16_fused (out, inp, weight, bias, 0, NULL, s);
+}
+
+gboolean
+ddpm_conv1x1_forward_bf16_fused (float *out, const float *inp, const float *weight,
+                                 const float *bias, gsize bias_stride, const float *residual,
+                                 const DdpmConvShape *s)
+{
   const int HW = s->H * s->W;
-  /* the plane as one flat row of H·W pixels */
-  TileJob tj = { out, NULL, NULL, bias, (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
+  /* the plane as one flat row of H·W pixels, rounded tile by tile
+   * (tiles_range) */
+  TileJob tj = { out, NULL, NULL, bias, bias_stride, residual, inp, s->C_in,
+                 (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
                  (HW / VEC + MAX_V - 1) / MAX_V, HW, (gsize) HW, { 0 } };
 
   g_return_val_if_fail (ddpm_conv1x1_direct_ok (s), FALSE);
-  return run (&tj, inp, weight, s->B, s->C_in);
+  g_return_val_if_fail (bias_stride == 0 || bias_stride >= (gsize) s->C_out, FALSE);
+  return run (&tj, NULL, weight, s->B, s->C_in);
 }

@@ -259,6 +259,20 @@ gboolean ddpm_conv1x1_forward_bf16        (float *out, const float *inp, const f
 gboolean ddpm_conv3x3_forward_pairs_bf16  (float *out, const guint32 *pairs,
                                            const float *weight, const float *bias,
                                            const DdpmConvShape *shape);
+/* The same two with the passes around them folded in (bf16 inference,
+ * res blocks): bias is (C_out) when bias_stride is 0, else image b's is
+ * bias + b·bias_stride (ResBlock's conv1 bias plus its time-embedding
+ * projection); residual, if not NULL, (B, C_out, H, W), is added to the
+ * sums (the block's skip), and may be out itself.  Each output is
+ * residual + bias + the products summed in a fixed order by one thread. */
+gboolean ddpm_conv3x3_forward_pairs_bf16_fused (float *out, const guint32 *pairs,
+                                                const float *weight, const float *bias,
+                                                gsize bias_stride, const float *residual,
+                                                const DdpmConvShape *shape);
+gboolean ddpm_conv1x1_forward_bf16_fused       (float *out, const float *inp,
+                                                const float *weight, const float *bias,
+                                                gsize bias_stride, const float *residual,
+                                                const DdpmConvShape *shape);
 /* dst[i] = (bf16 lo[i], bf16 hi[i]) for i < n, hi NULL counting as zeros:
  * the conv input's pairs, rounded as vcvtne2ps2bf16 (ddpm_float_to_bf16).
  * Needs AVX512_BF16. */
