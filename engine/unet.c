@@ -1357,8 +1357,10 @@ scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
  * long as the convs at 64²): the time-embedding projection into conv1's
  * bias (a bias per image, conv1_b + tp[b]), and the skip into conv2's
  * accumulators (conv2 adds x itself, or the 1×1 skip conv runs into y
- * first and conv2 adds y onto itself).  This sums in another order than
- * the fp32 path (bias and residual first), still in a fixed one per
+ * first and conv2 adds y onto itself).  The up path's blocks also skip
+ * the concatenation of x and the down path's output: GroupNorm + SiLU and
+ * the 1×1 skip conv read the two in place.  This sums in another order
+ * than the fp32 path (bias and residual first), still in a fixed one per
  * output; fp32 and training are as they were. */
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
@@ -1375,20 +1377,49 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
   const gboolean bf16 = !training && ddpm_layers_use_bf16 ();
   const float *x = node_input (u, i);
   const float *residual = NULL;   /* what conv2 adds, in bf16 */
-  gboolean temb_done = FALSE;
-  float *y = n->y;
-  DdpmConvShape cs;
+  const gboolean fold_temb = bf16 && !u->config.scale_shift && n->resample == 0;
+  gboolean temb_done = FALSE, conv1_done = FALSE, skip_done = FALSE;
+  float *y = n->y, *bias1 = NULL;
+  DdpmConvShape cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 3, 1, 1, 1);
+  DdpmConvShape ks = conv_shape (B, n->c_in, ho, wo, n->c_out, 1, 1, 0, 0);
 
-  if (n->skip_src >= 0)
+  /* first: in bf16 conv1 takes it as its bias */
+  ddpm_linear_forward (s->tp, u->temb_a.st, p->temb_w, p->temb_b, B, tdim, temb_out);
+  if (fold_temb)
+    {
+      bias1 = g_new (float, (gsize) B * n->c_out);
+      for (int b = 0; b < B; b++)
+        for (int c = 0; c < n->c_out; c++)
+          bias1[(gsize) b * n->c_out + c] = p->conv1_b[c] + s->tp[(gsize) b * n->c_out + c];
+    }
+  if (n->skip_src >= 0 && bf16 && n->resample == 0 && n->c_in != n->c_out
+      && ddpm_conv3x3_direct_ok (&cs) && ddpm_conv1x1_direct_ok (&ks))
+    {
+      /* no concatenated copy: norm1 and the skip conv read both halves */
+      const float *sk = u->nodes[n->skip_src].y;
+      const int ca = n->c_in - n->c_skip;
+
+      ddpm_groupnorm_silu_forward_pairs_cat ((guint32 *) s->a, act->mean1, act->rstd1, x, ca,
+                                             sk, p->norm1_w, p->norm1_b, B, n->c_in, ho, wo,
+                                             GN_GROUPS, u->gn_eps);
+      conv1_done = ddpm_conv3x3_forward_pairs_bf16_fused (act->h1, (const guint32 *) s->a,
+                                                          p->conv1_w,
+                                                          fold_temb ? bias1 : p->conv1_b,
+                                                          fold_temb ? n->c_out : 0, NULL, &cs)
+                   && ddpm_conv1x1_forward_bf16_cat (y, x, ca, sk, p->skip_w, p->skip_b, 0,
+                                                     NULL, &ks);
+      temb_done = fold_temb && conv1_done;
+      skip_done = conv1_done;
+    }
+  if (n->skip_src >= 0 && !conv1_done)
     {
       ddpm_concat_forward (act->cat, x, u->nodes[n->skip_src].y,
                            B, n->c_in - n->c_skip, n->c_skip, h * w);
       x = act->cat;
     }
-  /* first: in bf16 conv1 takes it as its bias */
-  ddpm_linear_forward (s->tp, u->temb_a.st, p->temb_w, p->temb_b, B, tdim, temb_out);
-  cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 3, 1, 1, 1);
-  if (n->resample != 0)
+  if (conv1_done)
+    ;
+  else if (n->resample != 0)
     {
       /* ADM's up/down block: h = conv1 (resample (SiLU (norm1 (x)))), and
        * the shortcut adds resample (x) (inference only) */
@@ -1404,29 +1435,24 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
       resample_planes (n->resample, act->xr, x, B, n->c_in, h, w, FALSE);
       x = act->xr;
     }
-  else if (bf16 && !u->config.scale_shift)
+  else if (fold_temb)
     {
-      float *bias1 = g_new (float, (gsize) B * n->c_out);
-
-      for (int b = 0; b < B; b++)
-        for (int c = 0; c < n->c_out; c++)
-          bias1[(gsize) b * n->c_out + c] = p->conv1_b[c] + s->tp[(gsize) b * n->c_out + c];
       norm_silu_conv (u, training, act->h1, act->n1, act->mean1, act->rstd1, x, p->norm1_w,
                       p->norm1_b, p->conv1_w, bias1, n->c_out, NULL, &cs);
-      g_free (bias1);
       temb_done = TRUE;
     }
   else
     norm_silu_conv (u, training, act->h1, act->n1, act->mean1, act->rstd1, x,
                     p->norm1_w, p->norm1_b, p->conv1_w, p->conv1_b, 0, NULL, &cs);
+  g_free (bias1);
   if (bf16)
     {
       /* conv2 adds the skip: x, or the 1×1 conv's output, which goes into
        * y now (conv2 then reads and writes each output in one tile) */
       if (n->c_in != n->c_out)
         {
-          cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 1, 1, 0, 0);
-          ddpm_conv2d_forward (y, x, p->skip_w, p->skip_b, &cs, NULL);
+          if (!skip_done)
+            ddpm_conv2d_forward (y, x, p->skip_w, p->skip_b, &ks, NULL);
           residual = y;
         }
       else
@@ -1455,8 +1481,7 @@ res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
     return;   /* conv2 added it */
   if (n->c_in != n->c_out)
     {
-      cs = conv_shape (B, n->c_in, ho, wo, n->c_out, 1, 1, 0, 0);
-      ddpm_conv2d_forward (s->b, x, p->skip_w, p->skip_b, &cs, NULL);
+      ddpm_conv2d_forward (s->b, x, p->skip_w, p->skip_b, &ks, NULL);
       ddpm_add_forward (y, y, s->b, nout);
     }
   else

@@ -396,6 +396,69 @@ test_fused (void)
   fused_case (1, 8, 16, 8, 10, 1);     /* H·W = 80: a last tile of 2 vectors */
 }
 
+/* The up path's bf16 res blocks read x and the skip in place instead of
+ * their concatenation: GroupNorm + SiLU into pairs and the 1×1 conv on
+ * the two inputs give the same bits as on a concatenated copy (which
+ * norm-pairs and fused check against fp32), including groups and channel
+ * pairs that straddle the two. */
+static void
+cat_case (int B, int C1, int C2, int G, int O, int H, int W)
+{
+  const int C = C1 + C2, P = (C + 1) / 2;
+  const gsize HW = (gsize) H * W, pl = (gsize) (H + 2) * (W + 2);
+  const gsize n_pairs = (gsize) B * P * pl, n_out = (gsize) B * O * HW;
+  float *a = random_tensor ((gsize) B * C1 * HW, -3, 5), *b = random_tensor ((gsize) B * C2 * HW, -1, 2);
+  float *cat = g_new (float, (gsize) B * C * HW);
+  float *gamma = random_tensor (C, 0.5, 1.5), *beta = random_tensor (C, -0.5, 0.5);
+  float *w = random_tensor ((gsize) O * C, -1 / sqrt (C), 1 / sqrt (C));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  guint32 *pairs1 = g_new (guint32, n_pairs), *pairs2 = g_new (guint32, n_pairs);
+  float *mean1 = g_new (float, B * G), *rstd1 = g_new (float, B * G);
+  float *mean2 = g_new (float, B * G), *rstd2 = g_new (float, B * G);
+  float *out1 = g_new (float, n_out), *out2 = g_new (float, n_out);
+  DdpmConvShape s = { B, C, H, W, O, 1, 1, 0, 0 };
+
+  ddpm_concat_forward (cat, a, b, B, C1, C2, (int) HW);
+  memset (pairs2, 0x7f, sizeof (guint32) * n_pairs);
+  ddpm_groupnorm_silu_forward_pairs (pairs1, mean1, rstd1, cat, gamma, beta, B, C, H, W, G,
+                                     1e-5f);
+  ddpm_groupnorm_silu_forward_pairs_cat (pairs2, mean2, rstd2, a, C1, b, gamma, beta, B, C, H,
+                                         W, G, 1e-5f);
+  g_assert_cmpmem (mean1, sizeof (float) * B * G, mean2, sizeof (float) * B * G);
+  g_assert_cmpmem (rstd1, sizeof (float) * B * G, rstd2, sizeof (float) * B * G);
+  g_assert_cmpmem (pairs1, sizeof (guint32) * n_pairs, pairs2, sizeof (guint32) * n_pairs);
+
+  g_assert_true (ddpm_conv1x1_forward_bf16_fused (out1, cat, w, bias, 0, NULL, &s));
+  g_assert_true (ddpm_conv1x1_forward_bf16_cat (out2, a, C1, b, w, bias, 0, NULL, &s));
+  g_assert_cmpmem (out1, sizeof (float) * n_out, out2, sizeof (float) * n_out);
+
+  g_free (a);
+  g_free (b);
+  g_free (cat);
+  g_free (gamma);
+  g_free (beta);
+  g_free (w);
+  g_free (bias);
+  g_free (pairs1);
+  g_free (pairs2);
+  g_free (mean1);
+  g_free (rstd1);
+  g_free (mean2);
+  g_free (rstd2);
+  g_free (out1);
+  g_free (out2);
+}
+
+static void
+test_cat (void)
+{
+  if (!need_bf16 ())
+    return;
+  cat_case (2, 64, 32, 32, 32, 16, 16);   /* the tiny model's 96 → 32: group 21 straddles */
+  cat_case (1, 5, 4, 3, 8, 4, 12);        /* odd C1: pair 2 straddles too */
+  cat_case (3, 32, 32, 32, 16, 8, 8);     /* groups aligned with the halves */
+}
+
 /* The rounding helper: nearest, ties to even, as vcvtneps2bf16. */
 static void
 test_rounding (void)
@@ -746,6 +809,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
   g_test_add_func ("/engine/bf16/norm-pairs", test_norm_pairs);
   g_test_add_func ("/engine/bf16/fused", test_fused);
+  g_test_add_func ("/engine/bf16/cat", test_cat);
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
   g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);

@@ -356,8 +356,9 @@ typedef struct
   const float   *bias;
   gsize          bias_stride;  /* 0, or O: a bias per image (B, O) */
   const float   *residual; /* (B, O, H, W) added to the sums, or NULL */
-  const float   *src;      /* 1×1: the fp32 input (B, C_in, H·W) when xin is NULL */
-  int            C_in;
+  const float   *src;      /* 1×1: the fp32 input (B, C1, H·W) when xin is NULL, */
+  const float   *src2;     /* channels C1 … C_in − 1 from here, (B, C_in − C1, H·W) */
+  int            C_in, C1;
   int            P, O, H, W, T;
   int            kind;     /* row of tile_funcs */
   int            tiles;    /* tiles of up to 3 vectors per image */
@@ -410,10 +411,16 @@ tiles_range (gsize begin, gsize end, gpointer data)
 
           for (int p = 0; p < j->P; p++)
             {
-              const float *lo = j->src + ((gsize) b * j->C_in + 2 * p) * out_plane + off;
+              const float *ch[2] = { NULL, NULL };
 
-              ddpm_bf16_pair_rows (slab + (gsize) p * n, lo,
-                                   2 * p + 1 < j->C_in ? lo + out_plane : NULL, n);
+              for (int k = 0; k < 2 && 2 * p + k < j->C_in; k++)
+                {
+                  const int c = 2 * p + k;
+                  ch[k] = c < j->C1
+                    ? j->src + ((gsize) b * j->C1 + c) * out_plane + off
+                    : j->src2 + ((gsize) b * (j->C_in - j->C1) + c - j->C1) * out_plane + off;
+                }
+              ddpm_bf16_pair_rows (slab + (gsize) p * n, ch[0], ch[1], n);
             }
           for (int v = 0; v < V; v++)
             pp[v] = (gsize) v * VEC;
@@ -465,7 +472,7 @@ same_job (float *out, const guint32 *xin, const float *bias, gsize bias_stride,
           const float *residual, const DdpmConvShape *s)
 {
   const int n_vec = s->H * s->W / VEC;
-  TileJob tj = { out, xin, NULL, bias, bias_stride, residual, NULL, s->C_in,
+  TileJob tj = { out, xin, NULL, bias, bias_stride, residual, NULL, NULL, s->C_in, s->C_in,
                  (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
                  s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
                  (gsize) (s->H + 2) * (s->W + 2), { 0 } };
@@ -516,14 +523,24 @@ ddpm_conv1x1_forward_bf16_fused (float *out, const float *inp, const float *weig
                                  const float *bias, gsize bias_stride, const float *residual,
                                  const DdpmConvShape *s)
 {
+  return ddpm_conv1x1_forward_bf16_cat (out, inp, s->C_in, NULL, weight, bias, bias_stride,
+                                        residual, s);
+}
+
+gboolean
+ddpm_conv1x1_forward_bf16_cat (float *out, const float *inp, int C1, const float *inp2,
+                               const float *weight, const float *bias, gsize bias_stride,
+                               const float *residual, const DdpmConvShape *s)
+{
   const int HW = s->H * s->W;
   /* the plane as one flat row of H·W pixels, rounded tile by tile
    * (tiles_range) */
-  TileJob tj = { out, NULL, NULL, bias, bias_stride, residual, inp, s->C_in,
+  TileJob tj = { out, NULL, NULL, bias, bias_stride, residual, inp, inp2, s->C_in, C1,
                  (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
                  (HW / VEC + MAX_V - 1) / MAX_V, HW, (gsize) HW, { 0 } };
 
   g_return_val_if_fail (ddpm_conv1x1_direct_ok (s), FALSE);
   g_return_val_if_fail (bias_stride == 0 || bias_stride >= (gsize) s->C_out, FALSE);
+  g_return_val_if_fail (C1 > 0 && C1 <= s->C_in && (C1 == s->C_in || inp2 != NULL), FALSE);
   return run (&tj, NULL, weight, s->B, s->C_in);
 }
