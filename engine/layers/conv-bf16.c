@@ -23,13 +23,27 @@
  * channels × V ≤ 3 vectors of 16 pixels, for each channel pair and tap V
  * loads of 16 pairs and 8 broadcast weight pairs, 8·V vdpbf16ps (64·V
  * multiply-adds).  A 1×1 conv is the same tile with one tap over the
- * plane read as a flat row.  Each output is summed in a fixed order by one
- * thread, so the thread count does not change the result.
+ * plane read as a flat row; its input is rounded by the tiles themselves,
+ * a run of up to 8 tiles at a time into the part's own buffer (a pass of
+ * its own over the input, written and read back as pairs, had made the
+ * 1×1 skip convs of the res blocks run at a quarter of the kernel's
+ * peak).  Each output is summed in a fixed order by one thread, so the
+ * thread count does not change the result.
+ *
+ * FUSED EPILOGUES
+ *
+ * For the res blocks (unet.c) the accumulators can start from a bias per
+ * image, (B, C_out) (conv1's bias plus the time-embedding projection),
+ * and from a residual plane (the block's skip, possibly out itself: each
+ * output is read and written by the one tile that owns it), so that
+ * neither costs a pass over planes that do not fit in L2.  The 1×1 conv
+ * can read its input as the concatenation of two tensors along channels
+ * (the up path's x and skip), without the copy.
  *
  * MEMORY
  *
  * The bf16 copies live in a per-thread workspace (ddpm_bf16_workspace):
- * the input pairs, half the size of the fp32 input, and the packed
+ * the input pairs of a 3×3 conv, half the size of the fp32 input, and the packed
  * weights, half the size of the fp32 pack conv3x3.c already makes on every
  * call.  The model keeps only its fp32 weights: no second copy of a 552 M
  * parameter model (1.1 GB more), at the price of re-rounding one layer's
@@ -47,6 +61,9 @@
 #define TILE_CO 8
 #define VEC 16
 #define MAX_V 3
+/* the 1×1 kernel's rounded input runs (tiles_range) */
+#define SLAB_TILES 8
+#define SLAB_BYTES (128 * 1024)
 #define BF16_TARGET "avx512f,avx512dq,avx512bw,avx512bf16"
 
 /* ----------------------------------------------------------- workspace */
@@ -367,15 +384,47 @@ typedef struct
   gsize          taps[9];
 } TileJob;
 
+/* The 1×1 kernel's input from fp32 (j->src): pixels [from, to) of image
+ * b, every channel pair, rounded into slab as pairs (B = 1, P, to − from). */
+static void
+round_slab (guint32 *slab, const TileJob *j, int b, gsize from, gsize to)
+{
+  const gsize plane = (gsize) j->H * j->W, n = to - from;
+
+  for (int p = 0; p < j->P; p++)
+    {
+      const float *ch[2] = { NULL, NULL };
+
+      for (int k = 0; k < 2 && 2 * p + k < j->C_in; k++)
+        {
+          const int c = 2 * p + k;
+          ch[k] = c < j->C1
+            ? j->src + ((gsize) b * j->C1 + c) * plane + from
+            : j->src2 + ((gsize) b * (j->C_in - j->C1) + c - j->C1) * plane + from;
+        }
+      ddpm_bf16_pair_rows (slab + (gsize) p * n, ch[0], ch[1], n);
+    }
+}
+
 static void
 tiles_range (gsize begin, gsize end, gpointer data)
 {
   const TileJob *j = data;
   const int n_vec = j->H * j->W / VEC;
   const gsize out_plane = (gsize) j->H * j->W;
-  /* 1×1 from fp32: the tile's P × 48 pixels rounded into pairs here, read
-   * by all its output blocks from L1 (the part's own buffer) */
-  guint32 *slab = j->src != NULL ? g_malloc (sizeof (guint32) * j->P * MAX_V * VEC) : NULL;
+  /* 1×1 from fp32: the input rounded into pairs here, a run of up to
+   * SLAB_TILES tiles at a time (the part's own buffer, in L2), which all
+   * their output blocks read.  Rounding the whole input first was a pass
+   * of its own (write and read back the pairs); rounding one tile's 48
+   * pixels at a time read C_in runs of 192 bytes, far more streams than
+   * the hardware prefetcher follows: the loads missed and the rounding
+   * took longer than the 1×1 conv's products.  Runs of SLAB_TILES · 192
+   * bytes per channel stream well. */
+  const int slab_tiles = MAX (1, MIN (SLAB_TILES, (SLAB_BYTES / (int) sizeof (guint32))
+                                                  / (j->P * MAX_V * VEC)));
+  guint32 *slab = j->src != NULL
+    ? g_malloc (sizeof (guint32) * j->P * slab_tiles * MAX_V * VEC) : NULL;
+  gsize slab_end = begin, slab_from = 0, slab_to = 0;   /* the run in slab */
 
   for (gsize item = begin; item < end; item++)
     {
@@ -407,25 +456,20 @@ tiles_range (gsize begin, gsize end, gpointer data)
 
       if (slab != NULL)
         {
-          const gsize n = (gsize) V * VEC, off = (gsize) first * VEC;
-
-          for (int p = 0; p < j->P; p++)
+          if (item >= slab_end)
             {
-              const float *ch[2] = { NULL, NULL };
+              /* the next run: up to slab_tiles items of this image */
+              const gsize image_end = (gsize) (b + 1) * j->tiles;
 
-              for (int k = 0; k < 2 && 2 * p + k < j->C_in; k++)
-                {
-                  const int c = 2 * p + k;
-                  ch[k] = c < j->C1
-                    ? j->src + ((gsize) b * j->C1 + c) * out_plane + off
-                    : j->src2 + ((gsize) b * (j->C_in - j->C1) + c - j->C1) * out_plane + off;
-                }
-              ddpm_bf16_pair_rows (slab + (gsize) p * n, ch[0], ch[1], n);
+              slab_end = MIN (MIN (end, image_end), item + slab_tiles);
+              slab_from = (gsize) first * VEC;
+              slab_to = MIN ((gsize) n_vec, (slab_end - (gsize) b * j->tiles) * MAX_V) * VEC;
+              round_slab (slab, j, b, slab_from, slab_to);
             }
           for (int v = 0; v < V; v++)
-            pp[v] = (gsize) v * VEC;
+            pp[v] = px[v] - slab_from;
           xin = slab;
-          in_plane = n;
+          in_plane = slab_to - slab_from;
         }
       else
         xin = j->xin + (gsize) b * j->P * j->in_plane;
