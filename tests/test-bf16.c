@@ -407,7 +407,8 @@ cat_case (int B, int C1, int C2, int G, int O, int H, int W)
   const int C = C1 + C2, P = (C + 1) / 2;
   const gsize HW = (gsize) H * W, pl = (gsize) (H + 2) * (W + 2);
   const gsize n_pairs = (gsize) B * P * pl, n_out = (gsize) B * O * HW;
-  float *a = random_tensor ((gsize) B * C1 * HW, -3, 5), *b = random_tensor ((gsize) B * C2 * HW, -1, 2);
+  float *a = random_tensor ((gsize) B * C1 * HW, -3, 5);
+  float *b = random_tensor ((gsize) B * C2 * HW, -1, 2);
   float *cat = g_new (float, (gsize) B * C * HW);
   float *gamma = random_tensor (C, 0.5, 1.5), *beta = random_tensor (C, -0.5, 0.5);
   float *w = random_tensor ((gsize) O * C, -1 / sqrt (C), 1 / sqrt (C));

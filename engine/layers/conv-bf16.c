@@ -43,8 +43,8 @@
  * MEMORY
  *
  * The bf16 copies live in a per-thread workspace (ddpm_bf16_workspace):
- * the input pairs of a 3×3 conv, half the size of the fp32 input, and the packed
- * weights, half the size of the fp32 pack conv3x3.c already makes on every
+ * the input pairs of a 3×3 conv, half the size of the fp32 input, and
+ * the packed weights, half the size of the fp32 pack conv3x3.c already makes on every
  * call.  The model keeps only its fp32 weights: no second copy of a 552 M
  * parameter model (1.1 GB more), at the price of re-rounding one layer's
  * weights per call, 9·C_in·C_out values against 9·C_in·C_out·H·W

@@ -20,6 +20,12 @@
  *
  * For inference, where y itself is not kept for a backward pass,
  * ddpm_groupnorm_silu_forward writes SiLU(y) in the same pass.
+ * ddpm_groupnorm_silu_forward_pairs writes it as a bf16 conv's input
+ * pairs, optionally reading the channels from two tensors (the up path's
+ * x and skip) instead of their concatenated copy.  Its pass is bounded by
+ * the SiLU's division (vdivps, most of its samples in a profile), not by
+ * memory: the formula stays as it is, so that its bits are the fp32
+ * path's.
  *
  * Both directions run on the layers' thread team: forward split over
  * (sample, group) pairs, backward over groups (a channel's dγ, dβ sum over
