@@ -1360,7 +1360,7 @@ scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
  * first and conv2 adds y onto itself).  The up path's blocks also skip
  * the concatenation of x and the down path's output: GroupNorm + SiLU and
  * the 1×1 skip conv read the two in place.  This sums in another order
- * than the fp32 path (bias and residual first), still in a fixed one per
+ * than the fp32 path (the bias first), still in a fixed one per
  * output; fp32 and training are as they were. */
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)

@@ -264,7 +264,8 @@ gboolean ddpm_conv3x3_forward_pairs_bf16  (float *out, const guint32 *pairs,
  * bias + b·bias_stride (ResBlock's conv1 bias plus its time-embedding
  * projection); residual, if not NULL, (B, C_out, H, W), is added to the
  * sums (the block's skip), and may be out itself.  Each output is
- * residual + bias + the products summed in a fixed order by one thread. */
+ * (bias + the products) + residual, summed in a fixed order by one
+ * thread. */
 gboolean ddpm_conv3x3_forward_pairs_bf16_fused (float *out, const guint32 *pairs,
                                                 const float *weight, const float *bias,
                                                 gsize bias_stride, const float *residual,
