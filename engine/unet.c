@@ -1352,16 +1352,20 @@ scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
  * resampling): y = skip (x) + conv2 (SiLU (norm2 (h1))), h1 = conv1 (SiLU
  * (norm1 (x))) + temb_proj (SiLU (temb)).
  *
- * bf16 inference folds the block's elementwise passes into its two convs
- * (each was a pass over planes that do not fit in L2, together about as
- * long as the convs at 64²): the time-embedding projection into conv1's
- * bias (a bias per image, conv1_b + tp[b]), and the skip into conv2's
- * accumulators (conv2 adds x itself, or the 1×1 skip conv runs into y
- * first and conv2 adds y onto itself).  The up path's blocks also skip
- * the concatenation of x and the down path's output: GroupNorm + SiLU and
- * the 1×1 skip conv read the two in place.  This sums in another order
- * than the fp32 path (the bias first), still in a fixed one per
- * output; fp32 and training are as they were. */
+ * bf16 inference folds the block's elementwise passes (each a pass over
+ * planes that do not fit in L2) into its convs: the time-embedding
+ * projection into conv1's bias (a bias per image, conv1_b + tp[b]), and
+ * the skip into conv2's sums (conv2 adds x itself, or the 1×1 skip conv
+ * runs into y first and conv2 adds y onto itself).  The up path's blocks
+ * also skip the concatenation of x and the down path's output: GroupNorm
+ * + SiLU and the 1×1 skip conv read the two in place.  For the tiny
+ * model's 96 → 32 block at 64², batch 8, two threads, this took the
+ * block from ~7.9 to ~6.8 ms: the copy (0.7 ms) and most of the 1×1
+ * conv's own input pass went, while the residual read inside conv2 cost
+ * about what the separate add had (0.2 ms).  The bias per image sums in
+ * another order than the fp32 path (conv1_b + tp first); the residual is
+ * added last, as before.  Each output is still summed in a fixed order;
+ * fp32 and training are as they were. */
 static void
 res_forward (DdpmUNet *u, int i, gboolean training, int B, int h, int w)
 {
