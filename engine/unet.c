@@ -1360,9 +1360,9 @@ scale_shift_conv (DdpmUNet *u, float *out, const Node *n, const float *tp,
  * also skip the concatenation of x and the down path's output: GroupNorm
  * + SiLU and the 1×1 skip conv read the two in place.  For the tiny
  * model's 96 → 32 block at 64², batch 8, two threads, this took the
- * block from ~7.9 to ~7.1 ms (medians): the copy (0.7 ms) and part of the 1×1
- * conv's own input pass went, while the residual read inside conv2 cost
- * about what the separate add had (0.2 ms).  The bias per image sums in
+ * block from ~7.9 to ~7.1 ms (medians): the copy (0.7 ms) went and the
+ * 1×1 conv lost its own input pass (1.35 → 1.0 ms), while the residual
+ * read inside conv2 cost about what the separate add had (0.2 ms).  The bias per image sums in
  * another order than the fp32 path (conv1_b + tp first); the residual is
  * added last, as before.  Each output is still summed in a fixed order;
  * fp32 and training are as they were. */
