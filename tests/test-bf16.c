@@ -264,6 +264,202 @@ test_conv1x1 (void)
   conv1x1_case (1, 32, 64, 8, 8);     /* a skip projection */
 }
 
+/* The fused options of the bf16 convs (bias per image, residual added
+ * in the accumulators, res_forward's bf16 path), against a plain
+ * reference: the fp32 reference conv on the bf16-rounded input and
+ * weights, with no bias, then the bias and the residual added in double.
+ * The kernel sums the same products in fp32, so the tight bound of the
+ * header applies, with the bias and the residual among the n terms. */
+static void
+check_fused (const float *out, const float *inp, const float *w, const float *bias,
+             gsize bias_stride, const float *res, int B, int I, int O, int H, int W, int k)
+{
+  DdpmConvShape s = { B, I, H, W, O, k, 1, k / 2, k / 2 };
+  const gsize n_in = (gsize) B * I * H * W, n_w = (gsize) O * I * k * k;
+  const gsize n_out = (gsize) B * O * H * W, HW = (gsize) H * W;
+  const int n = I * k * k + 2;
+  float *ri = g_new (float, n_in), *rw = g_new (float, n_w), *ref = g_new (float, n_out);
+  float *mag = g_new (float, n_out), *ai = g_new (float, n_in), *aw = g_new (float, n_w);
+  double worst = 0;
+
+  for (gsize i = 0; i < n_in; i++)
+    {
+      ri[i] = round_bf16 (inp[i]);
+      ai[i] = fabsf (ri[i]);
+    }
+  for (gsize i = 0; i < n_w; i++)
+    {
+      rw[i] = round_bf16 (w[i]);
+      aw[i] = fabsf (rw[i]);
+    }
+  ddpm_conv2d_forward_reference (ref, ri, rw, NULL, &s);
+  ddpm_conv2d_forward_reference (mag, ai, aw, NULL, &s);   /* Σ|x·w| */
+  for (int b = 0; b < B; b++)
+    for (int o = 0; o < O; o++)
+      for (gsize q = 0; q < HW; q++)
+        {
+          const gsize e = ((gsize) b * O + o) * HW + q;
+          const double bv = bias[b * bias_stride + o], rv = res != NULL ? res[e] : 0;
+          const double want = (double) ref[e] + bv + rv;
+          const double bound = n * ldexp (1.0, -23) * (mag[e] + fabs (bv) + fabs (rv)) + 1e-30;
+
+          worst = MAX (worst, fabs (out[e] - want) / bound);
+        }
+  g_test_message ("fused %d→%d %d×%d k%d: error/(fp32 sum bound) %.3f", I, O, H, W, k, worst);
+  g_assert_cmpfloat (worst, <=, 1.0);
+
+  g_free (ri);
+  g_free (rw);
+  g_free (ref);
+  g_free (mag);
+  g_free (ai);
+  g_free (aw);
+}
+
+/* out = conv (inp) + bias[b] + res through the fused entry points (the 3×3
+ * one on pairs made here from zero-bordered planes). */
+static gboolean
+run_fused (float *out, const float *inp, const float *w, const float *bias, gsize bias_stride,
+           const float *res, int B, int I, int O, int H, int W, int k)
+{
+  DdpmConvShape s = { B, I, H, W, O, k, 1, k / 2, k / 2 };
+  gboolean ok;
+
+  if (k == 1)
+    return ddpm_conv1x1_forward_bf16_fused (out, inp, w, bias, bias_stride, res, &s);
+
+  const int P = (I + 1) / 2;
+  const gsize pl = (gsize) (H + 2) * (W + 2);
+  float *padded = pad_planes (inp, B * I, H, W);
+  guint32 *pairs = g_new (guint32, (gsize) B * P * pl);
+
+  for (int b = 0; b < B; b++)
+    for (int p = 0; p < P; p++)
+      {
+        const float *lo = padded + ((gsize) b * I + 2 * p) * pl;
+        ddpm_bf16_pair_rows (pairs + ((gsize) b * P + p) * pl, lo,
+                             2 * p + 1 < I ? lo + pl : NULL, pl);
+      }
+  ok = ddpm_conv3x3_forward_pairs_bf16_fused (out, pairs, w, bias, bias_stride, res, &s);
+  g_free (padded);
+  g_free (pairs);
+  return ok;
+}
+
+static void
+fused_case (int B, int I, int O, int H, int W, int k)
+{
+  const gsize n_in = (gsize) B * I * H * W, n_out = (gsize) B * O * H * W;
+  float *inp = random_tensor (n_in, -2, 2);
+  float *w = random_tensor ((gsize) O * I * k * k, -1 / sqrt (I * k * k), 1 / sqrt (I * k * k));
+  /* a bias per image, rows O + 3 apart (any stride ≥ O) */
+  float *bias = random_tensor ((gsize) B * (O + 3), -0.5, 0.5);
+  float *res = random_tensor (n_out, -3, 3);
+  float *out = g_new (float, n_out), *again = g_new (float, n_out);
+
+  /* per-image bias alone */
+  g_assert_true (run_fused (out, inp, w, bias, O + 3, NULL, B, I, O, H, W, k));
+  check_fused (out, inp, w, bias, O + 3, NULL, B, I, O, H, W, k);
+  /* residual, shared bias */
+  g_assert_true (run_fused (out, inp, w, bias, 0, res, B, I, O, H, W, k));
+  check_fused (out, inp, w, bias, 0, res, B, I, O, H, W, k);
+  /* both, and accumulating in place (out == residual): the same bits */
+  g_assert_true (run_fused (out, inp, w, bias, O + 3, res, B, I, O, H, W, k));
+  check_fused (out, inp, w, bias, O + 3, res, B, I, O, H, W, k);
+  memcpy (again, res, sizeof (float) * n_out);
+  g_assert_true (run_fused (again, inp, w, bias, O + 3, again, B, I, O, H, W, k));
+  g_assert_cmpmem (out, sizeof (float) * n_out, again, sizeof (float) * n_out);
+  /* and on one thread: the same bits as on the team */
+  ddpm_parallel_set_threads (1);
+  g_assert_true (run_fused (again, inp, w, bias, O + 3, res, B, I, O, H, W, k));
+  ddpm_parallel_set_threads (0);
+  g_assert_cmpmem (out, sizeof (float) * n_out, again, sizeof (float) * n_out);
+
+  g_free (inp);
+  g_free (w);
+  g_free (bias);
+  g_free (res);
+  g_free (out);
+  g_free (again);
+}
+
+static void
+test_fused (void)
+{
+  if (!need_bf16 ())
+    return;
+  fused_case (2, 32, 32, 16, 16, 3);   /* one tile row of 16 */
+  fused_case (3, 7, 13, 8, 8, 3);      /* odd C_in, a partial output block, rows of 8 */
+  fused_case (2, 16, 24, 8, 32, 3);    /* several vectors per row */
+  fused_case (2, 96, 32, 16, 16, 1);   /* a skip projection (96 → 32, as at 64²) */
+  fused_case (3, 33, 16, 4, 12, 1);    /* odd C_in, a plane of 3 vectors */
+  fused_case (1, 8, 16, 8, 10, 1);     /* H·W = 80: a last tile of 2 vectors */
+}
+
+/* The up path's bf16 res blocks read x and the skip in place instead of
+ * their concatenation: GroupNorm + SiLU into pairs and the 1×1 conv on
+ * the two inputs give the same bits as on a concatenated copy (which
+ * norm-pairs and fused check against fp32), including groups and channel
+ * pairs that straddle the two. */
+static void
+cat_case (int B, int C1, int C2, int G, int O, int H, int W)
+{
+  const int C = C1 + C2, P = (C + 1) / 2;
+  const gsize HW = (gsize) H * W, pl = (gsize) (H + 2) * (W + 2);
+  const gsize n_pairs = (gsize) B * P * pl, n_out = (gsize) B * O * HW;
+  float *a = random_tensor ((gsize) B * C1 * HW, -3, 5);
+  float *b = random_tensor ((gsize) B * C2 * HW, -1, 2);
+  float *cat = g_new (float, (gsize) B * C * HW);
+  float *gamma = random_tensor (C, 0.5, 1.5), *beta = random_tensor (C, -0.5, 0.5);
+  float *w = random_tensor ((gsize) O * C, -1 / sqrt (C), 1 / sqrt (C));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  guint32 *pairs1 = g_new (guint32, n_pairs), *pairs2 = g_new (guint32, n_pairs);
+  float *mean1 = g_new (float, B * G), *rstd1 = g_new (float, B * G);
+  float *mean2 = g_new (float, B * G), *rstd2 = g_new (float, B * G);
+  float *out1 = g_new (float, n_out), *out2 = g_new (float, n_out);
+  DdpmConvShape s = { B, C, H, W, O, 1, 1, 0, 0 };
+
+  ddpm_concat_forward (cat, a, b, B, C1, C2, (int) HW);
+  memset (pairs2, 0x7f, sizeof (guint32) * n_pairs);
+  ddpm_groupnorm_silu_forward_pairs (pairs1, mean1, rstd1, cat, gamma, beta, B, C, H, W, G,
+                                     1e-5f);
+  ddpm_groupnorm_silu_forward_pairs_cat (pairs2, mean2, rstd2, a, C1, b, gamma, beta, B, C, H,
+                                         W, G, 1e-5f);
+  g_assert_cmpmem (mean1, sizeof (float) * B * G, mean2, sizeof (float) * B * G);
+  g_assert_cmpmem (rstd1, sizeof (float) * B * G, rstd2, sizeof (float) * B * G);
+  g_assert_cmpmem (pairs1, sizeof (guint32) * n_pairs, pairs2, sizeof (guint32) * n_pairs);
+
+  g_assert_true (ddpm_conv1x1_forward_bf16_fused (out1, cat, w, bias, 0, NULL, &s));
+  g_assert_true (ddpm_conv1x1_forward_bf16_cat (out2, a, C1, b, w, bias, 0, NULL, &s));
+  g_assert_cmpmem (out1, sizeof (float) * n_out, out2, sizeof (float) * n_out);
+
+  g_free (a);
+  g_free (b);
+  g_free (cat);
+  g_free (gamma);
+  g_free (beta);
+  g_free (w);
+  g_free (bias);
+  g_free (pairs1);
+  g_free (pairs2);
+  g_free (mean1);
+  g_free (rstd1);
+  g_free (mean2);
+  g_free (rstd2);
+  g_free (out1);
+  g_free (out2);
+}
+
+static void
+test_cat (void)
+{
+  if (!need_bf16 ())
+    return;
+  cat_case (2, 64, 32, 32, 32, 16, 16);   /* the tiny model's 96 → 32: group 21 straddles */
+  cat_case (1, 5, 4, 3, 8, 4, 12);        /* odd C1: pair 2 straddles too */
+  cat_case (3, 32, 32, 32, 16, 8, 8);     /* groups aligned with the halves */
+}
+
 /* The rounding helper: nearest, ties to even, as vcvtneps2bf16. */
 static void
 test_rounding (void)
@@ -613,6 +809,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/conv3x3", test_conv3x3);
   g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
   g_test_add_func ("/engine/bf16/norm-pairs", test_norm_pairs);
+  g_test_add_func ("/engine/bf16/fused", test_fused);
+  g_test_add_func ("/engine/bf16/cat", test_cat);
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
   g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);

@@ -23,14 +23,29 @@
  * channels × V ≤ 3 vectors of 16 pixels, for each channel pair and tap V
  * loads of 16 pairs and 8 broadcast weight pairs, 8·V vdpbf16ps (64·V
  * multiply-adds).  A 1×1 conv is the same tile with one tap over the
- * plane read as a flat row.  Each output is summed in a fixed order by one
- * thread, so the thread count does not change the result.
+ * plane read as a flat row; its input is rounded by the tiles themselves,
+ * a run of up to 8 tiles at a time into the part's own buffer (a pass of
+ * its own over the input, written and read back as pairs, had made the
+ * 1×1 skip convs of the res blocks run at a quarter of the kernel's
+ * peak).  Each output is summed in a fixed order by one thread, so the
+ * thread count does not change the result.
+ *
+ * FUSED EPILOGUES
+ *
+ * For the res blocks (unet.c) the accumulators can start from a bias per
+ * image, (B, C_out) (conv1's bias plus the time-embedding projection),
+ * and a residual plane (the block's skip, possibly out itself: each
+ * output is read and written by the one tile that owns it) can be added
+ * to the sums before they are stored, so that neither costs a pass over
+ * planes that do not fit in L2.  The 1×1 conv
+ * can read its input as the concatenation of two tensors along channels
+ * (the up path's x and skip), without the copy.
  *
  * MEMORY
  *
  * The bf16 copies live in a per-thread workspace (ddpm_bf16_workspace):
- * the input pairs, half the size of the fp32 input, and the packed
- * weights, half the size of the fp32 pack conv3x3.c already makes on every
+ * the input pairs of a 3×3 conv, half the size of the fp32 input, and
+ * the packed weights, half the size of the fp32 pack conv3x3.c already makes on every
  * call.  The model keeps only its fp32 weights: no second copy of a 552 M
  * parameter model (1.1 GB more), at the price of re-rounding one layer's
  * weights per call, 9·C_in·C_out values against 9·C_in·C_out·H·W
@@ -47,6 +62,9 @@
 #define TILE_CO 8
 #define VEC 16
 #define MAX_V 3
+/* the 1×1 kernel's rounded input runs (tiles_range) */
+#define SLAB_TILES 8
+#define SLAB_BYTES (128 * 1024)
 #define BF16_TARGET "avx512f,avx512dq,avx512bw,avx512bf16"
 
 /* ----------------------------------------------------------- workspace */
@@ -264,16 +282,29 @@ load_pairs (const guint32 *p, int Wp, int seg)
  * further on; P channel pairs, T taps, rows valid output channels. */
 static inline __attribute__ ((always_inline, target (BF16_TARGET))) void
 tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, int Wp,
-             const gsize *taps, int T, const guint32 *wpk, const float *bias, int P,
-             const gsize *px, const gsize *pp, int V, int seg, int rows)
+             const gsize *taps, int T, const guint32 *wpk, const float *bias,
+             const float *res, int P, const gsize *px, const gsize *pp, int V, int seg,
+             int rows)
 {
   __m512 acc[TILE_CO][MAX_V];
 
+  /* The residual is added to the sums before the store: a load per
+   * output instead of a pass over three planes (res may be out itself:
+   * each element is read and then written by this tile only).  Its lines
+   * are fetched now, while the products are summed: starting the
+   * accumulators from the loaded residual would make every product of
+   * the tile wait for those loads.  Either way the read costs conv2
+   * about what the separate add pass did (0.2 ms in the 96 → 32 block at
+   * 64², batch 8): a wash in time, a pass and a scratch plane fewer. */
 #pragma GCC unroll 8
   for (int r = 0; r < TILE_CO; r++)
 #pragma GCC unroll 3
     for (int v = 0; v < V; v++)
-      acc[r][v] = _mm512_set1_ps (bias != NULL && r < rows ? bias[r] : 0.0f);
+      {
+        acc[r][v] = _mm512_set1_ps (bias != NULL && r < rows ? bias[r] : 0.0f);
+        if (res != NULL && r < rows)
+          _mm_prefetch ((const char *) (res + r * out_plane + px[v]), _MM_HINT_T0);
+      }
 
   for (int p = 0; p < P; p++)
     {
@@ -303,7 +334,11 @@ tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, in
 #pragma GCC unroll 3
     for (int v = 0; v < V; v++)
       if (r < rows)
-        _mm512_storeu_ps (out + r * out_plane + px[v], acc[r][v]);
+        _mm512_storeu_ps (out + r * out_plane + px[v],
+                          res != NULL
+                          ? _mm512_add_ps (acc[r][v], _mm512_loadu_ps (res + r * out_plane
+                                                                        + px[v]))
+                          : acc[r][v]);
 }
 
 /* Separate bodies per (V, row width, taps), so that each keeps its
@@ -312,11 +347,11 @@ tile_kernel (float *out, gsize out_plane, const guint32 *xin, gsize in_plane, in
   static __attribute__ ((noinline, target (BF16_TARGET))) void                         \
   tile_##V##_##SEG##_##T (float *out, gsize out_plane, const guint32 *xin,              \
                           gsize in_plane, int Wp, const gsize *taps,                    \
-                          const guint32 *wpk, const float *bias, int P,                 \
-                          const gsize *px, const gsize *pp, int rows)                   \
+                          const guint32 *wpk, const float *bias, const float *res,      \
+                          int P, const gsize *px, const gsize *pp, int rows)            \
   {                                                                                    \
-    tile_kernel (out, out_plane, xin, in_plane, Wp, taps, T, wpk, bias, P, px, pp, V,   \
-                 SEG, rows);                                                           \
+    tile_kernel (out, out_plane, xin, in_plane, Wp, taps, T, wpk, bias, res, P, px, pp, \
+                 V, SEG, rows);                                                        \
   }
 DEFINE_TILE (1, 16, 9)
 DEFINE_TILE (2, 16, 9)
@@ -329,8 +364,8 @@ DEFINE_TILE (2, 16, 1)
 DEFINE_TILE (3, 16, 1)
 
 typedef void (*TileFunc) (float *, gsize, const guint32 *, gsize, int, const gsize *,
-                          const guint32 *, const float *, int, const gsize *, const gsize *,
-                          int);
+                          const guint32 *, const float *, const float *, int, const gsize *,
+                          const gsize *, int);
 
 /* [3×3 rows of 16, 3×3 rows of 8, 1×1][V − 1] */
 static const TileFunc tile_funcs[3][MAX_V] = {
@@ -345,6 +380,11 @@ typedef struct
   const guint32 *xin;      /* (B, P, in_plane) */
   const guint32 *wpk;
   const float   *bias;
+  gsize          bias_stride;  /* 0, or O: a bias per image (B, O) */
+  const float   *residual; /* (B, O, H, W) added to the sums, or NULL */
+  const float   *src;      /* 1×1: the fp32 input (B, C1, H·W) when xin is NULL, */
+  const float   *src2;     /* channels C1 … C_in − 1 from here, (B, C_in − C1, H·W) */
+  int            C_in, C1;
   int            P, O, H, W, T;
   int            kind;     /* row of tile_funcs */
   int            tiles;    /* tiles of up to 3 vectors per image */
@@ -353,12 +393,47 @@ typedef struct
   gsize          taps[9];
 } TileJob;
 
+/* The 1×1 kernel's input from fp32 (j->src): pixels [from, to) of image
+ * b, every channel pair, rounded into slab as pairs (B = 1, P, to − from). */
+static void
+round_slab (guint32 *slab, const TileJob *j, int b, gsize from, gsize to)
+{
+  const gsize plane = (gsize) j->H * j->W, n = to - from;
+
+  for (int p = 0; p < j->P; p++)
+    {
+      const float *ch[2] = { NULL, NULL };
+
+      for (int k = 0; k < 2 && 2 * p + k < j->C_in; k++)
+        {
+          const int c = 2 * p + k;
+          ch[k] = c < j->C1
+            ? j->src + ((gsize) b * j->C1 + c) * plane + from
+            : j->src2 + ((gsize) b * (j->C_in - j->C1) + c - j->C1) * plane + from;
+        }
+      ddpm_bf16_pair_rows (slab + (gsize) p * n, ch[0], ch[1], n);
+    }
+}
+
 static void
 tiles_range (gsize begin, gsize end, gpointer data)
 {
   const TileJob *j = data;
   const int n_vec = j->H * j->W / VEC;
   const gsize out_plane = (gsize) j->H * j->W;
+  /* 1×1 from fp32: the input rounded into pairs here, a run of up to
+   * SLAB_TILES tiles at a time (the part's own buffer, in L2), which all
+   * their output blocks read.  Rounding the whole input first was a pass
+   * of its own (write and read back the pairs); rounding one tile's 48
+   * pixels at a time read C_in runs of 192 bytes, far more streams than
+   * the hardware prefetcher follows: the loads missed and the rounding
+   * took longer than the 1×1 conv's products.  Runs of SLAB_TILES · 192
+   * bytes per channel stream well. */
+  const int slab_tiles = MAX (1, MIN (SLAB_TILES, (SLAB_BYTES / (int) sizeof (guint32))
+                                                  / (j->P * MAX_V * VEC)));
+  guint32 *slab = j->src != NULL
+    ? g_malloc (sizeof (guint32) * j->P * slab_tiles * MAX_V * VEC) : NULL;
+  gsize slab_end = begin, slab_from = 0, slab_to = 0;   /* the run in slab */
 
   for (gsize item = begin; item < end; item++)
     {
@@ -385,17 +460,43 @@ tiles_range (gsize begin, gsize end, gpointer data)
               pp[v] = (gsize) (2 * f) * j->Wp;
             }
         }
-      const guint32 *xin = j->xin + (gsize) b * j->P * j->in_plane;
+      const guint32 *xin;
+      gsize in_plane = j->in_plane;
+
+      if (slab != NULL)
+        {
+          if (item >= slab_end)
+            {
+              /* the next run: up to slab_tiles items of this image */
+              const gsize image_end = (gsize) (b + 1) * j->tiles;
+
+              slab_end = MIN (MIN (end, image_end), item + slab_tiles);
+              slab_from = (gsize) first * VEC;
+              slab_to = MIN ((gsize) n_vec, (slab_end - (gsize) b * j->tiles) * MAX_V) * VEC;
+              round_slab (slab, j, b, slab_from, slab_to);
+            }
+          for (int v = 0; v < V; v++)
+            pp[v] = px[v] - slab_from;
+          xin = slab;
+          in_plane = slab_to - slab_from;
+        }
+      else
+        xin = j->xin + (gsize) b * j->P * j->in_plane;
+      const gsize ob = (gsize) b * j->O;
       for (int o0 = 0; o0 < j->O; o0 += TILE_CO)
-        tile (j->out + ((gsize) b * j->O + o0) * out_plane, out_plane, xin, j->in_plane, j->Wp,
-              j->taps, j->wpk + (gsize) (o0 / TILE_CO) * j->P * j->T * TILE_CO,
-              j->bias != NULL ? j->bias + o0 : NULL, j->P, px, pp, MIN (TILE_CO, j->O - o0));
+        tile (j->out + (ob + o0) * out_plane, out_plane, xin, in_plane, j->Wp, j->taps,
+              j->wpk + (gsize) (o0 / TILE_CO) * j->P * j->T * TILE_CO,
+              j->bias != NULL ? j->bias + b * j->bias_stride + o0 : NULL,
+              j->residual != NULL ? j->residual + (ob + o0) * out_plane : NULL, j->P, px, pp,
+              MIN (TILE_CO, j->O - o0));
     }
+  g_free (slab);
 }
 
-/* Rounds the weights (and, if inp is not NULL, the input) into the
- * workspace and runs the tiles (tj->xin: the input's pairs when inp is
- * NULL); FALSE (nothing written) when the workspace cannot be had. */
+/* Rounds the weights (and, if inp is not NULL, the input of a 3×3 conv)
+ * into the workspace and runs the tiles (tj->xin: the input's pairs, or
+ * for a 1×1 conv tj->src, which the tiles round themselves); FALSE
+ * (nothing written) when the workspace cannot be had. */
 static gboolean
 run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 {
@@ -420,10 +521,12 @@ run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 
 /* The job of a same 3×3 conv on padded planes (of floats or of pairs). */
 static TileJob
-same_job (float *out, const guint32 *xin, const float *bias, const DdpmConvShape *s)
+same_job (float *out, const guint32 *xin, const float *bias, gsize bias_stride,
+          const float *residual, const DdpmConvShape *s)
 {
   const int n_vec = s->H * s->W / VEC;
-  TileJob tj = { out, xin, NULL, bias, (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
+  TileJob tj = { out, xin, NULL, bias, bias_stride, residual, NULL, NULL, s->C_in, s->C_in,
+                 (s->C_in + 1) / 2, s->C_out, s->H, s->W, 9,
                  s->W >= VEC ? 0 : 1, (n_vec + MAX_V - 1) / MAX_V, s->W + 2,
                  (gsize) (s->H + 2) * (s->W + 2), { 0 } };
 
@@ -437,7 +540,7 @@ ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded, const float *
                                   const float *bias, const DdpmConvShape *s)
 {
   g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
-  TileJob tj = same_job (out, NULL, bias, s);
+  TileJob tj = same_job (out, NULL, bias, 0, NULL, s);
 
   return run (&tj, padded, weight, s->B, s->C_in);
 }
@@ -446,8 +549,17 @@ gboolean
 ddpm_conv3x3_forward_pairs_bf16 (float *out, const guint32 *pairs, const float *weight,
                                  const float *bias, const DdpmConvShape *s)
 {
+  return ddpm_conv3x3_forward_pairs_bf16_fused (out, pairs, weight, bias, 0, NULL, s);
+}
+
+gboolean
+ddpm_conv3x3_forward_pairs_bf16_fused (float *out, const guint32 *pairs, const float *weight,
+                                       const float *bias, gsize bias_stride,
+                                       const float *residual, const DdpmConvShape *s)
+{
   g_return_val_if_fail (ddpm_conv3x3_direct_ok (s), FALSE);
-  TileJob tj = same_job (out, pairs, bias, s);
+  g_return_val_if_fail (bias_stride == 0 || bias_stride >= (gsize) s->C_out, FALSE);
+  TileJob tj = same_job (out, pairs, bias, bias_stride, residual, s);
 
   return run (&tj, NULL, weight, s->B, s->C_in);
 }
@@ -456,11 +568,32 @@ gboolean
 ddpm_conv1x1_forward_bf16 (float *out, const float *inp, const float *weight,
                            const float *bias, const DdpmConvShape *s)
 {
+  return ddpm_conv1x1_forward_bf16_fused (out, inp, weight, bias, 0, NULL, s);
+}
+
+gboolean
+ddpm_conv1x1_forward_bf16_fused (float *out, const float *inp, const float *weight,
+                                 const float *bias, gsize bias_stride, const float *residual,
+                                 const DdpmConvShape *s)
+{
+  return ddpm_conv1x1_forward_bf16_cat (out, inp, s->C_in, NULL, weight, bias, bias_stride,
+                                        residual, s);
+}
+
+gboolean
+ddpm_conv1x1_forward_bf16_cat (float *out, const float *inp, int C1, const float *inp2,
+                               const float *weight, const float *bias, gsize bias_stride,
+                               const float *residual, const DdpmConvShape *s)
+{
   const int HW = s->H * s->W;
-  /* the plane as one flat row of H·W pixels */
-  TileJob tj = { out, NULL, NULL, bias, (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
+  /* the plane as one flat row of H·W pixels, rounded tile by tile
+   * (tiles_range) */
+  TileJob tj = { out, NULL, NULL, bias, bias_stride, residual, inp, inp2, s->C_in, C1,
+                 (s->C_in + 1) / 2, s->C_out, 1, HW, 1, 2,
                  (HW / VEC + MAX_V - 1) / MAX_V, HW, (gsize) HW, { 0 } };
 
   g_return_val_if_fail (ddpm_conv1x1_direct_ok (s), FALSE);
-  return run (&tj, inp, weight, s->B, s->C_in);
+  g_return_val_if_fail (bias_stride == 0 || bias_stride >= (gsize) s->C_out, FALSE);
+  g_return_val_if_fail (C1 > 0 && C1 <= s->C_in && (C1 == s->C_in || inp2 != NULL), FALSE);
+  return run (&tj, NULL, weight, s->B, s->C_in);
 }

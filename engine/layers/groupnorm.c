@@ -20,6 +20,12 @@
  *
  * For inference, where y itself is not kept for a backward pass,
  * ddpm_groupnorm_silu_forward writes SiLU(y) in the same pass.
+ * ddpm_groupnorm_silu_forward_pairs writes it as a bf16 conv's input
+ * pairs, optionally reading the channels from two tensors (the up path's
+ * x and skip) instead of their concatenated copy.  Its pass is bounded by
+ * the SiLU's division (vdivps, most of its samples in a profile), not by
+ * memory: the formula stays as it is, so that its bits are the fp32
+ * path's.
  *
  * Both directions run on the layers' thread team: forward split over
  * (sample, group) pairs, backward over groups (a channel's dγ, dβ sum over
@@ -288,30 +294,57 @@ typedef struct
   guint32     *pairs;
   float       *mean, *rstd;
   double      *mu, *r;     /* (B, G) in double: the fp32 path's own values */
-  const float *inp, *gamma, *beta;
+  const float *inp, *inp2, *gamma, *beta;
+  int          C1;         /* channels [0, C1) from inp (B, C1, H, W), the rest
+                            * from inp2 (B, C − C1, H, W) */
   int          B, C, H, W, G, P;
   float        eps;
 } PairsJob;
 
-/* The statistics of groups [begin, end), as forward_range computes them. */
+/* Channel c of image b of the (virtual) concatenation. */
+static inline const float *
+pairs_channel (const PairsJob *j, int b, int c)
+{
+  const gsize HW = (gsize) j->H * j->W;
+
+  if (c < j->C1)
+    return j->inp + ((gsize) b * j->C1 + c) * HW;
+  return j->inp2 + ((gsize) b * (j->C - j->C1) + (c - j->C1)) * HW;
+}
+
+/* The statistics of groups [begin, end), as forward_range computes them.
+ * A group that straddles the two inputs is copied together first, so that
+ * sum_and_sq sees the same n values in the same order (the same bits as
+ * on the concatenation); the rest are read in place. */
 static void
 pairs_stats_range (gsize begin, gsize end, gpointer data)
 {
   const PairsJob *j = data;
   const int Cg = j->C / j->G;
   const gsize HW = (gsize) j->H * j->W, n = Cg * HW;
+  float *joined = NULL;
 
   for (gsize bg = begin; bg < end; bg++)
     {
-      const int b = (int) (bg / j->G), g = (int) (bg % j->G);
+      const int b = (int) (bg / j->G), g = (int) (bg % j->G), c0 = g * Cg;
+      const float *x = pairs_channel (j, b, c0);
       double sum, sq;
 
-      sum_and_sq (j->inp + ((gsize) b * j->C + (gsize) g * Cg) * HW, n, &sum, &sq);
+      if (c0 < j->C1 && c0 + Cg > j->C1)
+        {
+          if (joined == NULL)
+            joined = g_new (float, n);
+          for (int c = 0; c < Cg; c++)
+            memcpy (joined + c * HW, pairs_channel (j, b, c0 + c), sizeof (float) * HW);
+          x = joined;
+        }
+      sum_and_sq (x, n, &sum, &sq);
       j->mu[bg] = sum / n;
       j->r[bg] = 1.0 / sqrt (sq / n + j->eps);
       j->mean[bg] = (float) j->mu[bg];
       j->rstd[bg] = (float) j->r[bg];
     }
+  g_free (joined);
 }
 
 /* Items (image, channel pair): each row of the two channels through
@@ -322,7 +355,7 @@ pairs_range (gsize begin, gsize end, gpointer data)
 {
   const PairsJob *j = data;
   const int Cg = j->C / j->G, H = j->H, W = j->W, Wp = W + 2;
-  const gsize HW = (gsize) H * W, plane = (gsize) (H + 2) * Wp;
+  const gsize plane = (gsize) (H + 2) * Wp;
   float *rows = g_new (float, 2 * (gsize) W);
 
   for (gsize item = begin; item < end; item++)
@@ -341,7 +374,7 @@ pairs_range (gsize begin, gsize end, gpointer data)
           mu_lo[k] = (float) (j->mu[bg] - mu_hi[k]);
           a[k] = (float) (j->gamma[ch] * j->r[bg]);
           shift[k] = j->beta[ch];
-          x[k] = j->inp + ((gsize) b * j->C + ch) * HW;
+          x[k] = pairs_channel (j, b, ch);
         }
       memset (dst, 0, sizeof (guint32) * Wp);
       memset (dst + (gsize) (H + 1) * Wp, 0, sizeof (guint32) * Wp);
@@ -368,13 +401,29 @@ ddpm_groupnorm_silu_forward_pairs (guint32     *pairs,
                                    const float *beta,
                                    int B, int C, int H, int W, int G, float eps)
 {
+  ddpm_groupnorm_silu_forward_pairs_cat (pairs, mean, rstd, inp, C, NULL, gamma, beta, B, C, H,
+                                         W, G, eps);
+}
+
+void
+ddpm_groupnorm_silu_forward_pairs_cat (guint32     *pairs,
+                                       float       *mean,
+                                       float       *rstd,
+                                       const float *inp,
+                                       int          C1,
+                                       const float *inp2,
+                                       const float *gamma,
+                                       const float *beta,
+                                       int B, int C, int H, int W, int G, float eps)
+{
   g_return_if_fail (pairs != NULL && mean != NULL && rstd != NULL && inp != NULL);
   g_return_if_fail (gamma != NULL && beta != NULL);
   g_return_if_fail (B > 0 && C > 0 && H > 0 && W > 0 && G > 0 && C % G == 0 && eps >= 0);
+  g_return_if_fail (C1 > 0 && C1 <= C && (C1 == C || inp2 != NULL));
 
   const int P = (C + 1) / 2;
   double *stats = g_new (double, 2 * (gsize) B * G);
-  PairsJob j = { pairs, mean, rstd, stats, stats + (gsize) B * G, inp, gamma, beta,
+  PairsJob j = { pairs, mean, rstd, stats, stats + (gsize) B * G, inp, inp2, gamma, beta, C1,
                  B, C, H, W, G, P, eps };
   const gsize per_group = (gsize) C / G * H * W, per_pair = 2 * (gsize) H * W;
 

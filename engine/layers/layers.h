@@ -259,6 +259,29 @@ gboolean ddpm_conv1x1_forward_bf16        (float *out, const float *inp, const f
 gboolean ddpm_conv3x3_forward_pairs_bf16  (float *out, const guint32 *pairs,
                                            const float *weight, const float *bias,
                                            const DdpmConvShape *shape);
+/* The same two with the passes around them folded in (bf16 inference,
+ * res blocks): bias is (C_out) when bias_stride is 0, else image b's is
+ * bias + b·bias_stride (ResBlock's conv1 bias plus its time-embedding
+ * projection); residual, if not NULL, (B, C_out, H, W), is added to the
+ * sums (the block's skip), and may be out itself.  Each output is
+ * (bias + the products) + residual, summed in a fixed order by one
+ * thread. */
+gboolean ddpm_conv3x3_forward_pairs_bf16_fused (float *out, const guint32 *pairs,
+                                                const float *weight, const float *bias,
+                                                gsize bias_stride, const float *residual,
+                                                const DdpmConvShape *shape);
+gboolean ddpm_conv1x1_forward_bf16_fused       (float *out, const float *inp,
+                                                const float *weight, const float *bias,
+                                                gsize bias_stride, const float *residual,
+                                                const DdpmConvShape *shape);
+/* The 1×1 one on the concatenation along channels of inp (B, C1, H, W)
+ * and inp2 (B, C_in − C1, H, W), read in place (the up-path res blocks'
+ * skip projection without a concatenated copy). */
+gboolean ddpm_conv1x1_forward_bf16_cat         (float *out, const float *inp, int C1,
+                                                const float *inp2, const float *weight,
+                                                const float *bias, gsize bias_stride,
+                                                const float *residual,
+                                                const DdpmConvShape *shape);
 /* dst[i] = (bf16 lo[i], bf16 hi[i]) for i < n, hi NULL counting as zeros:
  * the conv input's pairs, rounded as vcvtne2ps2bf16 (ddpm_float_to_bf16).
  * Needs AVX512_BF16. */
@@ -320,6 +343,18 @@ void ddpm_groupnorm_silu_forward_pairs (guint32     *pairs, /* (B, ⌈C/2⌉, H 
                                         const float *gamma,
                                         const float *beta,
                                         int B, int C, int H, int W, int G, float eps);
+/* The same on the concatenation along channels of inp (B, C1, H, W) and
+ * inp2 (B, C − C1, H, W), read in place (bf16 inference of the up-path
+ * res blocks: no concatenated copy); the same bits as on the copy. */
+void ddpm_groupnorm_silu_forward_pairs_cat (guint32     *pairs,
+                                            float       *mean,
+                                            float       *rstd,
+                                            const float *inp,
+                                            int          C1,
+                                            const float *inp2,
+                                            const float *gamma,
+                                            const float *beta,
+                                            int B, int C, int H, int W, int G, float eps);
 void ddpm_groupnorm_backward (float       *dinp,  /* (B, C, HW) or NULL */
                               float       *dgamma,/* (C) */
                               float       *dbeta, /* (C) */
