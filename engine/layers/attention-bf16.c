@@ -74,10 +74,18 @@ round_up (gsize n, gsize m)
   return (n + m - 1) / m * m;
 }
 
-static inline guint32
-pair (float lo, float hi)
+/* n floats rounded to bf16 in order (vcvtneps2bf16, as
+ * ddpm_float_to_bf16), n even: consecutive values become the pairs. */
+static __attribute__ ((target (BF16_TARGET))) void
+row_to_bf16 (guint16 *dst, const float *src, int n)
 {
-  return (guint32) ddpm_float_to_bf16 (lo) | (guint32) ddpm_float_to_bf16 (hi) << 16;
+  for (int x = 0; x < n; x += VEC)
+    {
+      const __mmask16 m = n - x >= VEC ? 0xffff : (__mmask16) ((1u << (n - x)) - 1);
+      const __m256i h = (__m256i) _mm512_cvtneps_pbh (_mm512_maskz_loadu_ps (m, src + x));
+
+      _mm256_mask_storeu_epi16 (dst + x, m, h);
+    }
 }
 
 /* ------------------------------------------------------------ layouts */
@@ -104,20 +112,37 @@ layout_range (gsize begin, gsize end, gpointer data)
           ddpm_bf16_pair_rows (kp + (gsize) p * j->Nk, lo, hi, N);
           memset (kp + (gsize) p * j->Nk + N, 0, sizeof (guint32) * (j->Nk - N));
         }
-      /* the transposes in blocks of 16 rows of the result, so that the
-       * strided writes stay within a few KB */
+      /* Qᵀ and Vᵀ: the pairs made along rows by the vector rounding
+       * (q's channel pairs as K's; v's key pairs: a row rounded in order
+       * is its pairs), then transposed as 32-bit words in blocks of 16
+       * rows of the result, so that the strided writes stay within a few
+       * KB */
+      guint32 *tmp = g_new (guint32, MAX ((gsize) j->P * N, (gsize) C * j->Nh));
+
+      for (int p = 0; p < j->P; p++)
+        {
+          const float *lo = q + (gsize) 2 * p * N;
+          ddpm_bf16_pair_rows (tmp + (gsize) p * N, lo, 2 * p + 1 < C ? lo + N : NULL, N);
+        }
       memset (qt, 0, sizeof (guint32) * j->Nq * j->P);
       for (int i0 = 0; i0 < N; i0 += VEC)
         for (int p = 0; p < j->P; p++)
           for (int i = i0; i < MIN (i0 + VEC, N); i++)
-            qt[(gsize) i * j->P + p]
-              = pair (q[(gsize) 2 * p * N + i], 2 * p + 1 < C ? q[(gsize) (2 * p + 1) * N + i] : 0.0f);
+            qt[(gsize) i * j->P + p] = tmp[(gsize) p * N + i];
+
+      for (int c = 0; c < C; c++)
+        {
+          guint32 *row = tmp + (gsize) c * j->Nh;
+          row_to_bf16 ((guint16 *) row, v + (gsize) c * N, N);
+          if (N % 2 != 0)
+            row[j->Nh - 1] &= 0xffffu;   /* the odd last key's partner: 0 */
+        }
       memset (vt, 0, sizeof (guint32) * j->Nh * j->Cv);
       for (int r0 = 0; r0 < j->Nh; r0 += VEC)
         for (int c = 0; c < C; c++)
           for (int r = r0; r < MIN (r0 + VEC, j->Nh); r++)
-            vt[(gsize) r * j->Cv + c]
-              = pair (v[(gsize) c * N + 2 * r], 2 * r + 1 < N ? v[(gsize) c * N + 2 * r + 1] : 0.0f);
+            vt[(gsize) r * j->Cv + c] = tmp[(gsize) c * j->Nh + r];
+      g_free (tmp);
     }
 }
 
@@ -187,20 +212,6 @@ product (float *out, gsize out_stride, int rows, int cols, const guint32 *a, gsi
         tiles[V - 1] (out + (gsize) r0 * out_stride + x0, out_stride, a + x0, a_stride,
                       b + (gsize) r0 * b_stride, b_stride, P);
       }
-}
-
-/* n floats rounded to bf16 in order (vcvtneps2bf16, as
- * ddpm_float_to_bf16), n even: consecutive values become the pairs. */
-static __attribute__ ((target (BF16_TARGET))) void
-row_to_bf16 (guint16 *dst, const float *src, int n)
-{
-  for (int x = 0; x < n; x += VEC)
-    {
-      const __mmask16 m = n - x >= VEC ? 0xffff : (__mmask16) ((1u << (n - x)) - 1);
-      const __m256i h = (__m256i) _mm512_cvtneps_pbh (_mm512_maskz_loadu_ps (m, src + x));
-
-      _mm256_mask_storeu_epi16 (dst + x, m, h);
-    }
 }
 
 /* e = exp(scale·(s − max)) of each row of S (rows × Nk, the first N
