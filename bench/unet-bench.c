@@ -8,7 +8,8 @@
  * fwd:   one inference forward ε_θ(x_t, t) of B images of S×S, in
  *        PRECISION: fp32 (the default), bf16 or auto, set on the calling
  *        thread with ddpm_layers_set_precision as ddpm_img2img does for a
- *        run (bench/compare's <row>-bf16 rows).
+ *        run (bench/compare's <row>-bf16 rows), with the weights' bf16
+ *        packs kept as a loaded model keeps them.
  * train: one optimizer step as the peer's step() does it: fresh ε and t,
  *        x_t = √ᾱ·x0 + √(1−ᾱ)·ε (Ho et al. 2020, eq. 4), training forward,
  *        L_simple and its gradient, zeroed gradients, backward, and the
@@ -144,6 +145,10 @@ main (int argc, char **argv)
   ddpm_parallel_set_threads (threads);
   ddpm_layers_set_precision (precision);
   ddpm_unet_init (b.unet, 1);
+  /* what a loaded model's denoiser does at its first bf16 forward
+   * (model.c: keep_packs): the weights rounded once, not per call */
+  if (!train && ddpm_layers_use_bf16 ())
+    ddpm_unet_keep_bf16_packs (b.unet);
 
   b.C = config.in_channels;
   b.n = (gsize) b.B * b.C * b.S * b.S;

@@ -64,6 +64,7 @@ struct _DdpmModel
   float          *out_buf;   /* learn_sigma: (max batch, 2C, H, W) the raw output,
                                 grown on demand */
   gsize           out_len;
+  gboolean        packs_tried; /* keep_packs ran */
 };
 
 static int
@@ -732,6 +733,19 @@ ddpm_model_get_metadata (const DdpmModel *model, const char *key)
 /* The DdpmDenoiser adapter: the samplers speak the base schedule's 1-based
  * t; the UNet was trained on t − 1 (the reference code's convention).  v
  * (B, C, H, W) receives a learn_sigma network's second half, or is NULL. */
+/* A loaded model's weights do not change: at its first bf16 forward the
+ * UNet rounds them to bf16 once and keeps them (unet.c, ≤ 512 MiB),
+ * instead of once per call.  Tried once; a caller who writes the weights
+ * through ddpm_model_get_unet + ddpm_unet_params drops them for good. */
+static void
+keep_packs (DdpmModel *model)
+{
+  if (model->packs_tried || !ddpm_layers_use_bf16 ())
+    return;
+  model->packs_tried = TRUE;
+  ddpm_unet_keep_bf16_packs (model->unet);
+}
+
 static gboolean
 model_run (float       *eps,
            float       *v,
@@ -785,6 +799,7 @@ model_run (float       *eps,
     }
 
   ddpm_parallel_set_threads (model->threads);
+  keep_packs (model);
   for (int b0 = 0; b0 < B; b0 += max_batch (model))
     {
       int nb = MIN (max_batch (model), B - b0);
@@ -901,6 +916,7 @@ ddpm_model_forward (DdpmModel   *model,
         return FALSE;
       }
   ddpm_parallel_set_threads (MAX (threads, 0));
+  keep_packs (model);
   /* one image at a time: bounded activations whatever B */
   for (int b = 0; b < B; b++)
     if (!ddpm_unet_forward_class (model->unet, out + b * out_image, x + b * in_image, t + b,

@@ -303,6 +303,7 @@ struct _DdpmUNet
   GStringChunk *names;
   gsize    n_params;
   float   *params;      /* (n_params) */
+  gboolean packs_kept;  /* bf16 packs of params kept (conv-bf16.c) */
   float   *grads;       /* (n_params), on demand */
 
   Node    *nodes;
@@ -686,11 +687,23 @@ ddpm_unet_new (const DdpmUNetConfig *config,
   return u;
 }
 
+/* Drop the kept bf16 packs of the weights (ddpm_unet_keep_bf16_packs)
+ * before anything may change them. */
+static void
+forget_packs (DdpmUNet *u)
+{
+  if (!u->packs_kept)
+    return;
+  ddpm_bf16_forget_packs (u->params, u->params + u->n_params);
+  u->packs_kept = FALSE;
+}
+
 void
 ddpm_unet_free (DdpmUNet *unet)
 {
   if (unet == NULL)
     return;
+  forget_packs (unet);
   unbuild (unet);
   g_free (unet->params);
   g_free (unet->grads);
@@ -716,7 +729,49 @@ float *
 ddpm_unet_params (DdpmUNet *unet)
 {
   g_return_val_if_fail (unet != NULL, NULL);
+  /* the caller may write the weights: kept bf16 packs would go stale */
+  forget_packs (unet);
   return unet->params;
+}
+
+/* Packs of more than this are not kept (the 552 M-parameter ADM model's
+ * would be 1.1 GB on top of its 2.2 GB): such a model rounds each layer
+ * per call, as every model did before. */
+#define KEEP_PACKS_MAX_BYTES ((gsize) 512 << 20)
+
+gboolean
+ddpm_unet_keep_bf16_packs (DdpmUNet *unet)
+{
+  gsize bytes = 0;
+
+  g_return_val_if_fail (unet != NULL, FALSE);
+  forget_packs (unet);
+  if (!ddpm_cpu_has_avx512_bf16 ())
+    return FALSE;
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < unet->tensors->len; i++)
+      {
+        const DdpmParamInfo *info = &g_array_index (unet->tensors, DdpmParamInfo, i);
+        const int T = info->ndim == 4 ? (int) (info->shape[2] * info->shape[3]) : 1;
+
+        /* the weights the bf16 convolutions take: 3×3 and 1×1 convs, and
+         * the attention projections (run as 1×1 convs) */
+        if (!g_str_has_suffix (info->name, ".weight") || (info->ndim != 4 && info->ndim != 2)
+            || (T != 1 && T != 9))
+          continue;
+        if (pass == 0)
+          bytes += ddpm_bf16_pack_bytes ((int) info->shape[0], (int) info->shape[1], T);
+        else if (!ddpm_bf16_keep_pack (unet->params + info->offset, (int) info->shape[0],
+                                       (int) info->shape[1], T))
+          {
+            forget_packs (unet);
+            return FALSE;
+          }
+        if (pass == 0 && bytes > KEEP_PACKS_MAX_BYTES)
+          return FALSE;
+      }
+  unet->packs_kept = TRUE;
+  return TRUE;
 }
 
 float *
@@ -786,6 +841,8 @@ ddpm_unet_init (DdpmUNet *unet,
   g_return_if_fail (unet != NULL);
 
   double u[256];
+
+  forget_packs (unet);
 
   for (guint i = 0; i < unet->tensors->len; i++)
     {
@@ -1727,6 +1784,8 @@ ddpm_unet_forward_class (DdpmUNet    *unet,
       return FALSE;
     }
   u->saved = FALSE;
+  if (training)
+    forget_packs (u);   /* a training step is about to change the weights */
   if (!layout (u, B, H, W, training, error))
     return FALSE;
   u->B = B;

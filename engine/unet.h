@@ -89,7 +89,16 @@ const DdpmUNetConfig *ddpm_unet_get_config (const DdpmUNet *unet);
 gsize                 ddpm_unet_n_params   (const DdpmUNet *unet);
 /* Floats of the inference activations for B images of H × W (limits.c). */
 gsize ddpm_unet_config_activation_floats (const DdpmUNetConfig *config, int B, int H, int W);
+/* ddpm_unet_params: the weights, to read or write; it drops the packs
+ * kept by ddpm_unet_keep_bf16_packs. */
 float                *ddpm_unet_params     (DdpmUNet *unet);
+/* Round the conv and attention weights to bf16 once and keep them (for a
+ * model whose weights stay as they are: a loaded model), so that bf16
+ * inference stops re-rounding them on every call.  Dropped by
+ * ddpm_unet_params, ddpm_unet_init, a training forward and free.  FALSE
+ * (nothing kept) without AVX512_BF16, without memory, or when the packs
+ * would exceed 512 MiB. */
+gboolean              ddpm_unet_keep_bf16_packs (DdpmUNet *unet);
 float                *ddpm_unet_grads      (DdpmUNet *unet);
 void                  ddpm_unet_zero_grads (DdpmUNet *unet);
 

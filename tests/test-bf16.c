@@ -575,6 +575,90 @@ test_training_is_fp32 (void)
   ddpm_unet_free (u);
 }
 
+/* Kept packs (ddpm_unet_keep_bf16_packs): the same bits as packing per
+ * call; and never stale — after a conv weight is changed through
+ * ddpm_unet_params the forward follows the new weight (with a stale pack
+ * it would give the old output exactly, only that weight having
+ * changed), and a training forward drops them too. */
+static void
+test_kept_packs (void)
+{
+  DdpmUNetConfig c;
+  GError *error = NULL;
+  DdpmUNet *u;
+  const int B = 2, H = 32, W = 32, t[2] = { 10, 700 };
+  const gsize n = (gsize) B * 3 * H * W;
+  float *x, *fresh, *kept, *changed, *again;
+  DdpmPrecision old;
+
+  if (!need_bf16 ())
+    return;
+  g_assert_true (ddpm_unet_config_from_preset ("tiny", 3, &c, &error));
+  c.dropout = 0.0f;
+  u = ddpm_unet_new (&c, &error);
+  g_assert_no_error (error);
+  ddpm_unet_init (u, 5);
+  {
+    float *params = ddpm_unet_params (u), *noise = random_tensor (ddpm_unet_n_params (u), -0.05, 0.05);
+
+    for (gsize i = 0; i < ddpm_unet_n_params (u); i++)
+      params[i] += noise[i];
+    g_free (noise);
+  }
+  x = random_tensor (n, -1, 1);
+  fresh = g_new (float, n);
+  kept = g_new (float, n);
+  changed = g_new (float, n);
+  again = g_new (float, n);
+  old = ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+
+  g_assert_true (ddpm_unet_forward (u, fresh, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_true (ddpm_unet_keep_bf16_packs (u));
+  g_assert_true (ddpm_unet_forward (u, kept, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (kept, n * sizeof (float), fresh, n * sizeof (float));
+
+  /* change one 3×3 conv weight (down_blocks.0's first conv) */
+  const DdpmParamInfo *info = NULL;
+  for (int i = 0; i < ddpm_unet_n_tensors (u); i++)
+    if (ddpm_unet_tensor (u, i)->ndim == 4 && ddpm_unet_tensor (u, i)->shape[2] == 3
+        && strstr (ddpm_unet_tensor (u, i)->name, "resnets.0.conv1") != NULL)
+      {
+        info = ddpm_unet_tensor (u, i);
+        break;
+      }
+  g_assert_nonnull (info);
+  float *w = ddpm_unet_params (u) + info->offset;
+  float *saved = g_memdup2 (w, info->numel * sizeof (float));
+  for (gsize i = 0; i < info->numel; i++)
+    w[i] *= -1.5f;
+  g_assert_true (ddpm_unet_forward (u, changed, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_true (memcmp (changed, kept, n * sizeof (float)) != 0);
+  /* kept again: the new weights' packs, the same bits as per call */
+  g_assert_true (ddpm_unet_keep_bf16_packs (u));
+  g_assert_true (ddpm_unet_forward (u, again, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_cmpmem (again, n * sizeof (float), changed, n * sizeof (float));
+
+  /* a training forward drops them: w written behind its back afterwards
+   * (as an optimizer holding the pointer would) is seen */
+  ddpm_layers_set_precision (DDPM_PRECISION_FP32);
+  g_assert_true (ddpm_unet_forward (u, again, x, t, B, H, W, TRUE, 0, &error));
+  ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  memcpy (w, saved, info->numel * sizeof (float));
+  g_free (saved);
+  g_assert_true (ddpm_unet_forward (u, again, x, t, B, H, W, FALSE, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (again, n * sizeof (float), fresh, n * sizeof (float));
+
+  ddpm_layers_set_precision (old);
+  g_free (x);
+  g_free (fresh);
+  g_free (kept);
+  g_free (changed);
+  g_free (again);
+  ddpm_unet_free (u);
+}
+
 /* ------------------------------------------------- the shipped model */
 
 static DdpmModel *
@@ -813,6 +897,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/cat", test_cat);
   g_test_add_func ("/engine/bf16/fallback", test_fallback);
   g_test_add_func ("/engine/bf16/training-is-fp32", test_training_is_fp32);
+  g_test_add_func ("/engine/bf16/kept-packs", test_kept_packs);
   g_test_add_func ("/engine/bf16/model-eps", test_model_eps);
   g_test_add_func ("/engine/bf16/adm-eps", test_adm_eps);
   g_test_add_func ("/engine/bf16/renoise", test_renoise);

@@ -215,6 +215,97 @@ pack_weights (guint32 *wpk, const float *w, int C_out, int C_in, int T)
   ddpm_parallel_for ((gsize) (C_out + TILE_CO - 1) / TILE_CO * j.P, 256, pack_range, &j);
 }
 
+/* ---------------------------------------------------------- kept packs */
+
+/* A model that will not change its weights (ddpm_unet_keep_bf16_packs)
+ * registers its layers' packs here once, and run() takes them instead of
+ * packing again: re-rounding every layer's weights was 8 % of a
+ * batch-1 forward of the small preset and is a fixed cost per call.
+ * Keyed by the fp32 weight's address; the shape is checked too, so a
+ * pointer reused for another shape packs afresh. */
+typedef struct
+{
+  guint32 *data;
+  int      C_out, C_in, T;
+} KeptPack;
+
+static GMutex kept_lock;
+static GHashTable *kept;   /* const float * → KeptPack */
+
+static gsize
+packed_words (int C_out, int C_in, int T)
+{
+  return (gsize) (C_out + TILE_CO - 1) / TILE_CO * TILE_CO * ((C_in + 1) / 2) * T;
+}
+
+static void
+kept_pack_free (gpointer p)
+{
+  KeptPack *k = p;
+
+  free (k->data);
+  g_free (k);
+}
+
+gsize
+ddpm_bf16_pack_bytes (int C_out, int C_in, int T)
+{
+  return sizeof (guint32) * packed_words (C_out, C_in, T);
+}
+
+gboolean
+ddpm_bf16_keep_pack (const float *weight, int C_out, int C_in, int T)
+{
+  void *data = NULL;
+  KeptPack *k;
+
+  g_return_val_if_fail (weight != NULL && C_out > 0 && C_in > 0 && (T == 1 || T == 9), FALSE);
+  if (!ddpm_cpu_has_avx512_bf16 ()
+      || posix_memalign (&data, 64, ddpm_bf16_pack_bytes (C_out, C_in, T)) != 0)
+    return FALSE;
+  pack_weights (data, weight, C_out, C_in, T);
+  k = g_new (KeptPack, 1);
+  *k = (KeptPack) { data, C_out, C_in, T };
+  g_mutex_lock (&kept_lock);
+  if (kept == NULL)
+    kept = g_hash_table_new_full (NULL, NULL, NULL, kept_pack_free);
+  g_hash_table_replace (kept, (gpointer) weight, k);
+  g_mutex_unlock (&kept_lock);
+  return TRUE;
+}
+
+static gboolean
+in_range (gpointer key, gpointer value, gpointer data)
+{
+  const float *const *range = data;
+
+  return (const float *) key >= range[0] && (const float *) key < range[1];
+}
+
+void
+ddpm_bf16_forget_packs (const float *begin, const float *end)
+{
+  const float *range[2] = { begin, end };
+
+  g_mutex_lock (&kept_lock);
+  if (kept != NULL)
+    g_hash_table_foreach_remove (kept, in_range, range);
+  g_mutex_unlock (&kept_lock);
+}
+
+/* The kept pack of weight in this shape, or NULL. */
+static const guint32 *
+kept_pack (const float *weight, int C_out, int C_in, int T)
+{
+  const KeptPack *k = NULL;
+
+  g_mutex_lock (&kept_lock);
+  if (kept != NULL)
+    k = g_hash_table_lookup (kept, weight);
+  g_mutex_unlock (&kept_lock);
+  return k != NULL && k->C_out == C_out && k->C_in == C_in && k->T == T ? k->data : NULL;
+}
+
 typedef struct
 {
   guint32     *dst;   /* (B, P, plane) pairs */
@@ -501,8 +592,9 @@ static gboolean
 run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
 {
   const gsize n_in = inp != NULL ? (gsize) B * tj->P * tj->in_plane : 0;
-  const gsize n_w = (gsize) (tj->O + TILE_CO - 1) / TILE_CO * TILE_CO * tj->P * tj->T;
-  guint32 *ws = ddpm_bf16_workspace (sizeof (guint32) * (n_in + n_w));
+  const guint32 *pack = kept_pack (weight, tj->O, C_in, tj->T);
+  const gsize n_w = pack != NULL ? 0 : packed_words (tj->O, C_in, tj->T);
+  guint32 *ws = ddpm_bf16_workspace (sizeof (guint32) * MAX (n_in + n_w, 1));
 
   if (ws == NULL)
     return FALSE;
@@ -513,8 +605,9 @@ run (TileJob *tj, const float *inp, const float *weight, int B, int C_in)
       ddpm_parallel_for ((gsize) B * tj->P, MAX (1, 4096 / tj->in_plane), pair_range, &pj);
       tj->xin = ws;
     }
-  pack_weights (ws + n_in, weight, tj->O, C_in, tj->T);
-  tj->wpk = ws + n_in;
+  if (pack == NULL)
+    pack_weights (ws + n_in, weight, tj->O, C_in, tj->T);
+  tj->wpk = pack != NULL ? pack : ws + n_in;
   ddpm_parallel_for ((gsize) B * tj->tiles, 1, tiles_range, tj);
   return TRUE;
 }

@@ -292,6 +292,16 @@ void     ddpm_bf16_pair_rows              (guint32 *dst, const float *lo, const 
  * cannot be had. */
 gpointer ddpm_bf16_workspace (gsize bytes);
 
+/* Packs kept between calls for weights that will not change (a loaded
+ * model's: ddpm_unet_keep_bf16_packs): the bf16 convolutions use the
+ * kept pack of a weight (same address, same shape) instead of rounding
+ * it again.  keep: FALSE without AVX512_BF16 or memory.  forget: drops
+ * the packs of every weight that starts in [begin, end); whoever changes
+ * kept weights must call it first.  pack_bytes: the size of one pack. */
+gsize    ddpm_bf16_pack_bytes   (int C_out, int C_in, int T);
+gboolean ddpm_bf16_keep_pack    (const float *weight, int C_out, int C_in, int T);
+void     ddpm_bf16_forget_packs (const float *begin, const float *end);
+
 /* Direct 7-loop convolution: the oracle. */
 void  ddpm_conv2d_forward_reference (float *out, const float *inp, const float *weight,
                                      const float *bias, const DdpmConvShape *shape);
