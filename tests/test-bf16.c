@@ -59,20 +59,21 @@ round_bf16 (float x)
   return ddpm_bf16_to_float (ddpm_float_to_bf16 (x));
 }
 
-/* Checks out (B, O, H, W) from inp (B, I, H, W) and w (O, I, k, k) of a
- * same conv (k = 1 or 3) against both bounds of the header. */
+/* Checks out (B, O, H/stride, W/stride) from inp (B, I, H, W) and w (O,
+ * I, k, k) of a conv (k = 1 or 3, stride 1 or 2, `r` pixels of zero
+ * padding before) against both bounds of the header. */
 static void
-check_against_bounds (const float *out, const float *inp, const float *w, const float *bias,
-                      int B, int I, int O, int H, int W, int k)
+check_strided (const float *out, const float *inp, const float *w, const float *bias,
+               int B, int I, int O, int H, int W, int k, int stride, int r)
 {
   const double u = ldexp (1.0, -9);
-  const int n = I * k * k + 1, r = k / 2;
+  const int n = I * k * k + 1, Ho = H / stride, Wo = W / stride;
   double worst_ratio = 0, worst_tight = 0, max_diff = 0;
 
   for (int b = 0; b < B; b++)
     for (int o = 0; o < O; o++)
-      for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
+      for (int y = 0; y < Ho; y++)
+        for (int x = 0; x < Wo; x++)
           {
             double exact = bias != NULL ? bias[o] : 0, rounded = exact, mag = fabs (exact);
 
@@ -80,7 +81,7 @@ check_against_bounds (const float *out, const float *inp, const float *w, const 
               for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++)
                   {
-                    const int yy = y + ky - r, xx = x + kx - r;
+                    const int yy = stride * y + ky - r, xx = stride * x + kx - r;
 
                     if (yy < 0 || yy >= H || xx < 0 || xx >= W)
                       continue;
@@ -90,7 +91,7 @@ check_against_bounds (const float *out, const float *inp, const float *w, const 
                     rounded += (double) round_bf16 (xv) * round_bf16 (wv);
                     mag += fabs ((double) xv * wv);
                   }
-            const double got = out[(((gsize) b * O + o) * H + y) * W + x];
+            const double got = out[(((gsize) b * O + o) * Ho + y) * Wo + x];
             const double bound = (2 * u + u * u + n * ldexp (1.0, -23)) * mag + 1e-30;
             const double tight = n * ldexp (1.0, -23) * mag + 1e-30;
 
@@ -98,13 +99,20 @@ check_against_bounds (const float *out, const float *inp, const float *w, const 
             worst_tight = MAX (worst_tight, fabs (got - rounded) / tight);
             max_diff = MAX (max_diff, fabs (got - exact));
           }
-  g_test_message ("%d→%d %d×%d k%d: error/bound %.3f, error/(fp32 sum bound) vs bf16 "
-                  "emulation %.3f, max |error| %.3g",
-                  I, O, H, W, k, worst_ratio, worst_tight, max_diff);
+  g_test_message ("%d→%d %d×%d k%d stride %d: error/bound %.3f, error/(fp32 sum bound) vs "
+                  "bf16 emulation %.3f, max |error| %.3g",
+                  I, O, H, W, k, stride, worst_ratio, worst_tight, max_diff);
   g_assert_cmpfloat (worst_ratio, <=, 1.0);
   g_assert_cmpfloat (worst_tight, <=, 1.0);
   /* it did run in bf16: fp32 would be exact to ~1e-7 here */
   g_assert_cmpfloat (max_diff, >, 1e-5);
+}
+
+static void
+check_against_bounds (const float *out, const float *inp, const float *w, const float *bias,
+                      int B, int I, int O, int H, int W, int k)
+{
+  check_strided (out, inp, w, bias, B, I, O, H, W, k, 1, k / 2);
 }
 
 /* The zero-bordered planes the 3×3 kernels read. */
@@ -157,6 +165,43 @@ test_conv3x3 (void)
   conv3x3_case (2, 7, 13, 8, 8);      /* odd C_in, a partial output block, rows of 8 */
   conv3x3_case (1, 64, 64, 8, 32);    /* several vectors per row */
   conv3x3_case (1, 3, 8, 6, 16);      /* C_in < 2 pairs, partial last tile of vectors */
+}
+
+/* The down-sampling conv, stride 2 (conv3x3.c's phases, then the bf16
+ * tile): padding (0, 1) as our models', (1, 1) as guided-diffusion's. */
+static void
+stride2_case (int B, int I, int O, int H, int W, int pad_begin)
+{
+  DdpmConvShape s = { B, I, H, W, O, 3, 2, pad_begin, 1 };
+  const gsize n_in = (gsize) B * I * H * W, n_out = (gsize) B * O * (H / 2) * (W / 2);
+  float *inp = random_tensor (n_in, -2, 2);
+  float *w = random_tensor ((gsize) O * I * 9, -1 / sqrt (I), 1 / sqrt (I));
+  float *bias = random_tensor (O, -0.5, 0.5);
+  float *out = g_new (float, n_out);
+  float *scratch = g_new (float, ddpm_conv3x3_scratch_size (&s, B));
+  DdpmPrecision old;
+
+  g_assert_true (ddpm_conv3x3_stride2_ok (&s));
+  old = ddpm_layers_set_precision (DDPM_PRECISION_BF16);
+  ddpm_conv3x3_forward_stride2 (out, inp, w, bias, &s, B, scratch);
+  ddpm_layers_set_precision (old);
+  check_strided (out, inp, w, bias, B, I, O, H, W, 3, 2, pad_begin);
+
+  g_free (inp);
+  g_free (w);
+  g_free (bias);
+  g_free (out);
+  g_free (scratch);
+}
+
+static void
+test_stride2 (void)
+{
+  if (!need_bf16 ())
+    return;
+  stride2_case (2, 32, 32, 64, 64, 0);   /* the default model's first down-sampling */
+  stride2_case (1, 7, 13, 16, 16, 1);    /* odd C_in, partial block, rows of 8 */
+  stride2_case (1, 16, 24, 32, 64, 1);   /* non-square, several vectors per row */
 }
 
 static void
@@ -891,6 +936,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/bf16/rounding", test_rounding);
   g_test_add_func ("/engine/bf16/names", test_names);
   g_test_add_func ("/engine/bf16/conv3x3", test_conv3x3);
+  g_test_add_func ("/engine/bf16/stride2", test_stride2);
   g_test_add_func ("/engine/bf16/conv1x1", test_conv1x1);
   g_test_add_func ("/engine/bf16/norm-pairs", test_norm_pairs);
   g_test_add_func ("/engine/bf16/fused", test_fused);

@@ -639,6 +639,28 @@ ddpm_conv3x3_forward_padded_bf16 (float *out, const float *padded, const float *
 }
 
 gboolean
+ddpm_conv3x3_forward_phases_bf16 (float *out, const float *phases, const float *weight,
+                                  const float *bias, const DdpmConvShape *s)
+{
+  const int Ho = s->H / 2, Wo = s->W / 2, Wq = Wo + 1;
+  const gsize qplane = (gsize) (Ho + 1) * Wq;
+  const int n_vec = Ho * Wo / VEC;
+  TileJob tj = { out, NULL, NULL, bias, 0, NULL, NULL, NULL, s->C_in, s->C_in,
+                 (s->C_in + 1) / 2, s->C_out, Ho, Wo, 9, Wo >= VEC ? 0 : 1,
+                 (n_vec + MAX_V - 1) / MAX_V, Wq, 4 * qplane, { 0 } };
+
+  g_return_val_if_fail (ddpm_conv3x3_stride2_ok (s), FALSE);
+  /* tap (ky, kx) reads phase (ky mod 2, kx mod 2) at (⌊ky/2⌋, ⌊kx/2⌋):
+   * conv3x3.c's stride-2 layout */
+  for (int t = 0; t < 9; t++)
+    {
+      const int ky = t / 3, kx = t % 3;
+      tj.taps[t] = (gsize) ((ky % 2) * 2 + kx % 2) * qplane + (gsize) (ky / 2) * Wq + kx / 2;
+    }
+  return run (&tj, phases, weight, s->B, s->C_in);
+}
+
+gboolean
 ddpm_conv3x3_forward_pairs_bf16 (float *out, const guint32 *pairs, const float *weight,
                                  const float *bias, const DdpmConvShape *s)
 {

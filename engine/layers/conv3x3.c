@@ -543,6 +543,28 @@ ddpm_conv3x3_forward_stride2 (float *out, const float *inp, const float *weight,
       const int ky = t / 3, kx = t % 3;
       tj.taps[t] = (gsize) ((ky % 2) * 2 + kx % 2) * qplane + (gsize) (ky / 2) * Wq + kx / 2;
     }
+  if (ddpm_layers_use_bf16 ())
+    {
+      /* an inference pass in bf16: the phases in fp32, group by group,
+       * then the same register tile in vdpbf16ps (conv-bf16.c) */
+      gboolean ok = TRUE;
+
+      for (int b0 = 0; b0 < s->B && ok; b0 += g)
+        {
+          const int n = MIN (g, s->B - b0);
+          DdpmConvShape sg = *s;
+          InputJob ij = { q, inp + (gsize) b0 * s->C_in * s->H * s->W, s->C_in, s->H, s->W,
+                          s->pad_begin };
+
+          sg.B = n;
+          ddpm_parallel_for ((gsize) n * s->C_in, MAX (1, 4096 / (s->H * s->W)), phase_range,
+                             &ij);
+          ok = ddpm_conv3x3_forward_phases_bf16 (out + (gsize) b0 * s->C_out * Ho * Wo, q,
+                                                 weight, bias, &sg);
+        }
+      if (ok)
+        return;
+    }
   pack_weights (wpack, weight, s->C_out, s->C_in, FALSE);
   run (&tj, out, inp, s->B, s->H, s->W, g, phase_range);
 }

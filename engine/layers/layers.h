@@ -256,6 +256,12 @@ gboolean ddpm_conv1x1_forward_bf16        (float *out, const float *inp, const f
                                            const float *bias, const DdpmConvShape *shape);
 /* The same 3×3 conv on an input already rounded and paired (B, ⌈C_in/2⌉,
  * H + 2, W + 2), as ddpm_groupnorm_silu_forward_pairs writes it. */
+/* The stride-2 3×3 conv (ddpm_conv3x3_forward_stride2's bf16 form) on the
+ * input already split into its four phases (B, C_in, 4, H/2 + 1, W/2 + 1)
+ * as conv3x3.c lays them out; s is the stride-2 conv's shape (_ok). */
+gboolean ddpm_conv3x3_forward_phases_bf16 (float *out, const float *phases,
+                                           const float *weight, const float *bias,
+                                           const DdpmConvShape *s);
 gboolean ddpm_conv3x3_forward_pairs_bf16  (float *out, const guint32 *pairs,
                                            const float *weight, const float *bias,
                                            const DdpmConvShape *shape);
