@@ -51,7 +51,7 @@
 
 #include "layers.h"
 
-#define BF16_TARGET "avx512f,avx512dq,avx512bw,avx512bf16"
+#define BF16_TARGET "avx512f,avx512dq,avx512bw,avx512vl,avx512bf16"
 #define VEC 16
 #define TILE_R 8   /* queries per register tile */
 #define MAX_V 3    /* vectors per register tile */
